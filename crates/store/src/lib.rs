@@ -1,0 +1,278 @@
+//! Berth's storage engine.
+//!
+//! One [`Registry`] handle owns a content-addressed blob store (through
+//! `object_store`, so the local disk can be swapped for S3) and a metadata
+//! engine (sled, behind the narrow `meta::MetaDb` trait). Every operation the
+//! HTTP front end needs is a method here; nothing here knows about HTTP.
+//!
+//! Durability rule: a method that stores something returns only after the
+//! bytes are fsynced (object store with fsync) and the metadata is flushed,
+//! so whatever the server acknowledges survives `kill -9`.
+#![warn(missing_docs)]
+
+mod error;
+mod layout;
+mod manifests;
+mod meta;
+mod objects;
+mod records;
+mod uploads;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_oci::{ByteRange, Digest, RepoName};
+use object_store::local::LocalFileSystem;
+
+pub use error::{Error, Result};
+pub use manifests::{ManifestContent, PutManifest};
+pub use objects::{BlobRead, ByteStream};
+pub use records::{Millis, NamespaceRecord, RepoRecord};
+pub use uploads::UploadState;
+
+use meta::{MetaDb, MetaDbExt, Table};
+use records::{BlobRecord, LinkRecord};
+
+/// Store configuration.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Directory holding blobs, uploads and the metadata database.
+    pub data_dir: PathBuf,
+    /// Largest manifest accepted, in bytes.
+    pub max_manifest_bytes: u64,
+}
+
+impl StoreConfig {
+    /// Defaults for a data directory: 4 MiB manifests.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            max_manifest_bytes: 4 << 20,
+        }
+    }
+}
+
+/// A page of names (tags or repositories).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The names, in lexical order.
+    pub items: Vec<String>,
+    /// Whether more names follow the last one.
+    pub more: bool,
+}
+
+/// The registry storage handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: StoreConfig,
+    meta: Box<dyn MetaDb>,
+    objects: objects::Objects,
+    uploads: uploads::Sessions,
+    manifest_cache: manifests::Cache,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry in `cfg.data_dir`.
+    pub async fn open(cfg: StoreConfig) -> Result<Registry> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::Storage {
+            message: format!("cannot create data directory {}: {e}", cfg.data_dir.display()),
+        })?;
+        let meta_path = cfg.data_dir.join("meta");
+        let meta = tokio::task::spawn_blocking(move || meta::sled_db::SledDb::open(&meta_path))
+            .await
+            .map_err(|e| Error::Metadata { message: e.to_string() })??;
+        let fs = LocalFileSystem::new_with_prefix(&cfg.data_dir)?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
+        Ok(Registry {
+            inner: Arc::new(Inner {
+                cfg,
+                meta: Box::new(meta),
+                objects: objects::Objects::new(Arc::new(fs)),
+                uploads: uploads::Sessions::default(),
+                manifest_cache: manifests::Cache::default(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    /// Makes all metadata durable (shutdown).
+    pub async fn flush(&self) -> Result<()> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.inner.meta.flush())
+            .await
+            .map_err(|e| Error::Metadata { message: e.to_string() })?
+    }
+
+    fn meta(&self) -> &dyn MetaDb {
+        &*self.inner.meta
+    }
+
+    /// Whether the repository exists.
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+        Ok(self.meta().get(Table::Repos, repo.as_str().as_bytes())?.is_some())
+    }
+
+    /// Size of a blob the repository may serve.
+    pub fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let d = digest.to_string();
+        let unknown = || Error::BlobUnknown {
+            repo: repo.to_string(),
+            digest: digest.clone(),
+        };
+        if self.meta().get(Table::Links, &layout::repo_key(repo, &d))?.is_none() {
+            return Err(unknown());
+        }
+        let b: BlobRecord = self.meta().get_json(Table::Blobs, d.as_bytes())?.ok_or_else(unknown)?;
+        Ok(b.size)
+    }
+
+    /// Reads a blob the repository may serve; `range` is `None` for all of
+    /// it. The caller validated the range against [`Registry::blob_size`].
+    pub async fn blob_read(&self, repo: &RepoName, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
+        self.blob_size(repo, digest)?;
+        self.inner.objects.read(&layout::blob_path(digest), range).await
+    }
+
+    /// Removes the repository's link to a blob (the bytes are reclaimed by
+    /// garbage collection once nothing links them).
+    pub async fn blob_unlink(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let key = layout::repo_key(repo, &digest.to_string());
+        let repo_s = repo.to_string();
+        self.meta().transact(|tx| {
+            if tx.get(Table::Links, &key)?.is_none() {
+                return Err(Error::BlobUnknown {
+                    repo: repo_s.clone(),
+                    digest: digest.clone(),
+                }
+                .into());
+            }
+            tx.delete(Table::Links, &key)
+        })?;
+        self.durable().await
+    }
+
+    /// Links an existing blob into `repo` (cross-repository mount). With
+    /// `from`, the blob must be linked there; without, any stored blob
+    /// qualifies (the caller checked that the client may read it). Returns
+    /// whether the blob was mounted.
+    pub async fn blob_mount(&self, repo: &RepoName, digest: &Digest, from: Option<&RepoName>) -> Result<bool> {
+        let d = digest.to_string();
+        if let Some(from) = from {
+            if self.meta().get(Table::Links, &layout::repo_key(from, &d))?.is_none() {
+                return Ok(false);
+            }
+        }
+        let mounted = self.meta().transact(|tx| {
+            if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
+                return Ok(false);
+            }
+            self.link_in_tx(tx, repo, digest)?;
+            Ok(true)
+        })?;
+        if mounted {
+            self.durable().await?;
+        }
+        Ok(mounted)
+    }
+
+    /// Inside a transaction: the repository (and its namespace) exist, and
+    /// may serve `digest`.
+    fn link_in_tx(&self, tx: &dyn meta::Txn, repo: &RepoName, digest: &Digest) -> meta::TxResult<()> {
+        self.ensure_repo_in_tx(tx, repo)?;
+        let key = layout::repo_key(repo, &digest.to_string());
+        if tx.get(Table::Links, &key)?.is_none() {
+            meta::tx_put(
+                tx,
+                Table::Links,
+                &key,
+                &LinkRecord {
+                    created_at: records::now_millis(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Inside a transaction: creates the repository and its namespace on
+    /// first push, and records the push time.
+    fn ensure_repo_in_tx(&self, tx: &dyn meta::Txn, repo: &RepoName) -> meta::TxResult<()> {
+        let now = records::now_millis();
+        let ns = repo.namespace();
+        if tx.get(Table::Namespaces, ns.as_bytes())?.is_none() {
+            meta::tx_put(
+                tx,
+                Table::Namespaces,
+                ns.as_bytes(),
+                &NamespaceRecord {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    created_at: now,
+                    updated_at: now,
+                    description: String::new(),
+                    project_id: String::new(),
+                    is_public: false,
+                },
+            )?;
+        }
+        let key = repo.as_str().as_bytes();
+        let mut rec: RepoRecord = meta::tx_get(tx, Table::Repos, key)?.unwrap_or(RepoRecord {
+            created_at: now,
+            last_push: None,
+            last_pull: None,
+        });
+        rec.last_push = Some(now);
+        meta::tx_put(tx, Table::Repos, key, &rec)
+    }
+
+    /// Flushes metadata before an acknowledgement.
+    async fn durable(&self) -> Result<()> {
+        self.flush().await
+    }
+
+    /// Repository names in lexical order, after `last`, at most `n`.
+    pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
+        let rows = self.meta().scan(
+            Table::Repos,
+            b"",
+            last.map(str::as_bytes),
+            n.saturating_add(1),
+        )?;
+        page(rows.into_iter().map(|(k, _)| k), n)
+    }
+
+    /// Tags of a repository in lexical order, after `last`, at most `n`.
+    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
+        if !self.repo_exists(repo)? {
+            return Err(Error::RepoUnknown { name: repo.to_string() });
+        }
+        let prefix = layout::repo_prefix(repo);
+        let after = last.map(|l| layout::repo_key(repo, l));
+        let rows = self
+            .meta()
+            .scan(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
+        page(rows.into_iter().map(|(k, _)| layout::key_suffix(&k, repo).to_vec()), n)
+    }
+}
+
+fn page(keys: impl Iterator<Item = Vec<u8>>, n: usize) -> Result<Page> {
+    let mut items = Vec::new();
+    let mut more = false;
+    for k in keys {
+        if items.len() == n {
+            more = true;
+            break;
+        }
+        items.push(String::from_utf8(k).map_err(|_| Error::Corrupt {
+            what: "non-UTF-8 key in metadata".into(),
+        })?);
+    }
+    Ok(Page { items, more })
+}

@@ -1,0 +1,345 @@
+//! Manifests, tags and referrers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use berth_oci::{Algorithm, Descriptor, Digest, ManifestKind, ParsedManifest, Reference, RepoName};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
+use crate::records::{now_millis, BlobRecord, ManifestRecord, TagRecord};
+use crate::Registry;
+
+/// What a manifest PUT stored.
+#[derive(Debug, Clone)]
+pub struct PutManifest {
+    /// Digest of the manifest bytes.
+    pub digest: Digest,
+    /// The manifest's subject, for the `OCI-Subject` header.
+    pub subject: Option<Digest>,
+}
+
+/// A manifest as served.
+#[derive(Debug, Clone)]
+pub struct ManifestContent {
+    /// Digest of the bytes.
+    pub digest: Digest,
+    /// Media type as pushed.
+    pub media_type: String,
+    /// Size of the bytes.
+    pub size: u64,
+    /// The bytes exactly as pushed (empty for [`Registry::manifest_head`]).
+    pub bytes: Bytes,
+}
+
+/// Manifest bytes by digest. Manifests are small and read far more often
+/// than written; serving them from memory is what makes manifest GETs cheap.
+#[derive(Default)]
+pub(crate) struct Cache {
+    // Why a Mutex: short critical sections (a lookup or an insert) from many
+    // request tasks; never held across an await.
+    map: Mutex<(HashMap<Digest, Bytes>, usize)>,
+}
+
+/// Bound on cached manifest bytes; past it the cache starts over.
+const CACHE_BYTES: usize = 64 << 20;
+
+impl Cache {
+    fn get(&self, d: &Digest) -> Option<Bytes> {
+        self.map.lock().expect("cache lock poisoned").0.get(d).cloned()
+    }
+
+    fn insert(&self, d: Digest, b: Bytes) {
+        let mut g = self.map.lock().expect("cache lock poisoned");
+        if g.1 + b.len() > CACHE_BYTES {
+            g.0.clear();
+            g.1 = 0;
+        }
+        g.1 += b.len();
+        if let Some(old) = g.0.insert(d, b) {
+            g.1 -= old.len();
+        }
+    }
+}
+
+fn digest_of(alg: Algorithm, bytes: &[u8]) -> Digest {
+    match alg {
+        Algorithm::Sha256 => Digest::from_raw(alg, &Sha256::digest(bytes)),
+        Algorithm::Sha512 => Digest::from_raw(alg, &Sha512::digest(bytes)),
+    }
+}
+
+impl Registry {
+    /// Stores a manifest under a tag or its digest. Every blob and child
+    /// manifest it references must already be in the repository; its
+    /// `subject` need not exist.
+    pub async fn manifest_put(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<PutManifest> {
+        let limit = self.inner.cfg.max_manifest_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(Error::ManifestTooLarge {
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
+        let digest = match reference {
+            Reference::Digest(given) => {
+                let actual = digest_of(given.algorithm(), &bytes);
+                if &actual != given {
+                    return Err(Error::DigestMismatch {
+                        expected: given.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => digest_of(Algorithm::Sha256, &bytes),
+        };
+        let parsed = ParsedManifest::parse(&bytes, content_type)
+            .map_err(|e| Error::ManifestInvalid { reason: e.to_string() })?;
+        // Check once before writing bytes, for a clear error without side
+        // effects; checked again inside the transaction below.
+        self.meta().transact(|tx| self.check_references(tx, repo, &parsed))?;
+        self.inner
+            .objects
+            .put_if_absent(&layout::blob_path(&digest), bytes.clone())
+            .await?;
+        let now = now_millis();
+        let record = ManifestRecord {
+            media_type: parsed.media_type.clone(),
+            kind: parsed.kind,
+            size: bytes.len() as u64,
+            artifact_type: parsed.effective_artifact_type(),
+            subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
+            blobs: parsed.required_blobs().map(|d| (d.digest.clone(), d.size)).collect(),
+            children: parsed
+                .manifests
+                .iter()
+                .map(|d| (d.digest.clone(), d.platform.clone()))
+                .collect(),
+            annotations: parsed.annotations.clone(),
+            pushed_at: now,
+            last_pull: None,
+        };
+        let d = digest.to_string();
+        let mkey = layout::repo_key(repo, &d);
+        self.meta().transact(|tx| {
+            self.check_references(tx, repo, &parsed)?;
+            if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
+                meta::tx_put(
+                    tx,
+                    Table::Blobs,
+                    d.as_bytes(),
+                    &BlobRecord {
+                        size: bytes.len() as u64,
+                        created_at: now,
+                    },
+                )?;
+            }
+            self.link_in_tx(tx, repo, &digest)?;
+            meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
+            if let Reference::Tag(tag) = reference {
+                meta::tx_put(
+                    tx,
+                    Table::Tags,
+                    &layout::repo_key(repo, tag.as_str()),
+                    &TagRecord {
+                        digest: digest.clone(),
+                        pushed_at: now,
+                    },
+                )?;
+            }
+            if let Some(subject) = &parsed.subject {
+                let desc = Descriptor {
+                    media_type: parsed.media_type.clone(),
+                    digest: digest.clone(),
+                    size: bytes.len() as u64,
+                    artifact_type: parsed.effective_artifact_type(),
+                    annotations: parsed.annotations.clone(),
+                    platform: None,
+                    urls: None,
+                };
+                meta::tx_put(
+                    tx,
+                    Table::Referrers,
+                    &layout::referrer_key(repo, &subject.digest, &digest),
+                    &desc,
+                )?;
+            }
+            Ok(())
+        })?;
+        self.durable().await?;
+        self.inner.manifest_cache.insert(digest.clone(), bytes);
+        Ok(PutManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// Every config and layer must be linked to the repository and stored;
+    /// every index child must be a manifest of the repository.
+    fn check_references(&self, tx: &dyn Txn, repo: &RepoName, m: &ParsedManifest) -> TxResult<()> {
+        let missing = |d: &Digest| Error::ManifestBlobUnknown {
+            repo: repo.to_string(),
+            digest: d.clone(),
+        };
+        if m.kind == ManifestKind::Other {
+            return Ok(());
+        }
+        for b in m.required_blobs() {
+            let s = b.digest.to_string();
+            if tx.get(Table::Links, &layout::repo_key(repo, &s))?.is_none()
+                || tx.get(Table::Blobs, s.as_bytes())?.is_none()
+            {
+                return Err(missing(&b.digest).into());
+            }
+        }
+        for c in &m.manifests {
+            if tx
+                .get(Table::Manifests, &layout::repo_key(repo, &c.digest.to_string()))?
+                .is_none()
+            {
+                return Err(missing(&c.digest).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<(Digest, ManifestRecord)> {
+        let unknown = || Error::ManifestUnknown {
+            repo: repo.to_string(),
+            reference: reference.to_string(),
+        };
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                let tag: TagRecord = self
+                    .meta()
+                    .get_json(Table::Tags, &layout::repo_key(repo, t.as_str()))?
+                    .ok_or_else(unknown)?;
+                tag.digest
+            }
+        };
+        let rec: ManifestRecord = self
+            .meta()
+            .get_json(Table::Manifests, &layout::repo_key(repo, &digest.to_string()))?
+            .ok_or_else(unknown)?;
+        Ok((digest, rec))
+    }
+
+    /// A manifest's digest, media type and size, without its bytes.
+    pub fn manifest_head(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
+        let (digest, rec) = self.resolve(repo, reference)?;
+        Ok(ManifestContent {
+            digest,
+            media_type: rec.media_type,
+            size: rec.size,
+            bytes: Bytes::new(),
+        })
+    }
+
+    /// A manifest with its bytes exactly as pushed.
+    pub async fn manifest_get(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
+        let (digest, rec) = self.resolve(repo, reference)?;
+        let bytes = match self.inner.manifest_cache.get(&digest) {
+            Some(b) => b,
+            None => {
+                let mut s = self.inner.objects.read(&layout::blob_path(&digest), None).await?.body;
+                let mut buf = BytesMut::with_capacity(rec.size as usize);
+                while let Some(c) = s.next().await {
+                    buf.extend_from_slice(&c?);
+                }
+                let b = buf.freeze();
+                self.inner.manifest_cache.insert(digest.clone(), b.clone());
+                b
+            }
+        };
+        Ok(ManifestContent {
+            digest,
+            media_type: rec.media_type,
+            size: rec.size,
+            bytes,
+        })
+    }
+
+    /// Deletes a tag (by tag), or a manifest with every tag pointing at it
+    /// (by digest).
+    pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let unknown = || Error::ManifestUnknown {
+            repo: repo.to_string(),
+            reference: reference.to_string(),
+        };
+        match reference {
+            Reference::Tag(t) => {
+                let key = layout::repo_key(repo, t.as_str());
+                self.meta().transact(|tx| {
+                    if tx.get(Table::Tags, &key)?.is_none() {
+                        return Err(unknown().into());
+                    }
+                    tx.delete(Table::Tags, &key)
+                })?;
+            }
+            Reference::Digest(d) => {
+                let ds = d.to_string();
+                let mkey = layout::repo_key(repo, &ds);
+                // Tags are keyed by name; find the ones naming this digest
+                // first, then re-check each inside the transaction.
+                let tag_keys: Vec<Vec<u8>> = self
+                    .meta()
+                    .scan(Table::Tags, &layout::repo_prefix(repo), None, usize::MAX)?
+                    .into_iter()
+                    .filter(|(_, v)| {
+                        meta::decode::<TagRecord>(Table::Tags, v)
+                            .map(|t| &t.digest == d)
+                            .unwrap_or(false)
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                self.meta().transact(|tx| {
+                    let Some(rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)? else {
+                        return Err(unknown().into());
+                    };
+                    tx.delete(Table::Manifests, &mkey)?;
+                    tx.delete(Table::Links, &mkey)?;
+                    for k in &tag_keys {
+                        if let Some(t) = meta::tx_get::<TagRecord>(tx, Table::Tags, k)? {
+                            if &t.digest == d {
+                                tx.delete(Table::Tags, k)?;
+                            }
+                        }
+                    }
+                    if let Some(subject) = &rec.subject {
+                        tx.delete(Table::Referrers, &layout::referrer_key(repo, subject, d))?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        self.durable().await
+    }
+
+    /// Descriptors of the manifests whose subject is `subject`, optionally
+    /// only those of one artifact type.
+    pub fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+        let rows = self
+            .meta()
+            .scan(Table::Referrers, &layout::referrers_prefix(repo, subject), None, usize::MAX)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (_, v) in rows {
+            let d: Descriptor = meta::decode(Table::Referrers, &v)?;
+            if artifact_type.is_none() || d.artifact_type.as_deref() == artifact_type {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,128 @@
+//! Metadata records, serialised as JSON values in the tables drawn in
+//! `crate::layout`. New fields must be `#[serde(default)]` so that older
+//! databases keep opening.
+
+use std::collections::BTreeMap;
+
+use berth_oci::{Digest, ManifestKind, Platform};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+pub(crate) fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A namespace: the first component of repository names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    /// Stable id (UUID).
+    pub id: String,
+    /// When it was created.
+    pub created_at: Millis,
+    /// Last change.
+    #[serde(default)]
+    pub updated_at: Millis,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Owner's project id, free text.
+    #[serde(default)]
+    pub project_id: String,
+    /// Anonymous pull allowed.
+    #[serde(default)]
+    pub is_public: bool,
+}
+
+/// A repository.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoRecord {
+    /// When the first push created it.
+    pub created_at: Millis,
+    /// Last manifest or blob push.
+    #[serde(default)]
+    pub last_push: Option<Millis>,
+    /// Last pull (batched, may lag a few seconds).
+    #[serde(default)]
+    pub last_pull: Option<Millis>,
+}
+
+/// A blob whose bytes are stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlobRecord {
+    /// Size in bytes.
+    pub size: u64,
+    /// When the bytes were first stored.
+    pub created_at: Millis,
+}
+
+/// A repository's right to serve a blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// When linked.
+    pub created_at: Millis,
+}
+
+/// A manifest in a repository.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    /// Media type, as pushed.
+    pub media_type: String,
+    /// Image, index or other.
+    pub kind: ManifestKind,
+    /// Size of the manifest bytes.
+    pub size: u64,
+    /// `artifactType`, or the config media type.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// The subject, for referrers.
+    #[serde(default)]
+    pub subject: Option<Digest>,
+    /// Config and layer blobs with their sizes (images).
+    #[serde(default)]
+    pub blobs: Vec<(Digest, u64)>,
+    /// Child manifests (indexes) with their platforms.
+    #[serde(default)]
+    pub children: Vec<(Digest, Option<Platform>)>,
+    /// Top-level annotations.
+    #[serde(default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// When pushed.
+    pub pushed_at: Millis,
+    /// Last pull (batched).
+    #[serde(default)]
+    pub last_pull: Option<Millis>,
+}
+
+/// A tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TagRecord {
+    /// What it points to.
+    pub digest: Digest,
+    /// When it was last set.
+    pub pushed_at: Millis,
+}
+
+/// An upload session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// The repository it was started in.
+    pub repo: String,
+    /// Sizes of the chunks stored so far, in order.
+    pub parts: Vec<u64>,
+    /// When started.
+    pub created_at: Millis,
+    /// Last chunk.
+    pub updated_at: Millis,
+}
+
+impl UploadRecord {
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.parts.iter().sum()
+    }
+}

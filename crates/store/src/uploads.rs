@@ -1,0 +1,338 @@
+//! Upload sessions: chunks arrive, are hashed as they arrive, are stored as
+//! separate objects (so every acknowledged chunk survives a restart), and
+//! become one content-addressed blob on commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_oci::{Algorithm, Digest, RepoName};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::meta::{self, MetaDbExt, Table};
+use crate::objects::ByteStream;
+use crate::records::{now_millis, BlobRecord, UploadRecord};
+use crate::Registry;
+
+/// Where an upload session stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadState {
+    /// Session id.
+    pub id: String,
+    /// Bytes received so far.
+    pub size: u64,
+}
+
+/// Live sessions of this process.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    // Why a map: the running hash of each session lives here, so that the
+    // digest is known when the last chunk lands without re-reading bytes.
+    // Why a std Mutex: held only to look up or insert an entry, never
+    // across an await.
+    map: std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Live>>>>,
+}
+
+pub(crate) struct Live {
+    /// None until loaded from metadata (first use after a restart).
+    record: Option<UploadRecord>,
+    /// Hash of all chunks so far; None after a restart until rebuilt.
+    hasher: Option<Sha256>,
+}
+
+impl Sessions {
+    fn entry(&self, id: Uuid) -> Arc<tokio::sync::Mutex<Live>> {
+        let mut map = self.map.lock().expect("sessions lock poisoned");
+        map.entry(id)
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Live {
+                    record: None,
+                    hasher: None,
+                }))
+            })
+            .clone()
+    }
+
+    fn remove(&self, id: &Uuid) {
+        self.map.lock().expect("sessions lock poisoned").remove(id);
+    }
+}
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| Error::UploadUnknown { id: id.to_string() })
+}
+
+/// A body plus the length the client declared for it, if any.
+pub(crate) type Body = (ByteStream, Option<u64>);
+
+impl Registry {
+    /// Starts an upload session in `repo`.
+    pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadState> {
+        let id = Uuid::new_v4();
+        let now = now_millis();
+        let rec = UploadRecord {
+            repo: repo.to_string(),
+            parts: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.meta().transact(|tx| meta::tx_put(tx, Table::Uploads, id.to_string().as_bytes(), &rec))?;
+        self.durable().await?;
+        let live = self.inner.uploads.entry(id);
+        let mut l = live.lock().await;
+        l.record = Some(rec);
+        l.hasher = Some(Sha256::new());
+        Ok(UploadState {
+            id: id.to_string(),
+            size: 0,
+        })
+    }
+
+    /// Loads a session for `repo`, holding its lock for the caller.
+    async fn session(
+        &self,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<(Uuid, tokio::sync::OwnedMutexGuard<Live>)> {
+        let uuid = parse_id(id)?;
+        let live = self.inner.uploads.entry(uuid);
+        // Held for the whole operation: chunks of one session must apply one
+        // at a time and in order.
+        let mut guard = live.lock_owned().await;
+        if guard.record.is_none() {
+            match self.meta().get_json::<UploadRecord>(Table::Uploads, uuid.to_string().as_bytes())? {
+                Some(rec) => guard.record = Some(rec),
+                None => {
+                    drop(guard);
+                    self.inner.uploads.remove(&uuid);
+                    return Err(Error::UploadUnknown { id: id.to_string() });
+                }
+            }
+        }
+        if guard.record.as_ref().map(|r| r.repo.as_str()) != Some(repo.as_str()) {
+            return Err(Error::UploadUnknown { id: id.to_string() });
+        }
+        Ok((uuid, guard))
+    }
+
+    /// Where the session stands.
+    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadState> {
+        let (uuid, live) = self.session(repo, id).await?;
+        Ok(UploadState {
+            id: uuid.to_string(),
+            size: live.record.as_ref().expect("loaded").size(),
+        })
+    }
+
+    /// Appends a chunk. `start`, when given (Content-Range), must equal the
+    /// bytes received so far; `declared_len` (Content-Length) must equal the
+    /// body's length. On any error the session is unchanged.
+    pub async fn upload_append(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        start: Option<u64>,
+        body: ByteStream,
+        declared_len: Option<u64>,
+    ) -> Result<UploadState> {
+        let (uuid, mut live) = self.session(repo, id).await?;
+        let size = live.record.as_ref().expect("loaded").size();
+        if let Some(start) = start {
+            if start != size {
+                return Err(Error::UploadOffset {
+                    expected: size,
+                    got: start,
+                });
+            }
+        }
+        self.append_locked(uuid, &mut live, (body, declared_len)).await?;
+        Ok(UploadState {
+            id: uuid.to_string(),
+            size: live.record.as_ref().expect("loaded").size(),
+        })
+    }
+
+    async fn append_locked(&self, uuid: Uuid, live: &mut Live, (body, declared): Body) -> Result<()> {
+        let rec = live.record.as_ref().expect("loaded");
+        let paths = part_paths(uuid, rec);
+        if live.hasher.is_none() {
+            // First chunk after a restart: rebuild the running hash from the
+            // chunks already stored.
+            let (_, h) = self.inner.objects.hash(&paths, Algorithm::Sha256).await?;
+            live.hasher = h;
+        }
+        let mut hasher = live.hasher.clone().expect("rebuilt");
+        let path = layout::upload_part_path(&uuid, paths.len());
+        let n = self.inner.objects.write_stream(&path, body, &mut hasher).await?;
+        if let Some(d) = declared {
+            if d != n {
+                self.inner.objects.delete_all(&[path]).await;
+                return Err(Error::SizeMismatch {
+                    declared: d,
+                    actual: n,
+                });
+            }
+        }
+        if n == 0 {
+            // Nothing arrived; do not record an empty chunk.
+            self.inner.objects.delete_all(&[path]).await;
+            return Ok(());
+        }
+        let mut rec = rec.clone();
+        rec.parts.push(n);
+        rec.updated_at = now_millis();
+        let key = uuid.to_string();
+        let r = self.meta().transact(|tx| {
+            // The session may have been cancelled concurrently by a DELETE
+            // that did not take our lock (after a restart); do not revive it.
+            if tx.get(Table::Uploads, key.as_bytes())?.is_none() {
+                return Err(Error::UploadUnknown { id: key.clone() }.into());
+            }
+            meta::tx_put(tx, Table::Uploads, key.as_bytes(), &rec)
+        });
+        if let Err(e) = r {
+            self.inner.objects.delete_all(&[path]).await;
+            return Err(e);
+        }
+        self.durable().await?;
+        live.record = Some(rec);
+        live.hasher = Some(hasher);
+        Ok(())
+    }
+
+    /// Finishes a session: appends the optional final chunk, verifies the
+    /// digest, and makes the blob available in `repo`. A digest mismatch
+    /// discards the session.
+    pub async fn upload_finish(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        body: Option<(ByteStream, Option<u64>)>,
+    ) -> Result<()> {
+        let (uuid, mut live) = self.session(repo, id).await?;
+        if let Some(body) = body {
+            self.append_locked(uuid, &mut live, body).await?;
+        }
+        let rec = live.record.clone().expect("loaded");
+        let paths = part_paths(uuid, &rec);
+        let actual = match (digest.algorithm(), &live.hasher) {
+            (Algorithm::Sha256, Some(h)) => Digest::from_raw(Algorithm::Sha256, &h.clone().finalize()),
+            (alg, _) => self.inner.objects.hash(&paths, alg).await?.0,
+        };
+        if &actual != digest {
+            self.cancel_locked(uuid, &paths).await?;
+            drop(live);
+            self.inner.uploads.remove(&uuid);
+            return Err(Error::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        self.store_blob(repo, digest, rec.size(), &paths, Some(uuid)).await?;
+        drop(live);
+        self.inner.uploads.remove(&uuid);
+        Ok(())
+    }
+
+    /// Cancels a session and drops its data.
+    pub async fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()> {
+        let (uuid, live) = self.session(repo, id).await?;
+        let paths = part_paths(uuid, live.record.as_ref().expect("loaded"));
+        self.cancel_locked(uuid, &paths).await?;
+        drop(live);
+        self.inner.uploads.remove(&uuid);
+        Ok(())
+    }
+
+    async fn cancel_locked(&self, uuid: Uuid, paths: &[object_store::path::Path]) -> Result<()> {
+        let key = uuid.to_string();
+        self.meta().transact(|tx| tx.delete(Table::Uploads, key.as_bytes()))?;
+        self.durable().await?;
+        self.inner.objects.delete_all(paths).await;
+        Ok(())
+    }
+
+    /// Monolithic upload: the whole blob in one body.
+    pub async fn blob_put(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: ByteStream,
+        declared_len: Option<u64>,
+    ) -> Result<()> {
+        // A private staging id that is never recorded: a crash leaves only
+        // an orphan chunk for `berth gc` to sweep.
+        let uuid = Uuid::new_v4();
+        let path = layout::upload_part_path(&uuid, 0);
+        let mut hasher = Sha256::new();
+        let n = self.inner.objects.write_stream(&path, body, &mut hasher).await?;
+        let paths = [path];
+        if let Some(d) = declared_len {
+            if d != n {
+                self.inner.objects.delete_all(&paths).await;
+                return Err(Error::SizeMismatch {
+                    declared: d,
+                    actual: n,
+                });
+            }
+        }
+        let actual = match digest.algorithm() {
+            Algorithm::Sha256 => Digest::from_raw(Algorithm::Sha256, &hasher.finalize()),
+            alg => self.inner.objects.hash(&paths, alg).await?.0,
+        };
+        if &actual != digest {
+            self.inner.objects.delete_all(&paths).await;
+            return Err(Error::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let parts: &[_] = if n == 0 { &[] } else { &paths };
+        if n == 0 {
+            self.inner.objects.delete_all(&paths).await;
+        }
+        self.store_blob(repo, digest, n, parts, None).await
+    }
+
+    /// Moves verified chunks into the blob store and records the blob and
+    /// its link to `repo` (and ends the session, if any) in one transaction.
+    async fn store_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        parts: &[object_store::path::Path],
+        session: Option<Uuid>,
+    ) -> Result<()> {
+        self.inner.objects.commit_parts(parts, &layout::blob_path(digest)).await?;
+        let d = digest.to_string();
+        self.meta().transact(|tx| {
+            if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
+                meta::tx_put(
+                    tx,
+                    Table::Blobs,
+                    d.as_bytes(),
+                    &BlobRecord {
+                        size,
+                        created_at: now_millis(),
+                    },
+                )?;
+            }
+            self.link_in_tx(tx, repo, digest)?;
+            if let Some(id) = session {
+                tx.delete(Table::Uploads, id.to_string().as_bytes())?;
+            }
+            Ok(())
+        })?;
+        self.durable().await
+    }
+}
+
+fn part_paths(uuid: Uuid, rec: &UploadRecord) -> Vec<object_store::path::Path> {
+    (0..rec.parts.len())
+        .map(|i| layout::upload_part_path(&uuid, i))
+        .collect()
+}
