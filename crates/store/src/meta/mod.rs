@@ -95,6 +95,7 @@ pub(crate) trait MetaDb: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Number of entries under a prefix.
+    #[allow(dead_code)] // used by the management plane's counts
     fn count(&self, table: Table, prefix: &[u8]) -> Result<usize>;
     /// Runs `body` atomically; the engine may run it more than once.
     fn transact_dyn(&self, body: &dyn Fn(&dyn Txn) -> TxResult<()>) -> Result<()>;

@@ -1,0 +1,418 @@
+//! The `/v2` distribution API handlers.
+
+use berth_oci::{media_type, ByteRange, Digest, ErrorCode, Reference, RepoName};
+use berth_store::{ByteStream, Error as StoreError};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, BodyStream, Empty, StreamBody};
+use hyper::body::{Frame, Incoming};
+
+use crate::error::ApiError;
+use crate::router::{self, Endpoint};
+use crate::{full, AppState, Body};
+
+const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+const DOCKER_UPLOAD_UUID: &str = "docker-upload-uuid";
+const API_VERSION: &str = "docker-distribution-api-version";
+/// Catalog pages are capped so one request cannot walk a huge registry.
+const CATALOG_MAX: usize = 1000;
+/// Tag lists without `n` return everything up to this many, with a `Link`
+/// header past it.
+const TAGS_MAX: usize = 100_000;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let is_head = req.method() == Method::HEAD;
+    let mut resp = match route(state, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(e),
+    };
+    resp.headers_mut()
+        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    if is_head {
+        // Keep the headers (Content-Length included), drop the body.
+        let (parts, _) = resp.into_parts();
+        resp = Response::from_parts(parts, Empty::new().map_err(|never| match never {}).boxed_unsync());
+    }
+    resp
+}
+
+fn error_response(e: ApiError) -> Response<Body> {
+    let body = e.body();
+    let mut b = Response::builder()
+        .status(e.status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len());
+    for (k, v) in e.headers {
+        b = b.header(k, v);
+    }
+    b.body(full(body)).expect("valid response")
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>> {
+    let endpoint = router::parse(req.uri().path())?;
+    if !endpoint.allows(req.method()) {
+        return Err(ApiError::new(
+            ErrorCode::Unsupported,
+            format!("{} is not allowed on {}", req.method(), req.uri().path()),
+        ));
+    }
+    let q = Query::parse(req.uri().query());
+    let m = req.method().clone();
+    let reg = &state.registry;
+    match endpoint {
+        Endpoint::Health => Ok(Response::builder()
+            .header(CONTENT_TYPE, "text/plain")
+            .body(full("ok\n"))
+            .expect("valid")),
+        Endpoint::Base => Ok(json(StatusCode::OK, "{}".to_string())),
+        Endpoint::Catalog => {
+            let n = q.n(CATALOG_MAX)?.min(CATALOG_MAX);
+            let last = q.get("last");
+            let page = reg.catalog(last, n)?;
+            let link = page
+                .more
+                .then(|| page.items.last().map(|l| format!("/v2/_catalog?n={n}&last={}", enc(l))))
+                .flatten();
+            let body = serde_json::json!({ "repositories": page.items }).to_string();
+            Ok(with_link(json(StatusCode::OK, body), link))
+        }
+        Endpoint::Tags(repo) => {
+            let n = q.n(TAGS_MAX)?.min(TAGS_MAX);
+            let page = reg.tags(&repo, q.get("last"), n)?;
+            let link = page
+                .more
+                .then(|| {
+                    page.items
+                        .last()
+                        .map(|l| format!("/v2/{repo}/tags/list?n={n}&last={}", enc(l)))
+                })
+                .flatten();
+            let body = serde_json::json!({ "name": repo.as_str(), "tags": page.items }).to_string();
+            Ok(with_link(json(StatusCode::OK, body), link))
+        }
+        Endpoint::Referrers(repo, subject) => {
+            let filter = q.get("artifactType");
+            let manifests = reg.referrers(&repo, &subject, filter)?;
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": media_type::OCI_INDEX,
+                "manifests": manifests,
+            })
+            .to_string();
+            let mut r = Response::builder()
+                .header(CONTENT_TYPE, media_type::OCI_INDEX)
+                .header(CONTENT_LENGTH, body.len());
+            if filter.is_some() {
+                r = r.header("oci-filters-applied", "artifactType");
+            }
+            Ok(r.body(full(body)).expect("valid"))
+        }
+        Endpoint::Manifest(repo, reference) => match m {
+            Method::GET | Method::HEAD => get_manifest(state, &repo, &reference, m == Method::HEAD).await,
+            Method::PUT => put_manifest(state, &repo, &reference, req).await,
+            _ => {
+                reg.manifest_delete(&repo, &reference).await?;
+                Ok(accepted())
+            }
+        },
+        Endpoint::Blob(repo, digest) => match m {
+            Method::GET | Method::HEAD => get_blob(state, &repo, &digest, req.headers(), m == Method::HEAD).await,
+            _ => {
+                reg.blob_unlink(&repo, &digest).await?;
+                Ok(accepted())
+            }
+        },
+        Endpoint::UploadStart(repo) => start_upload(state, &repo, &q, req).await,
+        Endpoint::Upload(repo, id) => match m {
+            Method::GET => {
+                let st = reg.upload_status(&repo, &id).await?;
+                Ok(upload_response(StatusCode::NO_CONTENT, &repo, &st.id, st.size))
+            }
+            Method::PATCH => {
+                let start = content_range_start(req.headers())?;
+                let (body, len) = body_stream(req);
+                let st = reg.upload_append(&repo, &id, start, body, len).await?;
+                Ok(upload_response(StatusCode::ACCEPTED, &repo, &st.id, st.size))
+            }
+            Method::PUT => {
+                let digest = q.digest()?.ok_or_else(|| {
+                    ApiError::new(ErrorCode::DigestInvalid, "PUT must name the blob's digest: ?digest=<algorithm>:<hex>")
+                })?;
+                let (body, len) = body_stream(req);
+                reg.upload_finish(&repo, &id, &digest, Some((body, len))).await?;
+                Ok(blob_created(&repo, &digest))
+            }
+            _ => {
+                reg.upload_cancel(&repo, &id).await?;
+                Ok(Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(full(Bytes::new()))
+                    .expect("valid"))
+            }
+        },
+    }
+}
+
+async fn start_upload(state: &AppState, repo: &RepoName, q: &Query, req: Request<Incoming>) -> Result<Response<Body>> {
+    let reg = &state.registry;
+    if let Some(mount) = q.get("mount") {
+        let digest: Digest = mount
+            .parse()
+            .map_err(|e: berth_oci::DigestError| ApiError::new(ErrorCode::DigestInvalid, e.to_string()))?;
+        // A `from` that is not a valid name cannot hold the blob; fall back
+        // to a fresh session as for any refused mount.
+        let from = q.get("from").and_then(|f| f.parse::<RepoName>().ok());
+        if q.get("from").is_none() || from.is_some() {
+            // Without `from` (containerd), any stored blob may be mounted:
+            // with authentication off every caller may read every repository.
+            if reg.blob_mount(repo, &digest, from.as_ref()).await? {
+                return Ok(blob_created(repo, &digest));
+            }
+        }
+        let st = reg.upload_start(repo).await?;
+        return Ok(upload_response(StatusCode::ACCEPTED, repo, &st.id, st.size));
+    }
+    if let Some(digest) = q.digest()? {
+        let (body, len) = body_stream(req);
+        reg.blob_put(repo, &digest, body, len).await?;
+        return Ok(blob_created(repo, &digest));
+    }
+    let st = reg.upload_start(repo).await?;
+    Ok(upload_response(StatusCode::ACCEPTED, repo, &st.id, st.size))
+}
+
+async fn get_blob(
+    state: &AppState,
+    repo: &RepoName,
+    digest: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response<Body>> {
+    let reg = &state.registry;
+    let size = reg.blob_size(repo, digest)?;
+    let range = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(r) => match ByteRange::parse_get_range(r, size) {
+            Ok(Some(r)) => Some(r),
+            Ok(None) => {
+                return Err(ApiError::new(ErrorCode::RangeInvalid, format!("range {r} is outside the blob's {size} bytes"))
+                    .with_header(CONTENT_RANGE, format!("bytes */{size}")))
+            }
+            Err(e) => {
+                return Err(ApiError::new(ErrorCode::RangeInvalid, e.to_string())
+                    .with_header(CONTENT_RANGE, format!("bytes */{size}")))
+            }
+        },
+    };
+    let len = range.map(|r| r.len()).unwrap_or(size);
+    let mut b = Response::builder()
+        .header(CONTENT_LENGTH, len)
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(DOCKER_CONTENT_DIGEST, digest.to_string())
+        .header("accept-ranges", "bytes")
+        .header("etag", format!("\"{digest}\""));
+    if let Some(r) = range {
+        b = b
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end));
+    }
+    if head || len == 0 {
+        return Ok(b.body(full(Bytes::new())).expect("valid"));
+    }
+    let read = reg.blob_read(repo, digest, range).await?;
+    let stream = read
+        .body
+        .map(|r| r.map(Frame::data).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>));
+    Ok(b.body(BodyExt::boxed_unsync(StreamBody::new(stream))).expect("valid"))
+}
+
+async fn get_manifest(state: &AppState, repo: &RepoName, reference: &Reference, head: bool) -> Result<Response<Body>> {
+    let reg = &state.registry;
+    let m = if head {
+        reg.manifest_head(repo, reference)?
+    } else {
+        reg.manifest_get(repo, reference).await?
+    };
+    Ok(Response::builder()
+        .header(CONTENT_TYPE, m.media_type.as_str())
+        .header(CONTENT_LENGTH, m.size)
+        .header(DOCKER_CONTENT_DIGEST, m.digest.to_string())
+        .header("etag", format!("\"{}\"", m.digest))
+        .body(full(m.bytes))
+        .expect("valid"))
+}
+
+async fn put_manifest(
+    state: &AppState,
+    repo: &RepoName,
+    reference: &Reference,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let limit = state.registry.config().max_manifest_bytes;
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+    if let Some(len) = content_length(req.headers()) {
+        if len > limit {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!("manifest is {len} bytes; the limit is {limit} bytes"),
+            ));
+        }
+    }
+    let (mut body, _) = body_stream(req);
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        buf.extend_from_slice(&chunk?);
+        if buf.len() as u64 > limit {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!("manifest is over the {limit}-byte limit"),
+            ));
+        }
+    }
+    let put = state
+        .registry
+        .manifest_put(repo, reference, content_type.as_deref(), buf.freeze())
+        .await?;
+    let mut r = Response::builder()
+        .status(StatusCode::CREATED)
+        .header(LOCATION, format!("/v2/{repo}/manifests/{}", put.digest))
+        .header(DOCKER_CONTENT_DIGEST, put.digest.to_string())
+        .header(CONTENT_LENGTH, 0);
+    if let Some(s) = put.subject {
+        r = r.header("oci-subject", s.to_string());
+    }
+    Ok(r.body(full(Bytes::new())).expect("valid"))
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len())
+        .body(full(body))
+        .expect("valid")
+}
+
+fn with_link(mut r: Response<Body>, link: Option<String>) -> Response<Body> {
+    if let Some(l) = link {
+        if let Ok(v) = HeaderValue::from_str(&format!("<{l}>; rel=\"next\"")) {
+            r.headers_mut().insert("link", v);
+        }
+    }
+    r
+}
+
+fn accepted() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(CONTENT_LENGTH, 0)
+        .body(full(Bytes::new()))
+        .expect("valid")
+}
+
+fn blob_created(repo: &RepoName, digest: &Digest) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(LOCATION, format!("/v2/{repo}/blobs/{digest}"))
+        .header(DOCKER_CONTENT_DIGEST, digest.to_string())
+        .header(CONTENT_LENGTH, 0)
+        .body(full(Bytes::new()))
+        .expect("valid")
+}
+
+fn upload_response(status: StatusCode, repo: &RepoName, id: &str, size: u64) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(LOCATION, format!("/v2/{repo}/blobs/uploads/{id}"))
+        .header(RANGE, format!("0-{}", size.saturating_sub(1)))
+        .header(DOCKER_UPLOAD_UUID, id)
+        .header(CONTENT_LENGTH, 0)
+        .body(full(Bytes::new()))
+        .expect("valid")
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn content_range_start(h: &HeaderMap) -> Result<Option<u64>> {
+    match h.get(CONTENT_RANGE) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v
+                .to_str()
+                .map_err(|_| ApiError::new(ErrorCode::RangeInvalid, "Content-Range is not ASCII"))?;
+            let r = ByteRange::parse_content_range(s).map_err(|e| ApiError::new(ErrorCode::RangeInvalid, e.to_string()))?;
+            if let Some(len) = content_length(h) {
+                if len != r.len() {
+                    return Err(ApiError::new(
+                        ErrorCode::RangeInvalid,
+                        format!("Content-Range {s} covers {} bytes but Content-Length is {len}", r.len()),
+                    ));
+                }
+            }
+            Ok(Some(r.start))
+        }
+    }
+}
+
+/// The request body as a store byte stream, with the declared length.
+fn body_stream(req: Request<Incoming>) -> (ByteStream, Option<u64>) {
+    let len = content_length(req.headers());
+    let stream = BodyStream::new(req.into_body())
+        .filter_map(|frame| async move {
+            match frame {
+                Ok(f) => f.into_data().ok().map(Ok),
+                Err(e) => Some(Err(StoreError::BodyRead { message: e.to_string() })),
+            }
+        })
+        .boxed();
+    (stream, len)
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Query parameters, decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        Query(
+            q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    fn n(&self, default: usize) -> Result<usize> {
+        match self.get("n") {
+            None | Some("") => Ok(default),
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                ApiError::new(ErrorCode::Unsupported, format!("n={v:?} is not a non-negative integer")).with_status(400)
+            }),
+        }
+    }
+
+    fn digest(&self) -> Result<Option<Digest>> {
+        match self.get("digest") {
+            None => Ok(None),
+            Some(d) => d
+                .parse()
+                .map(Some)
+                .map_err(|e: berth_oci::DigestError| ApiError::new(ErrorCode::DigestInvalid, e.to_string())),
+        }
+    }
+}

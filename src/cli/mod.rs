@@ -1,0 +1,101 @@
+//! Command-line interface.
+
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+
+/// Berth: a self-hosted OCI container registry in one binary.
+///
+/// With no configuration `berth serve` listens on 127.0.0.1:5000 and keeps
+/// everything under ./berth-data. Every configuration key can be set in a
+/// TOML file (--config), overridden by an environment variable
+/// BERTH_<SECTION>__<KEY> (e.g. BERTH_SERVER__ADDR=0.0.0.0:5000), and the
+/// common ones by flags.
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about, long_about)]
+pub struct Cli {
+    /// TOML configuration file (see config/ for examples).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format: human-readable text or one JSON object per line
+    /// (overrides [log] format).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the registry server.
+    Serve(serve::ServeArgs),
+    /// Configuration utilities.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Parse and validate a configuration file (with environment overrides
+    /// applied) and print the effective configuration.
+    Check {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+/// Entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config(ConfigCommand::Check { file }) => {
+            let cfg = Config::load(Some(&file))?;
+            println!("{} is valid; effective configuration:\n", file.display());
+            println!("{}", toml_string(&cfg));
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let mut cfg = Config::load(cli.config.as_deref())?;
+            if let Some(f) = cli.log_format {
+                cfg.log.format = f;
+            }
+            serve::run(cfg, args)
+        }
+    }
+}
+
+fn toml_string(cfg: &Config) -> String {
+    // figment can produce TOML through serde; keep it dependency-free by
+    // printing the JSON form, which is unambiguous.
+    serde_json::to_string_pretty(cfg).unwrap_or_default()
+}
+
+/// Sets up `tracing` on stderr (stdout is reserved for the listening line
+/// and command output).
+pub(crate) fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}

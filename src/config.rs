@@ -1,0 +1,126 @@
+//! Configuration: built-in defaults, then a TOML file (`--config`), then
+//! `BERTH_<SECTION>__<KEY>` environment variables, then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file. Unknown keys are errors, so a typo is
+/// reported instead of silently ignored.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerSection,
+    /// `[storage]`
+    pub storage: StorageSection,
+    /// `[log]`
+    pub log: LogSection,
+}
+
+/// `[server]`: the listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address to listen on; port 0 picks a free port.
+    pub addr: String,
+    /// Seconds in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Seconds a client may take to send its request headers.
+    pub header_read_timeout_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            addr: "127.0.0.1:5000".into(),
+            shutdown_timeout_secs: 30,
+            header_read_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[storage]`: where data lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Data directory: blobs, upload sessions, metadata.
+    pub data_dir: PathBuf,
+    /// Largest manifest accepted, in bytes.
+    pub max_manifest_bytes: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            data_dir: PathBuf::from("./berth-data"),
+            max_manifest_bytes: 4 << 20,
+        }
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// Filter directive, e.g. `info` or `berth=debug` (`RUST_LOG` wins).
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Loads defaults, the optional file, then environment overrides.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
+            fig = fig.merge(Toml::file(f));
+        }
+        // Only sectioned variables (BERTH_SERVER__ADDR): other BERTH_*
+        // variables belong to tools and tests, not to this file.
+        fig = fig.merge(Env::prefixed("BERTH_").filter(|k| k.as_str().contains("__")).split("__"));
+        let cfg: Config = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.server
+            .addr
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("server.addr {:?} is not an IP:port address", self.server.addr))?;
+        anyhow::ensure!(
+            self.storage.max_manifest_bytes >= 1024,
+            "storage.max_manifest_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            !self.storage.data_dir.as_os_str().is_empty(),
+            "storage.data_dir must not be empty"
+        );
+        Ok(())
+    }
+}
