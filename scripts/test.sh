@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the project, from a fresh clone, on a fresh machine:
+# formatting, lints, unit tests, black-box HTTP tests, the conformance suite
+# and the real-client suite (which installs docker.io, skopeo, ... when
+# missing). `.ci/run` calls exactly this script.
+#
+# Everything runs on the release profile so that the project is compiled
+# once (tests, the `berth` binary the black-box tests start, and the binary
+# the client suite uses).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "cargo test (unit, black-box HTTP, conformance)"
+cargo test --workspace --release
+
+step "real clients (docker, skopeo, ...)"
+cargo build --release --bin berth
+BERTH_BIN="$PWD/target/release/berth" bash tests/clients/run.sh
+
+step "all tests passed"
