@@ -141,10 +141,50 @@ fn is_generic_content_type(ct: &str) -> bool {
     matches!(ct, "" | "application/json" | "application/octet-stream" | "text/plain")
 }
 
+/// Deepest JSON nesting accepted. Real manifests nest four or five levels;
+/// serde skips unknown fields without a depth limit, and other tools refuse
+/// documents nested much deeper, so Berth would store what they cannot read.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Nesting depth of a JSON document (objects and arrays), ignoring brackets
+/// inside strings. Stops counting past `MAX_JSON_DEPTH`.
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+                if max > MAX_JSON_DEPTH {
+                    return max;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 impl ParsedManifest {
     /// Parses and validates manifest bytes. `content_type` is the request's
     /// `Content-Type` header (parameters already stripped), if any.
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, ManifestError> {
+        if json_depth(bytes) > MAX_JSON_DEPTH {
+            return Err(ManifestError::Invalid(format!(
+                "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
         let raw: Raw = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
         let header = content_type.map(str::trim).filter(|c| !is_generic_content_type(c));
         let media_type = match (&raw.media_type, header) {
@@ -288,6 +328,16 @@ mod tests {
     fn unknown_media_type_is_other() {
         let m = ParsedManifest::parse(br#"{"mediaType":"application/x-custom","x":1}"#, None).unwrap();
         assert_eq!(m.kind, ManifestKind::Other);
+    }
+
+    #[test]
+    fn rejects_deep_nesting_in_unknown_fields() {
+        let deep = format!(r#","x":{}"a[]"{}"#, "[".repeat(100), "]".repeat(100));
+        let e = ParsedManifest::parse(image(&deep).as_bytes(), None).unwrap_err();
+        assert!(matches!(e, ManifestError::Invalid(m) if m.contains("nested")));
+        // Brackets inside strings do not count.
+        let s = format!(r#","x":"{}""#, "[".repeat(100));
+        assert!(ParsedManifest::parse(image(&s).as_bytes(), None).is_ok());
     }
 
     #[test]

@@ -354,7 +354,7 @@ fn content_range_start(h: &HeaderMap) -> Result<Option<u64>> {
             if let Some(len) = content_length(h) {
                 if len != r.len() {
                     return Err(ApiError::new(
-                        ErrorCode::RangeInvalid,
+                        ErrorCode::SizeInvalid,
                         format!("Content-Range {s} covers {} bytes but Content-Length is {len}", r.len()),
                     ));
                 }
