@@ -87,9 +87,11 @@ impl FromStr for Digest {
         // encoded [a-zA-Z0-9=_-]+. Check the grammar first so that a malformed
         // digest is reported as such and not as an unsupported algorithm.
         let alg_ok = !alg.is_empty()
-            && alg
-                .split(['.', '+', '_', '-'])
-                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && alg.split(['.', '+', '_', '-']).all(|c| {
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         let enc_ok = !enc.is_empty()
             && enc
                 .bytes()
@@ -103,7 +105,9 @@ impl FromStr for Digest {
             other => return Err(DigestError::UnsupportedAlgorithm(other.to_string())),
         };
         if enc.len() != algorithm.hex_len()
-            || !enc.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !enc
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(DigestError::BadEncoding(s.to_string(), algorithm.hex_len()));
         }

@@ -69,7 +69,11 @@ pub struct Platform {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// OS version.
-    #[serde(default, rename = "os.version", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "os.version",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
 }
 
@@ -120,11 +124,13 @@ struct Raw {
 }
 
 fn descriptor(v: &serde_json::Value, what: &str) -> Result<Descriptor, ManifestError> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| ManifestError::Invalid(format!("{what}: {e}")))
+    serde_json::from_value(v.clone()).map_err(|e| ManifestError::Invalid(format!("{what}: {e}")))
 }
 
-fn descriptors(v: &Option<serde_json::Value>, what: &str) -> Result<Vec<Descriptor>, ManifestError> {
+fn descriptors(
+    v: &Option<serde_json::Value>,
+    what: &str,
+) -> Result<Vec<Descriptor>, ManifestError> {
     match v {
         None | Some(serde_json::Value::Null) => Ok(Vec::new()),
         Some(serde_json::Value::Array(items)) => items
@@ -138,7 +144,10 @@ fn descriptors(v: &Option<serde_json::Value>, what: &str) -> Result<Vec<Descript
 
 /// Header values that say nothing about the manifest's type.
 fn is_generic_content_type(ct: &str) -> bool {
-    matches!(ct, "" | "application/json" | "application/octet-stream" | "text/plain")
+    matches!(
+        ct,
+        "" | "application/json" | "application/octet-stream" | "text/plain"
+    )
 }
 
 /// Deepest JSON nesting accepted. Real manifests nest four or five levels;
@@ -179,14 +188,20 @@ fn json_depth(bytes: &[u8]) -> usize {
 impl ParsedManifest {
     /// Parses and validates manifest bytes. `content_type` is the request's
     /// `Content-Type` header (parameters already stripped), if any.
-    pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, ManifestError> {
+    pub fn parse(
+        bytes: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<ParsedManifest, ManifestError> {
         if json_depth(bytes) > MAX_JSON_DEPTH {
             return Err(ManifestError::Invalid(format!(
                 "JSON nested deeper than {MAX_JSON_DEPTH} levels"
             )));
         }
-        let raw: Raw = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
-        let header = content_type.map(str::trim).filter(|c| !is_generic_content_type(c));
+        let raw: Raw =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+        let header = content_type
+            .map(str::trim)
+            .filter(|c| !is_generic_content_type(c));
         let media_type = match (&raw.media_type, header) {
             (Some(body), Some(h)) if body != h => {
                 return Err(ManifestError::MediaTypeMismatch {
@@ -240,21 +255,31 @@ impl ParsedManifest {
         match kind {
             ManifestKind::Image => {
                 if config.is_none() {
-                    return Err(ManifestError::Invalid("image manifest has no config".into()));
+                    return Err(ManifestError::Invalid(
+                        "image manifest has no config".into(),
+                    ));
                 }
                 if raw.layers.is_none() && media_type == mt::DOCKER_MANIFEST {
-                    return Err(ManifestError::Invalid("image manifest has no layers".into()));
+                    return Err(ManifestError::Invalid(
+                        "image manifest has no layers".into(),
+                    ));
                 }
                 if !manifests.is_empty() {
-                    return Err(ManifestError::Invalid("image manifest must not list manifests".into()));
+                    return Err(ManifestError::Invalid(
+                        "image manifest must not list manifests".into(),
+                    ));
                 }
             }
             ManifestKind::Index => {
                 if raw.manifests.is_none() {
-                    return Err(ManifestError::Invalid("index has no manifests field".into()));
+                    return Err(ManifestError::Invalid(
+                        "index has no manifests field".into(),
+                    ));
                 }
                 if config.is_some() || !layers.is_empty() {
-                    return Err(ManifestError::Invalid("index must not have config or layers".into()));
+                    return Err(ManifestError::Invalid(
+                        "index must not have config or layers".into(),
+                    ));
                 }
             }
             ManifestKind::Other => {}
@@ -282,9 +307,11 @@ impl ParsedManifest {
     /// Blobs (config and layers) the repository must hold for this manifest
     /// to be accepted. Foreign layers are excluded.
     pub fn required_blobs(&self) -> impl Iterator<Item = &Descriptor> {
-        self.config
-            .iter()
-            .chain(self.layers.iter().filter(|l| !mt::is_foreign_layer(&l.media_type)))
+        self.config.iter().chain(
+            self.layers
+                .iter()
+                .filter(|l| !mt::is_foreign_layer(&l.media_type)),
+        )
     }
 }
 
@@ -326,7 +353,8 @@ mod tests {
 
     #[test]
     fn unknown_media_type_is_other() {
-        let m = ParsedManifest::parse(br#"{"mediaType":"application/x-custom","x":1}"#, None).unwrap();
+        let m =
+            ParsedManifest::parse(br#"{"mediaType":"application/x-custom","x":1}"#, None).unwrap();
         assert_eq!(m.kind, ManifestKind::Other);
     }
 
@@ -342,7 +370,10 @@ mod tests {
 
     #[test]
     fn subject_is_parsed() {
-        let s = format!(r#","subject":{{"mediaType":"{}","digest":"{D1}","size":1}}"#, mt::OCI_MANIFEST);
+        let s = format!(
+            r#","subject":{{"mediaType":"{}","digest":"{D1}","size":1}}"#,
+            mt::OCI_MANIFEST
+        );
         let m = ParsedManifest::parse(image(&s).as_bytes(), None).unwrap();
         assert_eq!(m.subject.unwrap().digest.to_string(), D1);
     }

@@ -10,7 +10,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// Docker manifest list.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker schema 1 (signed); accepted as an opaque manifest.
-pub const DOCKER_MANIFEST_V1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+pub const DOCKER_MANIFEST_V1_SIGNED: &str =
+    "application/vnd.docker.distribution.manifest.v1+prettyjws";
 /// The OCI empty JSON descriptor's media type.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// Foreign (non-distributable) Docker layers are not required to exist.

@@ -166,12 +166,14 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["a", "acme/web", "a/b/c/d", "a-b", "a--b", "a__b", "a.b", "a_b/c0"] {
+        for ok in [
+            "a", "acme/web", "a/b/c/d", "a-b", "a--b", "a__b", "a.b", "a_b/c0",
+        ] {
             assert!(ok.parse::<RepoName>().is_ok(), "{ok}");
         }
         for bad in [
-            "", "A", "a/", "/a", "a//b", "a/../b", "..", "a/.", "-a", "a-", "a___b", "a._b",
-            "a b", "a%2fb", "a/B",
+            "", "A", "a/", "/a", "a//b", "a/../b", "..", "a/.", "-a", "a-", "a___b", "a._b", "a b",
+            "a%2fb", "a/B",
         ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad}");
         }
@@ -197,9 +199,13 @@ mod tests {
 
     #[test]
     fn references() {
-        assert!(matches!("latest".parse::<Reference>(), Ok(Reference::Tag(_))));
         assert!(matches!(
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse::<Reference>(),
+            "latest".parse::<Reference>(),
+            Ok(Reference::Tag(_))
+        ));
+        assert!(matches!(
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse::<Reference>(),
             Ok(Reference::Digest(_))
         ));
         assert!("sha256:zz".parse::<Reference>().is_err());

@@ -64,7 +64,8 @@ impl From<Error> for ApiError {
             Error::UploadUnknown { .. } => ErrorCode::BlobUploadUnknown,
             Error::UploadOffset { expected, .. } => {
                 let range = format!("0-{}", expected.saturating_sub(1));
-                return ApiError::new(ErrorCode::RangeInvalid, msg).with_header(http::header::RANGE, range);
+                return ApiError::new(ErrorCode::RangeInvalid, msg)
+                    .with_header(http::header::RANGE, range);
             }
             Error::SizeMismatch { .. } => ErrorCode::SizeInvalid,
             Error::DigestMismatch { .. } => ErrorCode::DigestInvalid,
@@ -76,7 +77,10 @@ impl From<Error> for ApiError {
             Error::Unsupported { .. } => ErrorCode::Unsupported,
             Error::BodyRead { .. } => ErrorCode::BlobUploadInvalid,
             Error::StorageFull { .. } => ErrorCode::InsufficientStorage,
-            Error::Storage { .. } | Error::Metadata { .. } | Error::Corrupt { .. } | Error::Locked { .. } => {
+            Error::Storage { .. }
+            | Error::Metadata { .. }
+            | Error::Corrupt { .. }
+            | Error::Locked { .. } => {
                 tracing::error!(error = %e, "storage failure");
                 ErrorCode::Unknown
             }

@@ -44,7 +44,10 @@ impl Endpoint {
             Blob(..) => get || *m == Method::DELETE,
             UploadStart(_) => *m == Method::POST,
             Upload(..) => {
-                *m == Method::GET || *m == Method::PATCH || *m == Method::PUT || *m == Method::DELETE
+                *m == Method::GET
+                    || *m == Method::PATCH
+                    || *m == Method::PUT
+                    || *m == Method::DELETE
             }
         }
     }
@@ -130,23 +133,50 @@ mod tests {
     fn parses_from_the_right() {
         assert_eq!(parse("/v2/").unwrap(), Endpoint::Base);
         assert_eq!(parse("/v2").unwrap(), Endpoint::Base);
-        assert!(matches!(parse("/v2/a/b/c/tags/list").unwrap(), Endpoint::Tags(n) if n.as_str() == "a/b/c"));
-        assert!(matches!(parse("/v2/a/manifests/tags/list").unwrap(), Endpoint::Tags(n) if n.as_str() == "a/manifests"));
-        assert!(matches!(parse("/v2/a/blobs/uploads/").unwrap(), Endpoint::UploadStart(_)));
-        assert!(matches!(parse("/v2/a/blobs/uploads").unwrap(), Endpoint::UploadStart(_)));
-        assert!(matches!(parse("/v2/a/b/blobs/uploads/xyz").unwrap(), Endpoint::Upload(n, id) if n.as_str() == "a/b" && id == "xyz"));
-        assert!(matches!(parse(&format!("/v2/a/blobs/{D}")).unwrap(), Endpoint::Blob(..)));
-        assert!(matches!(parse(&format!("/v2/a/referrers/{D}")).unwrap(), Endpoint::Referrers(..)));
-        assert!(matches!(parse("/v2/a/manifests/latest").unwrap(), Endpoint::Manifest(..)));
+        assert!(
+            matches!(parse("/v2/a/b/c/tags/list").unwrap(), Endpoint::Tags(n) if n.as_str() == "a/b/c")
+        );
+        assert!(
+            matches!(parse("/v2/a/manifests/tags/list").unwrap(), Endpoint::Tags(n) if n.as_str() == "a/manifests")
+        );
+        assert!(matches!(
+            parse("/v2/a/blobs/uploads/").unwrap(),
+            Endpoint::UploadStart(_)
+        ));
+        assert!(matches!(
+            parse("/v2/a/blobs/uploads").unwrap(),
+            Endpoint::UploadStart(_)
+        ));
+        assert!(
+            matches!(parse("/v2/a/b/blobs/uploads/xyz").unwrap(), Endpoint::Upload(n, id) if n.as_str() == "a/b" && id == "xyz")
+        );
+        assert!(matches!(
+            parse(&format!("/v2/a/blobs/{D}")).unwrap(),
+            Endpoint::Blob(..)
+        ));
+        assert!(matches!(
+            parse(&format!("/v2/a/referrers/{D}")).unwrap(),
+            Endpoint::Referrers(..)
+        ));
+        assert!(matches!(
+            parse("/v2/a/manifests/latest").unwrap(),
+            Endpoint::Manifest(..)
+        ));
     }
 
     #[test]
     fn keeps_the_reason() {
         assert_eq!(code("/v2/A/tags/list"), ErrorCode::NameInvalid);
         assert_eq!(code("/v2/../x/manifests/latest"), ErrorCode::NameInvalid);
-        assert_eq!(code("/v2/%2e%2e/x/manifests/latest"), ErrorCode::NameInvalid);
+        assert_eq!(
+            code("/v2/%2e%2e/x/manifests/latest"),
+            ErrorCode::NameInvalid
+        );
         assert_eq!(code("/v2/a//b/tags/list"), ErrorCode::NameInvalid);
-        assert_eq!(code("/v2/a/blobs/sha256:..%2F..%2Fetc"), ErrorCode::DigestInvalid);
+        assert_eq!(
+            code("/v2/a/blobs/sha256:..%2F..%2Fetc"),
+            ErrorCode::DigestInvalid
+        );
         assert_eq!(code("/v2/a/manifests/sha256:abc"), ErrorCode::DigestInvalid);
         assert_eq!(code("/v2/a/manifests/-bad"), ErrorCode::ManifestInvalid);
         assert_eq!(parse("/v3/x").unwrap_err().status, 404);

@@ -35,7 +35,10 @@ pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Respon
     if is_head {
         // Keep the headers (Content-Length included), drop the body.
         let (parts, _) = resp.into_parts();
-        resp = Response::from_parts(parts, Empty::new().map_err(|never| match never {}).boxed_unsync());
+        resp = Response::from_parts(
+            parts,
+            Empty::new().map_err(|never| match never {}).boxed_unsync(),
+        );
     }
     resp
 }
@@ -75,7 +78,11 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             let page = reg.catalog(last, n)?;
             let link = page
                 .more
-                .then(|| page.items.last().map(|l| format!("/v2/_catalog?n={n}&last={}", enc(l))))
+                .then(|| {
+                    page.items
+                        .last()
+                        .map(|l| format!("/v2/_catalog?n={n}&last={}", enc(l)))
+                })
                 .flatten();
             let body = serde_json::json!({ "repositories": page.items }).to_string();
             Ok(with_link(json(StatusCode::OK, body), link))
@@ -112,7 +119,9 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             Ok(r.body(full(body)).expect("valid"))
         }
         Endpoint::Manifest(repo, reference) => match m {
-            Method::GET | Method::HEAD => get_manifest(state, &repo, &reference, m == Method::HEAD).await,
+            Method::GET | Method::HEAD => {
+                get_manifest(state, &repo, &reference, m == Method::HEAD).await
+            }
             Method::PUT => put_manifest(state, &repo, &reference, req).await,
             _ => {
                 reg.manifest_delete(&repo, &reference).await?;
@@ -120,7 +129,9 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             }
         },
         Endpoint::Blob(repo, digest) => match m {
-            Method::GET | Method::HEAD => get_blob(state, &repo, &digest, req.headers(), m == Method::HEAD).await,
+            Method::GET | Method::HEAD => {
+                get_blob(state, &repo, &digest, req.headers(), m == Method::HEAD).await
+            }
             _ => {
                 reg.blob_unlink(&repo, &digest).await?;
                 Ok(accepted())
@@ -130,20 +141,34 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         Endpoint::Upload(repo, id) => match m {
             Method::GET => {
                 let st = reg.upload_status(&repo, &id).await?;
-                Ok(upload_response(StatusCode::NO_CONTENT, &repo, &st.id, st.size))
+                Ok(upload_response(
+                    StatusCode::NO_CONTENT,
+                    &repo,
+                    &st.id,
+                    st.size,
+                ))
             }
             Method::PATCH => {
                 let start = content_range_start(req.headers())?;
                 let (body, len) = body_stream(req);
                 let st = reg.upload_append(&repo, &id, start, body, len).await?;
-                Ok(upload_response(StatusCode::ACCEPTED, &repo, &st.id, st.size))
+                Ok(upload_response(
+                    StatusCode::ACCEPTED,
+                    &repo,
+                    &st.id,
+                    st.size,
+                ))
             }
             Method::PUT => {
                 let digest = q.digest()?.ok_or_else(|| {
-                    ApiError::new(ErrorCode::DigestInvalid, "PUT must name the blob's digest: ?digest=<algorithm>:<hex>")
+                    ApiError::new(
+                        ErrorCode::DigestInvalid,
+                        "PUT must name the blob's digest: ?digest=<algorithm>:<hex>",
+                    )
                 })?;
                 let (body, len) = body_stream(req);
-                reg.upload_finish(&repo, &id, &digest, Some((body, len))).await?;
+                reg.upload_finish(&repo, &id, &digest, Some((body, len)))
+                    .await?;
                 Ok(blob_created(&repo, &digest))
             }
             _ => {
@@ -157,12 +182,17 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
     }
 }
 
-async fn start_upload(state: &AppState, repo: &RepoName, q: &Query, req: Request<Incoming>) -> Result<Response<Body>> {
+async fn start_upload(
+    state: &AppState,
+    repo: &RepoName,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
     let reg = &state.registry;
     if let Some(mount) = q.get("mount") {
-        let digest: Digest = mount
-            .parse()
-            .map_err(|e: berth_oci::DigestError| ApiError::new(ErrorCode::DigestInvalid, e.to_string()))?;
+        let digest: Digest = mount.parse().map_err(|e: berth_oci::DigestError| {
+            ApiError::new(ErrorCode::DigestInvalid, e.to_string())
+        })?;
         // A `from` that is not a valid name cannot hold the blob; fall back
         // to a fresh session as for any refused mount.
         let from = q.get("from").and_then(|f| f.parse::<RepoName>().ok());
@@ -199,8 +229,11 @@ async fn get_blob(
         Some(r) => match ByteRange::parse_get_range(r, size) {
             Ok(Some(r)) => Some(r),
             Ok(None) => {
-                return Err(ApiError::new(ErrorCode::RangeInvalid, format!("range {r} is outside the blob's {size} bytes"))
-                    .with_header(CONTENT_RANGE, format!("bytes */{size}")))
+                return Err(ApiError::new(
+                    ErrorCode::RangeInvalid,
+                    format!("range {r} is outside the blob's {size} bytes"),
+                )
+                .with_header(CONTENT_RANGE, format!("bytes */{size}")))
             }
             Err(e) => {
                 return Err(ApiError::new(ErrorCode::RangeInvalid, e.to_string())
@@ -224,13 +257,20 @@ async fn get_blob(
         return Ok(b.body(full(Bytes::new())).expect("valid"));
     }
     let read = reg.blob_read(repo, digest, range).await?;
-    let stream = read
-        .body
-        .map(|r| r.map(Frame::data).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>));
-    Ok(b.body(BodyExt::boxed_unsync(StreamBody::new(stream))).expect("valid"))
+    let stream = read.body.map(|r| {
+        r.map(Frame::data)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
+    Ok(b.body(BodyExt::boxed_unsync(StreamBody::new(stream)))
+        .expect("valid"))
 }
 
-async fn get_manifest(state: &AppState, repo: &RepoName, reference: &Reference, head: bool) -> Result<Response<Body>> {
+async fn get_manifest(
+    state: &AppState,
+    repo: &RepoName,
+    reference: &Reference,
+    head: bool,
+) -> Result<Response<Body>> {
     let reg = &state.registry;
     let m = if head {
         reg.manifest_head(repo, reference)?
@@ -258,19 +298,19 @@ async fn put_manifest(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
-    if let Some(len) = content_length(req.headers()) {
-        if len > limit {
-            return Err(ApiError::new(
-                ErrorCode::TooLarge,
-                format!("manifest is {len} bytes; the limit is {limit} bytes"),
-            ));
-        }
+    let (mut body, declared) = body_stream(req);
+    if let Some(len) = declared.filter(|l| *l > limit) {
+        drain(body).await;
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("manifest is {len} bytes; the limit is {limit} bytes"),
+        ));
     }
-    let (mut body, _) = body_stream(req);
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         buf.extend_from_slice(&chunk?);
         if buf.len() as u64 > limit {
+            drain(body).await;
             return Err(ApiError::new(
                 ErrorCode::TooLarge,
                 format!("manifest is over the {limit}-byte limit"),
@@ -290,6 +330,19 @@ async fn put_manifest(
         r = r.header("oci-subject", s.to_string());
     }
     Ok(r.body(full(Bytes::new())).expect("valid"))
+}
+
+/// Reads and discards what is left of a rejected body (up to a bound), so
+/// the client finishes sending and reads the error instead of a reset.
+async fn drain(mut body: ByteStream) {
+    const MAX_DRAIN: usize = 64 << 20;
+    let mut n = 0;
+    while let Some(Ok(c)) = body.next().await {
+        n += c.len();
+        if n > MAX_DRAIN {
+            break;
+        }
+    }
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {
@@ -347,15 +400,19 @@ fn content_range_start(h: &HeaderMap) -> Result<Option<u64>> {
     match h.get(CONTENT_RANGE) {
         None => Ok(None),
         Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| ApiError::new(ErrorCode::RangeInvalid, "Content-Range is not ASCII"))?;
-            let r = ByteRange::parse_content_range(s).map_err(|e| ApiError::new(ErrorCode::RangeInvalid, e.to_string()))?;
+            let s = v.to_str().map_err(|_| {
+                ApiError::new(ErrorCode::RangeInvalid, "Content-Range is not ASCII")
+            })?;
+            let r = ByteRange::parse_content_range(s)
+                .map_err(|e| ApiError::new(ErrorCode::RangeInvalid, e.to_string()))?;
             if let Some(len) = content_length(h) {
                 if len != r.len() {
                     return Err(ApiError::new(
                         ErrorCode::SizeInvalid,
-                        format!("Content-Range {s} covers {} bytes but Content-Length is {len}", r.len()),
+                        format!(
+                            "Content-Range {s} covers {} bytes but Content-Length is {len}",
+                            r.len()
+                        ),
                     ));
                 }
             }
@@ -371,7 +428,9 @@ fn body_stream(req: Request<Incoming>) -> (ByteStream, Option<u64>) {
         .filter_map(|frame| async move {
             match frame {
                 Ok(f) => f.into_data().ok().map(Ok),
-                Err(e) => Some(Err(StoreError::BodyRead { message: e.to_string() })),
+                Err(e) => Some(Err(StoreError::BodyRead {
+                    message: e.to_string(),
+                })),
             }
         })
         .boxed();
@@ -394,14 +453,21 @@ impl Query {
     }
 
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 
     fn n(&self, default: usize) -> Result<usize> {
         match self.get("n") {
             None | Some("") => Ok(default),
             Some(v) => v.parse::<usize>().map_err(|_| {
-                ApiError::new(ErrorCode::Unsupported, format!("n={v:?} is not a non-negative integer")).with_status(400)
+                ApiError::new(
+                    ErrorCode::Unsupported,
+                    format!("n={v:?} is not a non-negative integer"),
+                )
+                .with_status(400)
             }),
         }
     }
@@ -409,10 +475,9 @@ impl Query {
     fn digest(&self) -> Result<Option<Digest>> {
         match self.get("digest") {
             None => Ok(None),
-            Some(d) => d
-                .parse()
-                .map(Some)
-                .map_err(|e: berth_oci::DigestError| ApiError::new(ErrorCode::DigestInvalid, e.to_string())),
+            Some(d) => d.parse().map(Some).map_err(|e: berth_oci::DigestError| {
+                ApiError::new(ErrorCode::DigestInvalid, e.to_string())
+            }),
         }
     }
 }

@@ -26,7 +26,9 @@ pub enum Error {
         id: String,
     },
     /// A chunk did not start where the session ends.
-    #[error("chunk starts at byte {got} but the upload holds {expected} bytes; resume at {expected}")]
+    #[error(
+        "chunk starts at byte {got} but the upload holds {expected} bytes; resume at {expected}"
+    )]
     UploadOffset {
         /// Current size of the session.
         expected: u64,
@@ -62,6 +64,33 @@ pub enum Error {
     RepoUnknown {
         /// Repository.
         name: String,
+    },
+    /// A namespace of that name exists already.
+    #[error("namespace {name} already exists")]
+    NamespaceExists {
+        /// Name.
+        name: String,
+    },
+    /// No such namespace.
+    #[error("namespace {name} does not exist")]
+    NamespaceUnknown {
+        /// Name.
+        name: String,
+    },
+    /// The namespace or repository is being deleted; pushes are refused
+    /// until that finishes.
+    #[error("{what} is being deleted; retry once the deletion has finished")]
+    BeingDeleted {
+        /// `namespace x` or `repository x/y`.
+        what: String,
+    },
+    /// A management request carried an invalid value.
+    #[error("{field}: {reason}")]
+    InvalidInput {
+        /// The offending field.
+        field: String,
+        /// What is wrong and what would be right.
+        reason: String,
     },
     /// The manifest is malformed.
     #[error("{reason}")]

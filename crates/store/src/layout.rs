@@ -27,10 +27,12 @@
 //! repos       <repo>                               -> RepoRecord
 //! blobs       <digest>                             -> BlobRecord (size; present = bytes stored)
 //! links       <repo>\0<digest>                     -> LinkRecord (repo may serve this blob)
+//! blob_links  <digest>\0<repo>                     -> (empty) the same links, by blob: who needs it
 //! manifests   <repo>\0<digest>                     -> ManifestRecord
 //! tags        <repo>\0<tag>                        -> TagRecord (digest); key order = lexical order
 //! referrers   <repo>\0<subject>\0<referrer>        -> Descriptor of the referrer
 //! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes)
+//! settings    registry                             -> RegistrySettings
 //! ```
 
 use berth_oci::{Digest, RepoName};
@@ -39,12 +41,7 @@ use uuid::Uuid;
 
 /// Object path of a blob's bytes.
 pub(crate) fn blob_path(d: &Digest) -> Path {
-    Path::from_iter([
-        "blobs",
-        d.algorithm().as_str(),
-        &d.hex()[..2],
-        d.hex(),
-    ])
+    Path::from_iter(["blobs", d.algorithm().as_str(), &d.hex()[..2], d.hex()])
 }
 
 /// Object path of one chunk of an upload.
@@ -77,6 +74,20 @@ pub(crate) fn referrers_prefix(repo: &RepoName, subject: &Digest) -> Vec<u8> {
 pub(crate) fn referrer_key(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Vec<u8> {
     let mut k = referrers_prefix(repo, subject);
     k.extend_from_slice(referrer.to_string().as_bytes());
+    k
+}
+
+/// `<digest>\0<repo>`: the reverse of a link.
+pub(crate) fn blob_link_key(digest: &Digest, repo: &RepoName) -> Vec<u8> {
+    let mut k = blob_links_prefix(digest);
+    k.extend_from_slice(repo.as_str().as_bytes());
+    k
+}
+
+/// `<digest>\0`: prefix of every reverse link of a blob.
+pub(crate) fn blob_links_prefix(digest: &Digest) -> Vec<u8> {
+    let mut k = digest.to_string().into_bytes();
+    k.push(0);
     k
 }
 

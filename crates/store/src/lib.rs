@@ -10,6 +10,7 @@
 //! so whatever the server acknowledges survives `kill -9`.
 #![warn(missing_docs)]
 
+mod admin;
 mod error;
 mod layout;
 mod manifests;
@@ -24,10 +25,16 @@ use std::sync::Arc;
 use berth_oci::{ByteRange, Digest, RepoName};
 use object_store::local::LocalFileSystem;
 
+pub use admin::{
+    parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule, NamespaceInfo,
+    RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
+};
 pub use error::{Error, Result};
 pub use manifests::{ManifestContent, PutManifest};
 pub use objects::{BlobRead, ByteStream};
-pub use records::{Millis, NamespaceRecord, RepoRecord};
+pub use records::{
+    BlobRef, ManifestRecord, Millis, NamespaceRecord, NamespaceStatus, RepoRecord, TagRecord,
+};
 pub use uploads::UploadState;
 
 use meta::{MetaDb, MetaDbExt, Table};
@@ -73,30 +80,63 @@ struct Inner {
     objects: objects::Objects,
     uploads: uploads::Sessions,
     manifest_cache: manifests::Cache,
+    deleting: admin::Deleting,
+    pulls: admin::Pulls,
 }
 
 impl Registry {
     /// Opens (creating if needed) the registry in `cfg.data_dir`.
     pub async fn open(cfg: StoreConfig) -> Result<Registry> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::Storage {
-            message: format!("cannot create data directory {}: {e}", cfg.data_dir.display()),
+            message: format!(
+                "cannot create data directory {}: {e}",
+                cfg.data_dir.display()
+            ),
         })?;
         let meta_path = cfg.data_dir.join("meta");
         let meta = tokio::task::spawn_blocking(move || meta::sled_db::SledDb::open(&meta_path))
             .await
-            .map_err(|e| Error::Metadata { message: e.to_string() })??;
+            .map_err(|e| Error::Metadata {
+                message: e.to_string(),
+            })??;
         let fs = LocalFileSystem::new_with_prefix(&cfg.data_dir)?
             .with_fsync(true)
             .with_automatic_cleanup(true);
-        Ok(Registry {
+        let reg = Registry {
             inner: Arc::new(Inner {
                 cfg,
                 meta: Box::new(meta),
                 objects: objects::Objects::new(Arc::new(fs)),
                 uploads: uploads::Sessions::default(),
                 manifest_cache: manifests::Cache::default(),
+                deleting: admin::Deleting::default(),
+                pulls: admin::Pulls::default(),
             }),
-        })
+        };
+        // Namespace deletions interrupted by a stop resume now.
+        for ns in reg.load_deleting()? {
+            reg.spawn_namespace_purge(ns);
+        }
+        reg.spawn_pull_flusher();
+        Ok(reg)
+    }
+
+    /// Writes batched pull times every few seconds for as long as the
+    /// registry is open.
+    fn spawn_pull_flusher(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_secs(admin::PULL_FLUSH_SECS));
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let reg = Registry { inner };
+                if let Err(e) = reg.flush_pulls() {
+                    tracing::warn!(error = %e, "could not record pull times");
+                }
+            }
+        });
     }
 
     /// The configuration.
@@ -104,21 +144,32 @@ impl Registry {
         &self.inner.cfg
     }
 
-    /// Makes all metadata durable (shutdown).
+    /// Makes all metadata durable, pull times included (shutdown).
     pub async fn flush(&self) -> Result<()> {
+        self.flush_pulls()?;
+        self.flush_meta().await
+    }
+
+    async fn flush_meta(&self) -> Result<()> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.inner.meta.flush())
             .await
-            .map_err(|e| Error::Metadata { message: e.to_string() })?
+            .map_err(|e| Error::Metadata {
+                message: e.to_string(),
+            })?
     }
 
     fn meta(&self) -> &dyn MetaDb {
         &*self.inner.meta
     }
 
-    /// Whether the repository exists.
+    /// Whether the repository exists (and is not being deleted).
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
-        Ok(self.meta().get(Table::Repos, repo.as_str().as_bytes())?.is_some())
+        Ok(!self.inner.deleting.hides(repo)
+            && self
+                .meta()
+                .get(Table::Repos, repo.as_str().as_bytes())?
+                .is_some())
     }
 
     /// Size of a blob the repository may serve.
@@ -128,18 +179,34 @@ impl Registry {
             repo: repo.to_string(),
             digest: digest.clone(),
         };
-        if self.meta().get(Table::Links, &layout::repo_key(repo, &d))?.is_none() {
+        if self.inner.deleting.hides(repo)
+            || self
+                .meta()
+                .get(Table::Links, &layout::repo_key(repo, &d))?
+                .is_none()
+        {
             return Err(unknown());
         }
-        let b: BlobRecord = self.meta().get_json(Table::Blobs, d.as_bytes())?.ok_or_else(unknown)?;
+        let b: BlobRecord = self
+            .meta()
+            .get_json(Table::Blobs, d.as_bytes())?
+            .ok_or_else(unknown)?;
         Ok(b.size)
     }
 
     /// Reads a blob the repository may serve; `range` is `None` for all of
     /// it. The caller validated the range against [`Registry::blob_size`].
-    pub async fn blob_read(&self, repo: &RepoName, digest: &Digest, range: Option<ByteRange>) -> Result<BlobRead> {
+    pub async fn blob_read(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobRead> {
         self.blob_size(repo, digest)?;
-        self.inner.objects.read(&layout::blob_path(digest), range).await
+        self.inner
+            .objects
+            .read(&layout::blob_path(digest), range)
+            .await
     }
 
     /// Removes the repository's link to a blob (the bytes are reclaimed by
@@ -155,7 +222,8 @@ impl Registry {
                 }
                 .into());
             }
-            tx.delete(Table::Links, &key)
+            tx.delete(Table::Links, &key)?;
+            tx.delete(Table::BlobLinks, &layout::blob_link_key(digest, repo))
         })?;
         self.durable().await
     }
@@ -164,11 +232,44 @@ impl Registry {
     /// `from`, the blob must be linked there; without, any stored blob
     /// qualifies (the caller checked that the client may read it). Returns
     /// whether the blob was mounted.
-    pub async fn blob_mount(&self, repo: &RepoName, digest: &Digest, from: Option<&RepoName>) -> Result<bool> {
+    pub async fn blob_mount(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<bool> {
+        self.check_writable(repo)?;
         let d = digest.to_string();
-        if let Some(from) = from {
-            if self.meta().get(Table::Links, &layout::repo_key(from, &d))?.is_none() {
-                return Ok(false);
+        match from {
+            Some(from) => {
+                if self.inner.deleting.hides(from)
+                    || self
+                        .meta()
+                        .get(Table::Links, &layout::repo_key(from, &d))?
+                        .is_none()
+                {
+                    return Ok(false);
+                }
+            }
+            None => {
+                // No `from` (containerd): the blob must still be linked to
+                // some visible repository; unlinked bytes awaiting garbage
+                // collection are readable nowhere and must not come back.
+                let holders = self.meta().scan(
+                    Table::BlobLinks,
+                    &layout::blob_links_prefix(digest),
+                    None,
+                    64,
+                )?;
+                let readable = holders.iter().any(|(k, _)| {
+                    std::str::from_utf8(&k[d.len() + 1..])
+                        .ok()
+                        .and_then(|r| r.parse::<RepoName>().ok())
+                        .is_some_and(|r| !self.inner.deleting.hides(&r))
+                });
+                if !readable {
+                    return Ok(false);
+                }
             }
         }
         let mounted = self.meta().transact(|tx| {
@@ -186,7 +287,12 @@ impl Registry {
 
     /// Inside a transaction: the repository (and its namespace) exist, and
     /// may serve `digest`.
-    fn link_in_tx(&self, tx: &dyn meta::Txn, repo: &RepoName, digest: &Digest) -> meta::TxResult<()> {
+    fn link_in_tx(
+        &self,
+        tx: &dyn meta::Txn,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> meta::TxResult<()> {
         self.ensure_repo_in_tx(tx, repo)?;
         let key = layout::repo_key(repo, &digest.to_string());
         if tx.get(Table::Links, &key)?.is_none() {
@@ -198,6 +304,7 @@ impl Registry {
                     created_at: records::now_millis(),
                 },
             )?;
+            tx.put(Table::BlobLinks, &layout::blob_link_key(digest, repo), b"")?;
         }
         Ok(())
     }
@@ -207,7 +314,14 @@ impl Registry {
     fn ensure_repo_in_tx(&self, tx: &dyn meta::Txn, repo: &RepoName) -> meta::TxResult<()> {
         let now = records::now_millis();
         let ns = repo.namespace();
-        if tx.get(Table::Namespaces, ns.as_bytes())?.is_none() {
+        if let Some(rec) = meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, ns.as_bytes())? {
+            if rec.status == NamespaceStatus::Deleting {
+                return Err(Error::BeingDeleted {
+                    what: format!("namespace {ns}"),
+                }
+                .into());
+            }
+        } else {
             meta::tx_put(
                 tx,
                 Table::Namespaces,
@@ -219,6 +333,8 @@ impl Registry {
                     description: String::new(),
                     project_id: String::new(),
                     is_public: false,
+                    status: Default::default(),
+                    status_message: String::new(),
                 },
             )?;
         }
@@ -234,31 +350,55 @@ impl Registry {
 
     /// Flushes metadata before an acknowledgement.
     async fn durable(&self) -> Result<()> {
-        self.flush().await
+        self.flush_meta().await
     }
 
     /// Repository names in lexical order, after `last`, at most `n`.
     pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
-        let rows = self.meta().scan(
-            Table::Repos,
-            b"",
-            last.map(str::as_bytes),
-            n.saturating_add(1),
-        )?;
-        page(rows.into_iter().map(|(k, _)| k), n)
+        let mut names = Vec::new();
+        let mut after = last.map(|l| l.as_bytes().to_vec());
+        // Repositories being deleted are skipped, so scan until the page is
+        // full or the table ends.
+        loop {
+            let want = n.saturating_add(1) - names.len();
+            let rows = self
+                .meta()
+                .scan(Table::Repos, b"", after.as_deref(), want)?;
+            let exhausted = rows.len() < want;
+            for (k, _) in rows {
+                after = Some(k.clone());
+                let hidden = std::str::from_utf8(&k)
+                    .ok()
+                    .and_then(|s| s.parse::<RepoName>().ok())
+                    .is_some_and(|r| self.inner.deleting.hides(&r));
+                if !hidden {
+                    names.push(k);
+                }
+            }
+            if exhausted || names.len() > n {
+                break;
+            }
+        }
+        page(names.into_iter(), n)
     }
 
     /// Tags of a repository in lexical order, after `last`, at most `n`.
     pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
         if !self.repo_exists(repo)? {
-            return Err(Error::RepoUnknown { name: repo.to_string() });
+            return Err(Error::RepoUnknown {
+                name: repo.to_string(),
+            });
         }
         let prefix = layout::repo_prefix(repo);
         let after = last.map(|l| layout::repo_key(repo, l));
         let rows = self
             .meta()
             .scan(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
-        page(rows.into_iter().map(|(k, _)| layout::key_suffix(&k, repo).to_vec()), n)
+        page(
+            rows.into_iter()
+                .map(|(k, _)| layout::key_suffix(&k, repo).to_vec()),
+            n,
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
-use crate::records::{now_millis, BlobRecord, ManifestRecord, TagRecord};
+use crate::records::{now_millis, BlobRecord, BlobRef, ManifestRecord, TagRecord};
 use crate::Registry;
 
 /// What a manifest PUT stored.
@@ -50,7 +50,12 @@ const CACHE_BYTES: usize = 64 << 20;
 
 impl Cache {
     fn get(&self, d: &Digest) -> Option<Bytes> {
-        self.map.lock().expect("cache lock poisoned").0.get(d).cloned()
+        self.map
+            .lock()
+            .expect("cache lock poisoned")
+            .0
+            .get(d)
+            .cloned()
     }
 
     fn insert(&self, d: Digest, b: Bytes) {
@@ -63,6 +68,14 @@ impl Cache {
         if let Some(old) = g.0.insert(d, b) {
             g.1 -= old.len();
         }
+    }
+}
+
+fn blob_ref(d: &Descriptor) -> BlobRef {
+    BlobRef {
+        digest: d.digest.clone(),
+        media_type: d.media_type.clone(),
+        size: d.size,
     }
 }
 
@@ -84,6 +97,7 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<PutManifest> {
+        self.check_writable(repo)?;
         let limit = self.inner.cfg.max_manifest_bytes;
         if bytes.len() as u64 > limit {
             return Err(Error::ManifestTooLarge {
@@ -104,11 +118,14 @@ impl Registry {
             }
             Reference::Tag(_) => digest_of(Algorithm::Sha256, &bytes),
         };
-        let parsed = ParsedManifest::parse(&bytes, content_type)
-            .map_err(|e| Error::ManifestInvalid { reason: e.to_string() })?;
+        let parsed =
+            ParsedManifest::parse(&bytes, content_type).map_err(|e| Error::ManifestInvalid {
+                reason: e.to_string(),
+            })?;
         // Check once before writing bytes, for a clear error without side
         // effects; checked again inside the transaction below.
-        self.meta().transact(|tx| self.check_references(tx, repo, &parsed))?;
+        self.meta()
+            .transact(|tx| self.check_references(tx, repo, &parsed))?;
         self.inner
             .objects
             .put_if_absent(&layout::blob_path(&digest), bytes.clone())
@@ -120,7 +137,8 @@ impl Registry {
             size: bytes.len() as u64,
             artifact_type: parsed.effective_artifact_type(),
             subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
-            blobs: parsed.required_blobs().map(|d| (d.digest.clone(), d.size)).collect(),
+            config: parsed.config.as_ref().map(blob_ref),
+            layers: parsed.layers.iter().map(blob_ref).collect(),
             children: parsed
                 .manifests
                 .iter()
@@ -205,7 +223,10 @@ impl Registry {
         }
         for c in &m.manifests {
             if tx
-                .get(Table::Manifests, &layout::repo_key(repo, &c.digest.to_string()))?
+                .get(
+                    Table::Manifests,
+                    &layout::repo_key(repo, &c.digest.to_string()),
+                )?
                 .is_none()
             {
                 return Err(missing(&c.digest).into());
@@ -219,6 +240,9 @@ impl Registry {
             repo: repo.to_string(),
             reference: reference.to_string(),
         };
+        if self.inner.deleting.hides(repo) {
+            return Err(unknown());
+        }
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(t) => {
@@ -231,7 +255,10 @@ impl Registry {
         };
         let rec: ManifestRecord = self
             .meta()
-            .get_json(Table::Manifests, &layout::repo_key(repo, &digest.to_string()))?
+            .get_json(
+                Table::Manifests,
+                &layout::repo_key(repo, &digest.to_string()),
+            )?
             .ok_or_else(unknown)?;
         Ok((digest, rec))
     }
@@ -248,12 +275,22 @@ impl Registry {
     }
 
     /// A manifest with its bytes exactly as pushed.
-    pub async fn manifest_get(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
+    pub async fn manifest_get(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestContent> {
         let (digest, rec) = self.resolve(repo, reference)?;
+        self.inner.pulls.record(repo, &digest);
         let bytes = match self.inner.manifest_cache.get(&digest) {
             Some(b) => b,
             None => {
-                let mut s = self.inner.objects.read(&layout::blob_path(&digest), None).await?.body;
+                let mut s = self
+                    .inner
+                    .objects
+                    .read(&layout::blob_path(&digest), None)
+                    .await?
+                    .body;
                 let mut buf = BytesMut::with_capacity(rec.size as usize);
                 while let Some(c) = s.next().await {
                     buf.extend_from_slice(&c?);
@@ -305,11 +342,13 @@ impl Registry {
                     .map(|(k, _)| k)
                     .collect();
                 self.meta().transact(|tx| {
-                    let Some(rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)? else {
+                    let Some(rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)?
+                    else {
                         return Err(unknown().into());
                     };
                     tx.delete(Table::Manifests, &mkey)?;
                     tx.delete(Table::Links, &mkey)?;
+                    tx.delete(Table::BlobLinks, &layout::blob_link_key(d, repo))?;
                     for k in &tag_keys {
                         if let Some(t) = meta::tx_get::<TagRecord>(tx, Table::Tags, k)? {
                             if &t.digest == d {
@@ -329,10 +368,18 @@ impl Registry {
 
     /// Descriptors of the manifests whose subject is `subject`, optionally
     /// only those of one artifact type.
-    pub fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
-        let rows = self
-            .meta()
-            .scan(Table::Referrers, &layout::referrers_prefix(repo, subject), None, usize::MAX)?;
+    pub fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let rows = self.meta().scan(
+            Table::Referrers,
+            &layout::referrers_prefix(repo, subject),
+            None,
+            usize::MAX,
+        )?;
         let mut out = Vec::with_capacity(rows.len());
         for (_, v) in rows {
             let d: Descriptor = meta::decode(Table::Referrers, &v)?;

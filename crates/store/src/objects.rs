@@ -9,7 +9,8 @@ use futures::stream::{BoxStream, StreamExt};
 use futures::Stream;
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, WriteMultipart,
 };
 use sha2::{Digest as _, Sha256, Sha512};
 
@@ -115,7 +116,11 @@ impl Objects {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.os.put_opts(path, PutPayload::from_bytes(bytes), opts).await {
+        match self
+            .os
+            .put_opts(path, PutPayload::from_bytes(bytes), opts)
+            .await
+        {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -174,7 +179,11 @@ impl Objects {
 
     /// Hashes the concatenation of objects with `algorithm` (recovery path:
     /// after a restart, or for sha512 digests).
-    pub(crate) async fn hash(&self, parts: &[Path], algorithm: Algorithm) -> Result<(Digest, Option<Sha256>)> {
+    pub(crate) async fn hash(
+        &self,
+        parts: &[Path],
+        algorithm: Algorithm,
+    ) -> Result<(Digest, Option<Sha256>)> {
         let mut s256 = Sha256::new();
         let mut s512 = Sha512::new();
         for p in parts {
@@ -188,7 +197,10 @@ impl Objects {
             }
         }
         Ok(match algorithm {
-            Algorithm::Sha256 => (Digest::from_raw(Algorithm::Sha256, &s256.clone().finalize()), Some(s256)),
+            Algorithm::Sha256 => (
+                Digest::from_raw(Algorithm::Sha256, &s256.clone().finalize()),
+                Some(s256),
+            ),
             Algorithm::Sha512 => (Digest::from_raw(Algorithm::Sha512, &s512.finalize()), None),
         })
     }
@@ -236,7 +248,9 @@ fn file_stream(mut file: std::fs::File, start: u64, end: u64) -> ByteStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         if let Err(e) = file.seek(SeekFrom::Start(start)) {
-            let _ = tx.blocking_send(Err(Error::Storage { message: e.to_string() }));
+            let _ = tx.blocking_send(Err(Error::Storage {
+                message: e.to_string(),
+            }));
             return;
         }
         let mut left = end - start;
@@ -250,7 +264,9 @@ fn file_stream(mut file: std::fs::File, start: u64, end: u64) -> ByteStream {
                     Ok(k) => got += k,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        let _ = tx.blocking_send(Err(Error::Storage { message: e.to_string() }));
+                        let _ = tx.blocking_send(Err(Error::Storage {
+                            message: e.to_string(),
+                        }));
                         return;
                     }
                 }
@@ -268,5 +284,8 @@ fn file_stream(mut file: std::fs::File, start: u64, end: u64) -> ByteStream {
             }
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }

@@ -36,6 +36,39 @@ pub struct NamespaceRecord {
     /// Anonymous pull allowed.
     #[serde(default)]
     pub is_public: bool,
+    /// Lifecycle state.
+    #[serde(default)]
+    pub status: NamespaceStatus,
+    /// Why the status is what it is (errors), empty otherwise.
+    #[serde(default)]
+    pub status_message: String,
+}
+
+/// Lifecycle of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum NamespaceStatus {
+    /// In use.
+    #[default]
+    Ready,
+    /// Being deleted: its repositories are already invisible.
+    Deleting,
+    /// Something failed; see `status_message`.
+    Error,
+    /// Read-only.
+    Locked,
+}
+
+impl NamespaceStatus {
+    /// Lower-case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamespaceStatus::Ready => "ready",
+            NamespaceStatus::Deleting => "deleting",
+            NamespaceStatus::Error => "error",
+            NamespaceStatus::Locked => "locked",
+        }
+    }
 }
 
 /// A repository.
@@ -82,9 +115,12 @@ pub struct ManifestRecord {
     /// The subject, for referrers.
     #[serde(default)]
     pub subject: Option<Digest>,
-    /// Config and layer blobs with their sizes (images).
+    /// Config blob (images).
     #[serde(default)]
-    pub blobs: Vec<(Digest, u64)>,
+    pub config: Option<BlobRef>,
+    /// Layer blobs (images), foreign layers included.
+    #[serde(default)]
+    pub layers: Vec<BlobRef>,
     /// Child manifests (indexes) with their platforms.
     #[serde(default)]
     pub children: Vec<(Digest, Option<Platform>)>,
@@ -96,6 +132,17 @@ pub struct ManifestRecord {
     /// Last pull (batched).
     #[serde(default)]
     pub last_pull: Option<Millis>,
+}
+
+/// A blob as a manifest references it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Digest.
+    pub digest: Digest,
+    /// Media type given in the manifest.
+    pub media_type: String,
+    /// Size given in the manifest.
+    pub size: u64,
 }
 
 /// A tag.

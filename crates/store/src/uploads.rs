@@ -70,6 +70,7 @@ pub(crate) type Body = (ByteStream, Option<u64>);
 impl Registry {
     /// Starts an upload session in `repo`.
     pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadState> {
+        self.check_writable(repo)?;
         let id = Uuid::new_v4();
         let now = now_millis();
         let rec = UploadRecord {
@@ -78,7 +79,8 @@ impl Registry {
             created_at: now,
             updated_at: now,
         };
-        self.meta().transact(|tx| meta::tx_put(tx, Table::Uploads, id.to_string().as_bytes(), &rec))?;
+        self.meta()
+            .transact(|tx| meta::tx_put(tx, Table::Uploads, id.to_string().as_bytes(), &rec))?;
         self.durable().await?;
         let live = self.inner.uploads.entry(id);
         let mut l = live.lock().await;
@@ -102,7 +104,10 @@ impl Registry {
         // at a time and in order.
         let mut guard = live.lock_owned().await;
         if guard.record.is_none() {
-            match self.meta().get_json::<UploadRecord>(Table::Uploads, uuid.to_string().as_bytes())? {
+            match self
+                .meta()
+                .get_json::<UploadRecord>(Table::Uploads, uuid.to_string().as_bytes())?
+            {
                 Some(rec) => guard.record = Some(rec),
                 None => {
                     drop(guard);
@@ -147,14 +152,20 @@ impl Registry {
                 });
             }
         }
-        self.append_locked(uuid, &mut live, (body, declared_len)).await?;
+        self.append_locked(uuid, &mut live, (body, declared_len))
+            .await?;
         Ok(UploadState {
             id: uuid.to_string(),
             size: live.record.as_ref().expect("loaded").size(),
         })
     }
 
-    async fn append_locked(&self, uuid: Uuid, live: &mut Live, (body, declared): Body) -> Result<()> {
+    async fn append_locked(
+        &self,
+        uuid: Uuid,
+        live: &mut Live,
+        (body, declared): Body,
+    ) -> Result<()> {
         let rec = live.record.as_ref().expect("loaded");
         let paths = part_paths(uuid, rec);
         if live.hasher.is_none() {
@@ -165,7 +176,11 @@ impl Registry {
         }
         let mut hasher = live.hasher.clone().expect("rebuilt");
         let path = layout::upload_part_path(&uuid, paths.len());
-        let n = self.inner.objects.write_stream(&path, body, &mut hasher).await?;
+        let n = self
+            .inner
+            .objects
+            .write_stream(&path, body, &mut hasher)
+            .await?;
         if let Some(d) = declared {
             if d != n {
                 self.inner.objects.delete_all(&[path]).await;
@@ -219,7 +234,9 @@ impl Registry {
         let rec = live.record.clone().expect("loaded");
         let paths = part_paths(uuid, &rec);
         let actual = match (digest.algorithm(), &live.hasher) {
-            (Algorithm::Sha256, Some(h)) => Digest::from_raw(Algorithm::Sha256, &h.clone().finalize()),
+            (Algorithm::Sha256, Some(h)) => {
+                Digest::from_raw(Algorithm::Sha256, &h.clone().finalize())
+            }
             (alg, _) => self.inner.objects.hash(&paths, alg).await?.0,
         };
         if &actual != digest {
@@ -231,7 +248,8 @@ impl Registry {
                 actual,
             });
         }
-        self.store_blob(repo, digest, rec.size(), &paths, Some(uuid)).await?;
+        self.store_blob(repo, digest, rec.size(), &paths, Some(uuid))
+            .await?;
         drop(live);
         self.inner.uploads.remove(&uuid);
         Ok(())
@@ -249,7 +267,8 @@ impl Registry {
 
     async fn cancel_locked(&self, uuid: Uuid, paths: &[object_store::path::Path]) -> Result<()> {
         let key = uuid.to_string();
-        self.meta().transact(|tx| tx.delete(Table::Uploads, key.as_bytes()))?;
+        self.meta()
+            .transact(|tx| tx.delete(Table::Uploads, key.as_bytes()))?;
         self.durable().await?;
         self.inner.objects.delete_all(paths).await;
         Ok(())
@@ -263,12 +282,17 @@ impl Registry {
         body: ByteStream,
         declared_len: Option<u64>,
     ) -> Result<()> {
+        self.check_writable(repo)?;
         // A private staging id that is never recorded: a crash leaves only
         // an orphan chunk for `berth gc` to sweep.
         let uuid = Uuid::new_v4();
         let path = layout::upload_part_path(&uuid, 0);
         let mut hasher = Sha256::new();
-        let n = self.inner.objects.write_stream(&path, body, &mut hasher).await?;
+        let n = self
+            .inner
+            .objects
+            .write_stream(&path, body, &mut hasher)
+            .await?;
         let paths = [path];
         if let Some(d) = declared_len {
             if d != n {
@@ -307,7 +331,10 @@ impl Registry {
         parts: &[object_store::path::Path],
         session: Option<Uuid>,
     ) -> Result<()> {
-        self.inner.objects.commit_parts(parts, &layout::blob_path(digest)).await?;
+        self.inner
+            .objects
+            .commit_parts(parts, &layout::blob_path(digest))
+            .await?;
         let d = digest.to_string();
         self.meta().transact(|tx| {
             if tx.get(Table::Blobs, d.as_bytes())?.is_none() {

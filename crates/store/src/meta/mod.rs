@@ -25,10 +25,12 @@ pub(crate) enum Table {
     Tags,
     Referrers,
     Uploads,
+    Settings,
+    BlobLinks,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 8] = [
+    pub(crate) const ALL: [Table; 10] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -37,6 +39,8 @@ impl Table {
         Table::Tags,
         Table::Referrers,
         Table::Uploads,
+        Table::Settings,
+        Table::BlobLinks,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -49,6 +53,8 @@ impl Table {
             Table::Tags => "tags",
             Table::Referrers => "referrers",
             Table::Uploads => "uploads",
+            Table::Settings => "settings",
+            Table::BlobLinks => "blob_links",
         }
     }
 
@@ -95,7 +101,6 @@ pub(crate) trait MetaDb: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Number of entries under a prefix.
-    #[allow(dead_code)] // used by the management plane's counts
     fn count(&self, table: Table, prefix: &[u8]) -> Result<usize>;
     /// Runs `body` atomically; the engine may run it more than once.
     fn transact_dyn(&self, body: &dyn Fn(&dyn Txn) -> TxResult<()>) -> Result<()>;
@@ -117,7 +122,11 @@ pub(crate) trait MetaDbExt: MetaDb {
         Ok(out.into_inner().expect("transaction body returned Ok"))
     }
 
-    fn get_json<T: serde::de::DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<T>> {
         match self.get(table, key)? {
             Some(v) => Ok(Some(decode(table, &v)?)),
             None => Ok(None),
@@ -149,7 +158,12 @@ pub(crate) fn tx_get<T: serde::de::DeserializeOwned>(
     }
 }
 
-pub(crate) fn tx_put<T: serde::Serialize>(tx: &dyn Txn, table: Table, key: &[u8], v: &T) -> TxResult<()> {
+pub(crate) fn tx_put<T: serde::Serialize>(
+    tx: &dyn Txn,
+    table: Table,
+    key: &[u8],
+    v: &T,
+) -> TxResult<()> {
     tx.put(table, key, &encode(v))
 }
 
@@ -170,7 +184,10 @@ pub(crate) mod tests {
         .unwrap();
         let all = db.scan(Table::Tags, b"r\0", None, 10).unwrap();
         let keys: Vec<_> = all.iter().map(|(k, _)| k.clone()).collect();
-        assert_eq!(keys, vec![b"r\0a".to_vec(), b"r\0b".to_vec(), b"r\0c".to_vec()]);
+        assert_eq!(
+            keys,
+            vec![b"r\0a".to_vec(), b"r\0b".to_vec(), b"r\0c".to_vec()]
+        );
         let after = db.scan(Table::Tags, b"r\0", Some(b"r\0a"), 1).unwrap();
         assert_eq!(after[0].0, b"r\0b".to_vec());
         assert_eq!(after.len(), 1);
@@ -180,11 +197,14 @@ pub(crate) mod tests {
         // An aborted transaction writes nothing.
         let r = db.transact_dyn(&|tx| {
             tx.put(Table::Tags, b"r\0z", b"9")?;
-            Err(TxError::Abort(Error::Corrupt { what: "test".into() }))
+            Err(TxError::Abort(Error::Corrupt {
+                what: "test".into(),
+            }))
         });
         assert!(r.is_err());
         assert!(db.get(Table::Tags, b"r\0z").unwrap().is_none());
-        db.transact_dyn(&|tx| tx.delete(Table::Tags, b"r\0a")).unwrap();
+        db.transact_dyn(&|tx| tx.delete(Table::Tags, b"r\0a"))
+            .unwrap();
         assert!(db.get(Table::Tags, b"r\0a").unwrap().is_none());
         db.flush().unwrap();
     }

@@ -25,14 +25,19 @@ impl SledDb {
             .flush_every_ms(Some(1000))
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => Error::Locked {
-                    path: path.display().to_string(),
-                },
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    Error::Locked {
+                        path: path.display().to_string(),
+                    }
+                }
                 sled::Error::Io(io) if io.raw_os_error() == Some(11) => Error::Locked {
                     path: path.display().to_string(),
                 },
                 sled::Error::Corruption { .. } => Error::Corrupt {
-                    what: format!("metadata database at {} is corrupt: {e}; run `berth fsck`", path.display()),
+                    what: format!(
+                        "metadata database at {} is corrupt: {e}; run `berth fsck`",
+                        path.display()
+                    ),
                 },
                 other => Error::from(other),
             })?;
@@ -80,7 +85,10 @@ impl Txn for SledTxn<'_> {
     }
 
     fn delete(&self, table: Table, key: &[u8]) -> TxResult<()> {
-        self.trees[table.index()].remove(key).map(|_| ()).map_err(engine)
+        self.trees[table.index()]
+            .remove(key)
+            .map(|_| ())
+            .map_err(engine)
     }
 }
 
