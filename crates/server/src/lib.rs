@@ -7,6 +7,7 @@
 //! the one mapping in [`error`].
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod error;
 pub mod router;
 mod v2;
@@ -140,7 +141,11 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = v2::dispatch(&state, req).await;
+    let resp = if path == "/api/v1" || path.starts_with("/api/v1/") {
+        api::dispatch(&state, req).await
+    } else {
+        v2::dispatch(&state, req).await
+    };
     let bytes = resp
         .headers()
         .get(http::header::CONTENT_LENGTH)

@@ -1,0 +1,307 @@
+//! JSON shapes of the management API. They derive `ToSchema`, so the
+//! OpenAPI document is generated from the same types the handlers
+//! serialise and cannot drift from them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The error body of every failed management request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code: `invalid_argument`, `not_found`, `conflict`,
+    /// `method_not_allowed`, `payload_too_large`, `internal`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+    /// Structured details, e.g. `{"field": "page_size"}`.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// A namespace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Namespace {
+    /// UUID.
+    pub id: String,
+    /// Name: the first component of its repositories' names.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Owner's project id, free text.
+    pub project_id: String,
+    /// `ready`, `deleting`, `error` or `locked`.
+    pub status: String,
+    /// Why the status is what it is.
+    pub status_message: String,
+    /// `<host>/<name>`: the prefix to tag images with.
+    pub endpoint: String,
+    /// Whether anonymous pulls are allowed.
+    pub is_public: bool,
+    /// Bytes stored for it (distinct blobs).
+    pub size: u64,
+    /// Number of repositories (images).
+    pub image_count: u64,
+    /// Region label of this registry.
+    pub region: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// A page of namespaces.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NamespaceList {
+    /// This page.
+    pub namespaces: Vec<Namespace>,
+    /// Matching namespaces over all pages.
+    pub total_count: u64,
+}
+
+/// Body of `POST /api/v1/namespaces`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNamespace {
+    /// Name (lower-case letters, digits, single separators).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Owner's project id.
+    #[serde(default)]
+    pub project_id: String,
+    /// Allow anonymous pulls.
+    #[serde(default)]
+    pub is_public: bool,
+}
+
+/// Body of `PATCH /api/v1/namespaces/{namespace}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNamespace {
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New visibility.
+    #[serde(default)]
+    pub is_public: Option<bool>,
+}
+
+/// A repository in a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Repository {
+    /// Full name, e.g. `acme/web`.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Number of tags.
+    pub tag_count: u64,
+    /// Number of artifacts (manifests).
+    pub artifact_count: u64,
+    /// Distinct bytes stored (layers shared by artifacts count once).
+    pub size: u64,
+    /// Most recently pushed tag.
+    pub latest_tag: Option<String>,
+    /// RFC 3339.
+    pub last_push: Option<String>,
+    /// RFC 3339; may lag a few seconds.
+    pub last_pull: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A page of repositories.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepositoryList {
+    /// This page.
+    pub repositories: Vec<Repository>,
+    /// Over all pages.
+    pub total_count: u64,
+}
+
+/// A repository with its tags, artifacts and sizes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepositoryDetail {
+    /// The summary.
+    pub repository: Repository,
+    /// Tags, lexical order.
+    pub tags: Vec<Tag>,
+    /// Artifacts, most recently pushed first.
+    pub artifacts: Vec<Artifact>,
+    /// Where the bytes are.
+    pub size_breakdown: SizeBreakdown,
+}
+
+/// Sizes of a repository.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SizeBreakdown {
+    /// Distinct bytes of the repository.
+    pub total: u64,
+    /// Per artifact (shared layers counted in each).
+    pub artifacts: Vec<ArtifactSize>,
+}
+
+/// Size of one artifact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArtifactSize {
+    /// Digest.
+    pub digest: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// A tag.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tag {
+    /// Name.
+    pub name: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// RFC 3339.
+    pub pushed_at: String,
+}
+
+/// A page of tags.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagList {
+    /// This page.
+    pub tags: Vec<Tag>,
+    /// Over all pages.
+    pub total_count: u64,
+}
+
+/// A platform of an index's child.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Platform {
+    /// Operating system.
+    pub os: String,
+    /// CPU architecture.
+    pub architecture: String,
+    /// CPU variant.
+    pub variant: Option<String>,
+}
+
+/// A layer (or config) of an artifact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Layer {
+    /// Digest.
+    pub digest: String,
+    /// Media type.
+    pub media_type: String,
+    /// Bytes, compressed as stored.
+    pub size: u64,
+}
+
+/// An artifact: a manifest and what it references.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Artifact {
+    /// Manifest digest.
+    pub digest: String,
+    /// Manifest media type.
+    pub media_type: String,
+    /// `artifactType`, or the config media type.
+    pub artifact_type: Option<String>,
+    /// Manifest + config + layers (+ children for indexes), compressed.
+    pub size: u64,
+    /// Tags pointing at it.
+    pub tags: Vec<String>,
+    /// For indexes: each child's platform.
+    pub platforms: Vec<Platform>,
+    /// Subject digest, for referrers (signatures, SBOMs).
+    pub subject: Option<String>,
+    /// RFC 3339.
+    pub pushed_at: String,
+    /// RFC 3339; may lag a few seconds.
+    pub last_pull: Option<String>,
+    /// Config first, then layers.
+    pub layers: Vec<Layer>,
+}
+
+/// A page of artifacts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArtifactList {
+    /// This page.
+    pub artifacts: Vec<Artifact>,
+    /// Over all pages.
+    pub total_count: u64,
+}
+
+/// Garbage-collection schedule.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcSchedule {
+    /// Weekday names, lower case (`monday` ... `sunday`).
+    pub days: Vec<String>,
+    /// `HH:MM`, UTC.
+    pub time: String,
+}
+
+/// A feature switch.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    /// On or off.
+    pub enabled: bool,
+}
+
+/// Feature switches.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    /// Vulnerability scanning (recorded; no scanner yet).
+    pub vulnerability_scanning: Toggle,
+}
+
+/// Registry settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrySettings {
+    /// Display name.
+    pub name: String,
+    /// Region label.
+    pub region: String,
+    /// When garbage collection runs; null = never automatically.
+    pub garbage_collection_schedule: Option<GcSchedule>,
+    /// CIDRs (IPv4 and IPv6, at most 25) allowed to reach the API; empty =
+    /// everyone.
+    pub api_subnet_allow_list: Vec<String>,
+    /// Feature switches.
+    pub features: Features,
+}
+
+/// Body of `PATCH /api/v1/registry`: the fields to change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRegistry {
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Region label.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// New schedule; `null` turns scheduled collection off.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<GcSchedule>)]
+    pub garbage_collection_schedule: Option<Option<GcSchedule>>,
+    /// New allow-list (replaces the old one).
+    #[serde(default)]
+    pub api_subnet_allow_list: Option<Vec<String>>,
+    /// New feature switches.
+    #[serde(default)]
+    pub features: Option<Features>,
+}
+
+/// Tells "absent" (outer None) from "null" (Some(None)).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}

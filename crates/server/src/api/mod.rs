@@ -1,0 +1,1009 @@
+//! The management API under `/api/v1`: namespaces, repositories,
+//! artifacts, tags and registry settings, as JSON.
+//!
+//! Requests are parsed into a [`Route`] first, like `/v2`. Repository names
+//! contain slashes: they may be given raw (`.../repositories/team/web/tags`)
+//! or URL-encoded (`team%2Fweb`), and relative to the namespace (`web` in
+//! namespace `acme` is `acme/web`) or in full (`acme/web`).
+
+pub mod dto;
+
+use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};
+use berth_store::{
+    ArtifactInfo, Error as StoreError, NamespaceInfo, NamespaceStatus,
+    RegistrySettings as StoreSettings, RepoSummary, TagInfo,
+};
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use crate::{full, AppState, Body};
+use dto::*;
+
+/// Largest accepted request body.
+const MAX_BODY: usize = 1 << 20;
+/// Largest page.
+const MAX_PAGE_SIZE: u64 = 100;
+const DEFAULT_PAGE_SIZE: u64 = 20;
+
+/// A management API failure.
+#[derive(Debug)]
+pub struct MgmtError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: serde_json::Value,
+}
+
+impl MgmtError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> MgmtError {
+        MgmtError {
+            status,
+            code,
+            message: message.into(),
+            details: serde_json::json!({}),
+        }
+    }
+
+    fn invalid(field: &str, message: impl Into<String>) -> MgmtError {
+        let mut e = MgmtError::new(StatusCode::BAD_REQUEST, "invalid_argument", message);
+        e.details = serde_json::json!({ "field": field });
+        e
+    }
+
+    fn not_found(message: impl Into<String>) -> MgmtError {
+        MgmtError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn response(self) -> Response<Body> {
+        let body = serde_json::to_string(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        })
+        .expect("serialisable");
+        Response::builder()
+            .status(self.status)
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_LENGTH, body.len())
+            .body(full(body))
+            .expect("valid response")
+    }
+}
+
+impl From<StoreError> for MgmtError {
+    fn from(e: StoreError) -> MgmtError {
+        let msg = e.to_string();
+        match e {
+            StoreError::InvalidInput { field, .. } => MgmtError::invalid(&field, msg),
+            StoreError::NamespaceExists { .. } | StoreError::BeingDeleted { .. } => {
+                MgmtError::new(StatusCode::CONFLICT, "conflict", msg)
+            }
+            StoreError::NamespaceUnknown { .. }
+            | StoreError::RepoUnknown { .. }
+            | StoreError::ManifestUnknown { .. }
+            | StoreError::BlobUnknown { .. } => MgmtError::not_found(msg),
+            other => {
+                tracing::error!(error = %other, "management request failed");
+                MgmtError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
+            }
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, MgmtError>;
+
+/// What a management request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    OpenApi,
+    Registry,
+    Namespaces,
+    Namespace(String),
+    Repositories(String),
+    Repository(String, String),
+    Artifacts(String, String),
+    Artifact(String, String, String),
+    DeleteRequest(String, String),
+    Tags(String, String),
+    Tag(String, String, String),
+}
+
+impl Route {
+    fn methods(&self) -> &'static [Method] {
+        match self {
+            Route::OpenApi | Route::Repositories(..) | Route::Artifacts(..) | Route::Tags(..) => {
+                &[Method::GET]
+            }
+            Route::Registry => &[Method::GET, Method::PATCH],
+            Route::Namespaces => &[Method::GET, Method::POST],
+            Route::Namespace(_) => &[Method::GET, Method::PATCH, Method::DELETE],
+            Route::Repository(..) | Route::Artifact(..) | Route::Tag(..) => {
+                &[Method::GET, Method::DELETE]
+            }
+            Route::DeleteRequest(..) => &[Method::DELETE],
+        }
+    }
+}
+
+fn decode(seg: &str) -> String {
+    percent_decode_str(seg).decode_utf8_lossy().into_owned()
+}
+
+/// Parses the path below `/api/v1/`.
+fn parse(rest: &str) -> Option<Route> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let seg: Vec<String> = rest.split('/').map(decode).collect();
+    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+    Some(match s.as_slice() {
+        ["openapi.json"] => Route::OpenApi,
+        ["registry"] => Route::Registry,
+        ["namespaces"] => Route::Namespaces,
+        ["namespaces", ns] => Route::Namespace(ns.to_string()),
+        ["namespaces", ns, "repositories"] => Route::Repositories(ns.to_string()),
+        ["namespaces", ns, "repositories", repo @ ..] if !repo.is_empty() => {
+            let n = repo.len();
+            let join = |parts: &[&str]| parts.join("/");
+            let ns = ns.to_string();
+            if n >= 2 && repo[n - 1] == "artifacts" {
+                Route::Artifacts(ns, join(&repo[..n - 1]))
+            } else if n >= 3 && repo[n - 2] == "artifacts" {
+                Route::Artifact(ns, join(&repo[..n - 2]), repo[n - 1].to_string())
+            } else if n >= 2 && repo[n - 1] == "delete-request" {
+                Route::DeleteRequest(ns, join(&repo[..n - 1]))
+            } else if n >= 2 && repo[n - 1] == "tags" {
+                Route::Tags(ns, join(&repo[..n - 1]))
+            } else if n >= 3 && repo[n - 2] == "tags" {
+                Route::Tag(ns, join(&repo[..n - 2]), repo[n - 1].to_string())
+            } else {
+                Route::Repository(ns, join(repo))
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Handles a request whose path starts with `/api/v1`.
+pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    match route(state, req).await {
+        Ok(r) => r,
+        Err(e) => e.response(),
+    }
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>> {
+    let path = req.uri().path().to_string();
+    let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+    let route = parse(rest)
+        .ok_or_else(|| MgmtError::not_found(format!("no management endpoint at {path}")))?;
+    let allowed = route.methods();
+    let method = req.method().clone();
+    if !allowed.contains(&method) && !(method == Method::HEAD && allowed.contains(&Method::GET)) {
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut r = MgmtError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}; use {allow}"),
+        )
+        .response();
+        r.headers_mut().insert(ALLOW, allow.parse().expect("ascii"));
+        return Ok(r);
+    }
+    let q = Query::parse(req.uri().query());
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:5000")
+        .to_string();
+    let reg = &state.registry;
+    match (route, method) {
+        (Route::OpenApi, _) => Ok(json_response(StatusCode::OK, &ApiDoc::openapi())),
+        (Route::Registry, Method::PATCH) => patch_registry(state, read_json(req).await?).await,
+        (Route::Registry, _) => Ok(json_response(
+            StatusCode::OK,
+            &settings_dto(reg.settings()?),
+        )),
+        (Route::Namespaces, Method::POST) => {
+            create_namespace(state, &host, read_json(req).await?).await
+        }
+        (Route::Namespaces, _) => list_namespaces(state, &host, &q),
+        (Route::Namespace(ns), Method::PATCH) => {
+            update_namespace(state, &host, &ns, read_json(req).await?).await
+        }
+        (Route::Namespace(ns), Method::DELETE) => delete_namespace(state, &host, &ns).await,
+        (Route::Namespace(ns), _) => get_namespace(state, &host, &ns),
+        (Route::Repositories(ns), _) => list_repositories(state, &ns, &q),
+        (Route::Repository(ns, repo), Method::DELETE) => delete_repository(state, &ns, &repo).await,
+        (Route::Repository(ns, repo), _) => get_repository(state, &ns, &repo),
+        (Route::Artifacts(ns, repo), _) => list_artifacts(state, &ns, &repo, &q),
+        (Route::Artifact(ns, repo, d), Method::DELETE) => {
+            delete_artifact(state, &ns, &repo, &d).await
+        }
+        (Route::Artifact(ns, repo, d), _) => get_artifact(state, &ns, &repo, &d),
+        (Route::DeleteRequest(ns, repo), _) => {
+            let d = q
+                .get("digest")
+                .ok_or_else(|| {
+                    MgmtError::invalid("digest", "give the artifact as ?digest=sha256:<hex>")
+                })?
+                .to_string();
+            delete_request(state, &ns, &repo, &d).await
+        }
+        (Route::Tags(ns, repo), _) => list_tags(state, &ns, &repo, &q),
+        (Route::Tag(ns, repo, t), Method::DELETE) => delete_tag(state, &ns, &repo, &t).await,
+        (Route::Tag(ns, repo, t), _) => get_tag(state, &ns, &repo, &t),
+    }
+}
+
+/// The OpenAPI document, generated from the handlers and DTOs below.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Berth management API",
+        description = "Namespaces, repositories, artifacts, tags and registry settings of a Berth registry.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        get_registry_doc,
+        patch_registry,
+        list_namespaces,
+        create_namespace,
+        get_namespace,
+        update_namespace,
+        delete_namespace,
+        list_repositories,
+        get_repository,
+        delete_repository,
+        list_artifacts,
+        get_artifact,
+        delete_artifact,
+        delete_request,
+        list_tags,
+        get_tag,
+        delete_tag
+    )
+)]
+pub struct ApiDoc;
+
+fn json_response<T: Serialize>(status: StatusCode, v: &T) -> Response<Body> {
+    let body = serde_json::to_vec(v).expect("serialisable");
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len())
+        .body(full(body))
+        .expect("valid response")
+}
+
+fn no_content() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(full(Bytes::new()))
+        .expect("valid response")
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|e| {
+            MgmtError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body rejected: {e} (limit {MAX_BODY} bytes)"),
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| MgmtError::invalid("body", format!("invalid JSON body: {e}")))
+}
+
+/// Query parameters, decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        Query(
+            q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `page` (from 1) and `page_size` (1 to 100, default 20).
+    fn page(&self) -> Result<(u64, u64)> {
+        let num = |k: &str, default: u64| -> Result<u64> {
+            match self.get(k) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().map_err(|_| {
+                    MgmtError::invalid(k, format!("{k} must be a positive integer, got {v:?}"))
+                }),
+            }
+        };
+        let page = num("page", 1)?;
+        let size = num("page_size", DEFAULT_PAGE_SIZE)?;
+        if page == 0 {
+            return Err(MgmtError::invalid("page", "page starts at 1"));
+        }
+        if size == 0 || size > MAX_PAGE_SIZE {
+            return Err(MgmtError::invalid(
+                "page_size",
+                format!("page_size must be between 1 and {MAX_PAGE_SIZE}, got {size}"),
+            ));
+        }
+        Ok((page, size))
+    }
+
+    fn order_by(&self, allowed: &[&str], default: &str) -> Result<String> {
+        let v = self.get("order_by").unwrap_or(default);
+        if allowed.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(MgmtError::invalid(
+                "order_by",
+                format!("order_by must be one of {}, got {v:?}", allowed.join(", ")),
+            ))
+        }
+    }
+}
+
+fn paginate<T>(items: Vec<T>, (page, size): (u64, u64)) -> Vec<T> {
+    let skip = ((page - 1).saturating_mul(size)) as usize;
+    items.into_iter().skip(skip).take(size as usize).collect()
+}
+
+/// RFC 3339 from milliseconds since the epoch.
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn namespace_dto(n: NamespaceInfo, host: &str, region: &str) -> Namespace {
+    Namespace {
+        id: n.record.id,
+        endpoint: format!("{host}/{}", n.name),
+        name: n.name,
+        description: n.record.description,
+        project_id: n.record.project_id,
+        status: n.record.status.as_str().to_string(),
+        status_message: n.record.status_message,
+        is_public: n.record.is_public,
+        size: n.size,
+        image_count: n.repo_count,
+        region: region.to_string(),
+        created_at: rfc3339(n.record.created_at),
+        updated_at: rfc3339(n.record.updated_at.max(n.record.created_at)),
+    }
+}
+
+fn repository_dto(r: RepoSummary) -> Repository {
+    let namespace = r.name.split('/').next().unwrap_or(&r.name).to_string();
+    Repository {
+        namespace,
+        name: r.name,
+        tag_count: r.tag_count,
+        artifact_count: r.artifact_count,
+        size: r.size,
+        latest_tag: r.latest_tag,
+        last_push: r.record.last_push.map(rfc3339),
+        last_pull: r.record.last_pull.map(rfc3339),
+        created_at: rfc3339(r.record.created_at),
+    }
+}
+
+fn tag_dto(t: TagInfo) -> Tag {
+    Tag {
+        name: t.name,
+        digest: t.digest.to_string(),
+        pushed_at: rfc3339(t.pushed_at),
+    }
+}
+
+fn artifact_dto(a: ArtifactInfo) -> Artifact {
+    let r = a.record;
+    Artifact {
+        digest: a.digest.to_string(),
+        media_type: r.media_type,
+        artifact_type: r.artifact_type,
+        size: a.size,
+        tags: a.tags,
+        platforms: a
+            .platforms
+            .into_iter()
+            .map(|p| Platform {
+                os: p.os,
+                architecture: p.architecture,
+                variant: p.variant,
+            })
+            .collect(),
+        subject: r.subject.map(|s| s.to_string()),
+        pushed_at: rfc3339(r.pushed_at),
+        last_pull: r.last_pull.map(rfc3339),
+        layers: r
+            .config
+            .iter()
+            .chain(r.layers.iter())
+            .map(|b| Layer {
+                digest: b.digest.to_string(),
+                media_type: b.media_type.clone(),
+                size: b.size,
+            })
+            .collect(),
+    }
+}
+
+fn settings_dto(s: StoreSettings) -> RegistrySettings {
+    RegistrySettings {
+        name: s.name,
+        region: s.region,
+        garbage_collection_schedule: s.garbage_collection_schedule.map(|g| GcSchedule {
+            days: g.days,
+            time: g.time,
+        }),
+        api_subnet_allow_list: s.api_subnet_allow_list,
+        features: Features {
+            vulnerability_scanning: Toggle {
+                enabled: s.features.vulnerability_scanning.enabled,
+            },
+        },
+    }
+}
+
+fn region(state: &AppState) -> Result<String> {
+    Ok(state.registry.settings()?.region)
+}
+
+/// Finds a repository given relative to its namespace or in full.
+fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
+    let reg = &state.registry;
+    reg.namespace(ns)?;
+    let mut candidates = vec![format!("{ns}/{repo}")];
+    if repo == ns || repo.starts_with(&format!("{ns}/")) {
+        candidates.push(repo.to_string());
+    }
+    for c in &candidates {
+        if let Ok(name) = c.parse::<RepoName>() {
+            if reg.repo_exists(&name)? {
+                return Ok(name);
+            }
+        }
+    }
+    Err(MgmtError::not_found(format!(
+        "repository {repo:?} does not exist in namespace {ns:?}"
+    )))
+}
+
+fn parse_digest(d: &str) -> Result<Digest> {
+    d.parse::<Digest>()
+        .map_err(|e| MgmtError::invalid("digest", e.to_string()))
+}
+
+#[utoipa::path(get, path = "/api/v1/registry", tag = "registry",
+    responses((status = 200, description = "Current settings", body = RegistrySettings)))]
+#[allow(dead_code)]
+fn get_registry_doc() {}
+
+#[utoipa::path(patch, path = "/api/v1/registry", tag = "registry", request_body = PatchRegistry,
+    responses(
+        (status = 200, description = "Updated settings", body = RegistrySettings),
+        (status = 400, description = "Invalid value; the field is named", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
+async fn patch_registry(state: &AppState, p: PatchRegistry) -> Result<Response<Body>> {
+    let reg = &state.registry;
+    let mut s = reg.settings()?;
+    if let Some(n) = p.name {
+        s.name = n;
+    }
+    if let Some(r) = p.region {
+        s.region = r;
+    }
+    if let Some(g) = p.garbage_collection_schedule {
+        s.garbage_collection_schedule = g.map(|g| berth_store::GcSchedule {
+            days: g.days,
+            time: g.time,
+        });
+    }
+    if let Some(a) = p.api_subnet_allow_list {
+        s.api_subnet_allow_list = a;
+    }
+    if let Some(f) = p.features {
+        s.features.vulnerability_scanning.enabled = f.vulnerability_scanning.enabled;
+    }
+    reg.settings_put(&s).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &settings_dto(reg.settings()?),
+    ))
+}
+
+const NS_ORDERS: [&str; 6] = [
+    "created_at_asc",
+    "created_at_desc",
+    "name_asc",
+    "name_desc",
+    "status_asc",
+    "status_desc",
+];
+
+#[utoipa::path(get, path = "/api/v1/namespaces", tag = "namespaces",
+    params(
+        ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
+        ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100),
+        ("order_by" = Option<String>, Query, description = "created_at_asc (default), created_at_desc, name_asc, name_desc, status_asc, status_desc"),
+        ("name" = Option<String>, Query, description = "Only the namespace of this exact name"),
+        ("project_id" = Option<String>, Query, description = "Only namespaces of this project")),
+    responses(
+        (status = 200, description = "A page of namespaces", body = NamespaceList),
+        (status = 400, description = "Invalid pagination, order or filter", body = ErrorBody)))]
+fn list_namespaces(state: &AppState, host: &str, q: &Query) -> Result<Response<Body>> {
+    let page = q.page()?;
+    let order = q.order_by(&NS_ORDERS, "created_at_asc")?;
+    let region = region(state)?;
+    let mut all: Vec<NamespaceInfo> = state
+        .registry
+        .namespaces()?
+        .into_iter()
+        .filter(|n| q.get("name").is_none_or(|f| n.name == f))
+        .filter(|n| q.get("project_id").is_none_or(|f| n.record.project_id == f))
+        .collect();
+    all.sort_by(|a, b| {
+        let by_name = a.name.cmp(&b.name);
+        match order.as_str() {
+            "created_at_desc" => b.record.created_at.cmp(&a.record.created_at).then(by_name),
+            "name_asc" => by_name,
+            "name_desc" => by_name.reverse(),
+            "status_asc" => a.record.status.cmp(&b.record.status).then(by_name),
+            "status_desc" => b.record.status.cmp(&a.record.status).then(by_name),
+            _ => a.record.created_at.cmp(&b.record.created_at).then(by_name),
+        }
+    });
+    let total_count = all.len() as u64;
+    let namespaces = paginate(all, page)
+        .into_iter()
+        .map(|n| namespace_dto(n, host, &region))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &NamespaceList {
+            namespaces,
+            total_count,
+        },
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/namespaces", tag = "namespaces", request_body = CreateNamespace,
+    responses(
+        (status = 201, description = "Created", body = Namespace),
+        (status = 400, description = "Invalid name or body", body = ErrorBody),
+        (status = 409, description = "A namespace of that name exists", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
+async fn create_namespace(
+    state: &AppState,
+    host: &str,
+    c: CreateNamespace,
+) -> Result<Response<Body>> {
+    if c.description.len() > 4096 {
+        return Err(MgmtError::invalid("description", "at most 4096 bytes"));
+    }
+    if c.project_id.len() > 256 {
+        return Err(MgmtError::invalid("project_id", "at most 256 bytes"));
+    }
+    let n = state
+        .registry
+        .namespace_create(&c.name, &c.description, &c.project_id, c.is_public)
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &namespace_dto(n, host, &region(state)?),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}", tag = "namespaces",
+    params(("namespace" = String, Path, description = "Namespace name")),
+    responses(
+        (status = 200, description = "The namespace", body = Namespace),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+fn get_namespace(state: &AppState, host: &str, ns: &str) -> Result<Response<Body>> {
+    let n = state.registry.namespace(ns)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &namespace_dto(n, host, &region(state)?),
+    ))
+}
+
+#[utoipa::path(patch, path = "/api/v1/namespaces/{namespace}", tag = "namespaces",
+    params(("namespace" = String, Path, description = "Namespace name")),
+    request_body = UpdateNamespace,
+    responses(
+        (status = 200, description = "Updated", body = Namespace),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 409, description = "The namespace is being deleted", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
+async fn update_namespace(
+    state: &AppState,
+    host: &str,
+    ns: &str,
+    u: UpdateNamespace,
+) -> Result<Response<Body>> {
+    if u.description.as_ref().is_some_and(|d| d.len() > 4096) {
+        return Err(MgmtError::invalid("description", "at most 4096 bytes"));
+    }
+    let n = state
+        .registry
+        .namespace_update(ns, u.description.as_deref(), u.is_public)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &namespace_dto(n, host, &region(state)?),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}", tag = "namespaces",
+    params(("namespace" = String, Path, description = "Namespace name")),
+    responses(
+        (status = 202, description = "Deletion started: repositories are gone at once, the rest follows in the background", body = Namespace),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn delete_namespace(state: &AppState, host: &str, ns: &str) -> Result<Response<Body>> {
+    let before = state.registry.namespace(ns)?;
+    state.registry.namespace_delete(ns).await?;
+    let mut n = before;
+    n.record.status = NamespaceStatus::Deleting;
+    n.record.status_message = "deletion in progress".into();
+    n.size = 0;
+    n.repo_count = 0;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &namespace_dto(n, host, &region(state)?),
+    ))
+}
+
+const REPO_ORDERS: [&str; 8] = [
+    "name_asc",
+    "name_desc",
+    "created_at_asc",
+    "created_at_desc",
+    "last_push_asc",
+    "last_push_desc",
+    "size_asc",
+    "size_desc",
+];
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories", tag = "repositories",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
+        ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100),
+        ("order_by" = Option<String>, Query, description = "name_asc (default), name_desc, created_at_asc, created_at_desc, last_push_asc, last_push_desc, size_asc, size_desc")),
+    responses(
+        (status = 200, description = "A page of repositories", body = RepositoryList),
+        (status = 400, description = "Invalid pagination or order", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+fn list_repositories(state: &AppState, ns: &str, q: &Query) -> Result<Response<Body>> {
+    let page = q.page()?;
+    let order = q.order_by(&REPO_ORDERS, "name_asc")?;
+    let mut all = state.registry.repositories(ns)?;
+    all.sort_by(|a, b| {
+        let by_name = a.name.cmp(&b.name);
+        match order.as_str() {
+            "name_desc" => by_name.reverse(),
+            "created_at_asc" => a.record.created_at.cmp(&b.record.created_at).then(by_name),
+            "created_at_desc" => b.record.created_at.cmp(&a.record.created_at).then(by_name),
+            "last_push_asc" => a.record.last_push.cmp(&b.record.last_push).then(by_name),
+            "last_push_desc" => b.record.last_push.cmp(&a.record.last_push).then(by_name),
+            "size_asc" => a.size.cmp(&b.size).then(by_name),
+            "size_desc" => b.size.cmp(&a.size).then(by_name),
+            _ => by_name,
+        }
+    });
+    let total_count = all.len() as u64;
+    let repositories = paginate(all, page)
+        .into_iter()
+        .map(repository_dto)
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &RepositoryList {
+            repositories,
+            total_count,
+        },
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}", tag = "repositories",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative to the namespace or in full; slashes raw or as %2F")),
+    responses(
+        (status = 200, description = "The repository with tags, artifacts and sizes", body = RepositoryDetail),
+        (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
+fn get_repository(state: &AppState, ns: &str, repo: &str) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo)?;
+    let d = state.registry.repository(&name)?;
+    let size_breakdown = SizeBreakdown {
+        total: d.summary.size,
+        artifacts: d
+            .artifacts
+            .iter()
+            .map(|a| ArtifactSize {
+                digest: a.digest.to_string(),
+                size: a.size,
+            })
+            .collect(),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &RepositoryDetail {
+            repository: repository_dto(d.summary),
+            tags: d.tags.into_iter().map(tag_dto).collect(),
+            artifacts: d.artifacts.into_iter().map(artifact_dto).collect(),
+            size_breakdown,
+        },
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}", tag = "repositories",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full")),
+    responses(
+        (status = 204, description = "Deleted with all its tags and artifacts"),
+        (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
+async fn delete_repository(state: &AppState, ns: &str, repo: &str) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo)?;
+    state.registry.repository_delete(&name).await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts", tag = "artifacts",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
+        ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100)),
+    responses(
+        (status = 200, description = "Artifacts, most recently pushed first", body = ArtifactList),
+        (status = 400, description = "Invalid pagination", body = ErrorBody),
+        (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
+fn list_artifacts(state: &AppState, ns: &str, repo: &str, q: &Query) -> Result<Response<Body>> {
+    let page = q.page()?;
+    let name = resolve_repo(state, ns, repo)?;
+    let all = state.registry.artifacts(&name)?;
+    let total_count = all.len() as u64;
+    let artifacts = paginate(all, page).into_iter().map(artifact_dto).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &ArtifactList {
+            artifacts,
+            total_count,
+        },
+    ))
+}
+
+fn find_artifact(state: &AppState, name: &RepoName, digest: &str) -> Result<ArtifactInfo> {
+    let d = parse_digest(digest)?;
+    state
+        .registry
+        .artifacts(name)?
+        .into_iter()
+        .find(|a| a.digest == d)
+        .ok_or_else(|| MgmtError::not_found(format!("artifact {d} does not exist in {name}")))
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts/{digest}", tag = "artifacts",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("digest" = String, Path, description = "Manifest digest, sha256:<hex>")),
+    responses(
+        (status = 200, description = "The artifact", body = Artifact),
+        (status = 400, description = "Invalid digest", body = ErrorBody),
+        (status = 404, description = "No such namespace, repository or artifact", body = ErrorBody)))]
+fn get_artifact(state: &AppState, ns: &str, repo: &str, digest: &str) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &artifact_dto(find_artifact(state, &name, digest)?),
+    ))
+}
+
+async fn remove_artifact(
+    state: &AppState,
+    ns: &str,
+    repo: &str,
+    digest: &str,
+) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo)?;
+    let d = parse_digest(digest)?;
+    state
+        .registry
+        .manifest_delete(&name, &Reference::Digest(d))
+        .await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts/{digest}", tag = "artifacts",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("digest" = String, Path, description = "Manifest digest, sha256:<hex>")),
+    responses(
+        (status = 204, description = "The artifact and every tag pointing at it are deleted"),
+        (status = 400, description = "Invalid digest", body = ErrorBody),
+        (status = 404, description = "No such namespace, repository or artifact", body = ErrorBody)))]
+async fn delete_artifact(
+    state: &AppState,
+    ns: &str,
+    repo: &str,
+    digest: &str,
+) -> Result<Response<Body>> {
+    remove_artifact(state, ns, repo, digest).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/delete-request", tag = "artifacts",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("digest" = String, Query, description = "Manifest digest, sha256:<hex>")),
+    responses(
+        (status = 204, description = "The artifact and every tag pointing at it are deleted"),
+        (status = 400, description = "Missing or invalid digest", body = ErrorBody),
+        (status = 404, description = "No such namespace, repository or artifact", body = ErrorBody)))]
+async fn delete_request(
+    state: &AppState,
+    ns: &str,
+    repo: &str,
+    digest: &str,
+) -> Result<Response<Body>> {
+    remove_artifact(state, ns, repo, digest).await
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/tags", tag = "tags",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
+        ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100)),
+    responses(
+        (status = 200, description = "Tags in lexical order", body = TagList),
+        (status = 400, description = "Invalid pagination", body = ErrorBody),
+        (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
+fn list_tags(state: &AppState, ns: &str, repo: &str, q: &Query) -> Result<Response<Body>> {
+    let page = q.page()?;
+    let name = resolve_repo(state, ns, repo)?;
+    let all = state.registry.tag_list(&name)?;
+    let total_count = all.len() as u64;
+    let tags = paginate(all, page).into_iter().map(tag_dto).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &TagList { tags, total_count },
+    ))
+}
+
+fn parse_tag(t: &str) -> Result<OciTag> {
+    t.parse::<OciTag>()
+        .map_err(|e| MgmtError::invalid("tag", e.to_string()))
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/tags/{tag}", tag = "tags",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("tag" = String, Path, description = "Tag name")),
+    responses(
+        (status = 200, description = "The tag", body = Tag),
+        (status = 400, description = "Invalid tag", body = ErrorBody),
+        (status = 404, description = "No such namespace, repository or tag", body = ErrorBody)))]
+fn get_tag(state: &AppState, ns: &str, repo: &str, tag: &str) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo)?;
+    let t = parse_tag(tag)?;
+    let found = state
+        .registry
+        .tag_list(&name)?
+        .into_iter()
+        .find(|x| x.name == t.as_str())
+        .ok_or_else(|| MgmtError::not_found(format!("tag {t} does not exist in {name}")))?;
+    Ok(json_response(StatusCode::OK, &tag_dto(found)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/tags/{tag}", tag = "tags",
+    params(
+        ("namespace" = String, Path, description = "Namespace name"),
+        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("tag" = String, Path, description = "Tag name")),
+    responses(
+        (status = 204, description = "The tag is deleted; the artifact stays"),
+        (status = 400, description = "Invalid tag", body = ErrorBody),
+        (status = 404, description = "No such namespace, repository or tag", body = ErrorBody)))]
+async fn delete_tag(state: &AppState, ns: &str, repo: &str, tag: &str) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo)?;
+    let t = parse_tag(tag)?;
+    state
+        .registry
+        .manifest_delete(&name, &Reference::Tag(t))
+        .await?;
+    Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(parse("namespaces"), Some(Route::Namespaces));
+        assert_eq!(parse("namespaces/"), Some(Route::Namespaces));
+        assert_eq!(
+            parse("namespaces/acme/repositories/team/web/tags/v1"),
+            Some(Route::Tag("acme".into(), "team/web".into(), "v1".into()))
+        );
+        assert_eq!(
+            parse("namespaces/acme/repositories/team%2Fweb/artifacts/sha256%3Aab"),
+            Some(Route::Artifact(
+                "acme".into(),
+                "team/web".into(),
+                "sha256:ab".into()
+            ))
+        );
+        assert_eq!(
+            parse("namespaces/acme/repositories/web/delete-request"),
+            Some(Route::DeleteRequest("acme".into(), "web".into()))
+        );
+        assert_eq!(
+            parse("namespaces/acme/repositories/web"),
+            Some(Route::Repository("acme".into(), "web".into()))
+        );
+        assert_eq!(parse("nothing"), None);
+    }
+
+    #[test]
+    fn openapi_covers_every_route() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for p in [
+            "/api/v1/registry",
+            "/api/v1/namespaces",
+            "/api/v1/namespaces/{namespace}",
+            "/api/v1/namespaces/{namespace}/repositories",
+            "/api/v1/namespaces/{namespace}/repositories/{repository}",
+            "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts",
+            "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts/{digest}",
+            "/api/v1/namespaces/{namespace}/repositories/{repository}/delete-request",
+            "/api/v1/namespaces/{namespace}/repositories/{repository}/tags",
+            "/api/v1/namespaces/{namespace}/repositories/{repository}/tags/{tag}",
+        ] {
+            assert!(
+                paths.contains_key(p),
+                "{p} missing from the OpenAPI document"
+            );
+        }
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    }
+
+    #[test]
+    fn rfc3339_formats() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_500), "1970-01-01T00:00:01.5Z");
+    }
+}
