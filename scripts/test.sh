@@ -21,8 +21,13 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 step "cargo test (unit, black-box HTTP, conformance)"
 cargo test --workspace --release
 
-step "real clients (docker, skopeo, ...)"
 cargo build --release --bin berth
-BERTH_BIN="$PWD/target/release/berth" bash tests/clients/run.sh
+export BERTH_BIN="$PWD/target/release/berth"
+
+step "schemathesis against the management API's OpenAPI document"
+bash tests/api/schemathesis.sh
+
+step "real clients (docker, skopeo, ...)"
+bash tests/clients/run.sh
 
 step "all tests passed"

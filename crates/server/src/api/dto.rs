@@ -70,6 +70,11 @@ pub struct NamespaceList {
 #[serde(deny_unknown_fields)]
 pub struct CreateNamespace {
     /// Name (lower-case letters, digits, single separators).
+    #[schema(
+        pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$",
+        max_length = 255,
+        example = "acme"
+    )]
     pub name: String,
     /// Free text.
     #[serde(default)]

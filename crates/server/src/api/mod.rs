@@ -620,7 +620,7 @@ async fn create_namespace(
 }
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}", tag = "namespaces",
-    params(("namespace" = String, Path, description = "Namespace name")),
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
     responses(
         (status = 200, description = "The namespace", body = Namespace),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
@@ -633,7 +633,7 @@ fn get_namespace(state: &AppState, host: &str, ns: &str) -> Result<Response<Body
 }
 
 #[utoipa::path(patch, path = "/api/v1/namespaces/{namespace}", tag = "namespaces",
-    params(("namespace" = String, Path, description = "Namespace name")),
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
     request_body = UpdateNamespace,
     responses(
         (status = 200, description = "Updated", body = Namespace),
@@ -661,7 +661,7 @@ async fn update_namespace(
 }
 
 #[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}", tag = "namespaces",
-    params(("namespace" = String, Path, description = "Namespace name")),
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
     responses(
         (status = 202, description = "Deletion started: repositories are gone at once, the rest follows in the background", body = Namespace),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
@@ -692,7 +692,7 @@ const REPO_ORDERS: [&str; 8] = [
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories", tag = "repositories",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
         ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
         ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100),
         ("order_by" = Option<String>, Query, description = "name_asc (default), name_desc, created_at_asc, created_at_desc, last_push_asc, last_push_desc, size_asc, size_desc")),
@@ -733,8 +733,8 @@ fn list_repositories(state: &AppState, ns: &str, q: &Query) -> Result<Response<B
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}", tag = "repositories",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative to the namespace or in full; slashes raw or as %2F")),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative to the namespace or in full; slashes raw or as %2F", example = "web")),
     responses(
         (status = 200, description = "The repository with tags, artifacts and sizes", body = RepositoryDetail),
         (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
@@ -765,8 +765,8 @@ fn get_repository(state: &AppState, ns: &str, repo: &str) -> Result<Response<Bod
 
 #[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}", tag = "repositories",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full")),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web")),
     responses(
         (status = 204, description = "Deleted with all its tags and artifacts"),
         (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
@@ -778,8 +778,8 @@ async fn delete_repository(state: &AppState, ns: &str, repo: &str) -> Result<Res
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts", tag = "artifacts",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web"),
         ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
         ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100)),
     responses(
@@ -813,8 +813,8 @@ fn find_artifact(state: &AppState, name: &RepoName, digest: &str) -> Result<Arti
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts/{digest}", tag = "artifacts",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web"),
         ("digest" = String, Path, description = "Manifest digest, sha256:<hex>")),
     responses(
         (status = 200, description = "The artifact", body = Artifact),
@@ -845,8 +845,8 @@ async fn remove_artifact(
 
 #[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/artifacts/{digest}", tag = "artifacts",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web"),
         ("digest" = String, Path, description = "Manifest digest, sha256:<hex>")),
     responses(
         (status = 204, description = "The artifact and every tag pointing at it are deleted"),
@@ -863,8 +863,8 @@ async fn delete_artifact(
 
 #[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/delete-request", tag = "artifacts",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web"),
         ("digest" = String, Query, description = "Manifest digest, sha256:<hex>")),
     responses(
         (status = 204, description = "The artifact and every tag pointing at it are deleted"),
@@ -881,8 +881,8 @@ async fn delete_request(
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/tags", tag = "tags",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full"),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web"),
         ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
         ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100)),
     responses(
@@ -908,9 +908,9 @@ fn parse_tag(t: &str) -> Result<OciTag> {
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/tags/{tag}", tag = "tags",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full"),
-        ("tag" = String, Path, description = "Tag name")),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web"),
+        ("tag" = String, Path, description = "Tag name", example = "1")),
     responses(
         (status = 200, description = "The tag", body = Tag),
         (status = 400, description = "Invalid tag", body = ErrorBody),
@@ -929,9 +929,9 @@ fn get_tag(state: &AppState, ns: &str, repo: &str, tag: &str) -> Result<Response
 
 #[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/tags/{tag}", tag = "tags",
     params(
-        ("namespace" = String, Path, description = "Namespace name"),
-        ("repository" = String, Path, description = "Repository name, relative or in full"),
-        ("tag" = String, Path, description = "Tag name")),
+        ("namespace" = String, Path, description = "Namespace name", example = "acme"),
+        ("repository" = String, Path, description = "Repository name, relative or in full", example = "web"),
+        ("tag" = String, Path, description = "Tag name", example = "1")),
     responses(
         (status = 204, description = "The tag is deleted; the artifact stays"),
         (status = 400, description = "Invalid tag", body = ErrorBody),
