@@ -101,8 +101,14 @@ impl Config {
         }
         // Only sectioned variables (BERTH_SERVER__ADDR): other BERTH_*
         // variables belong to tools and tests, not to this file.
-        fig = fig.merge(Env::prefixed("BERTH_").filter(|k| k.as_str().contains("__")).split("__"));
-        let cfg: Config = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        fig = fig.merge(
+            Env::prefixed("BERTH_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -112,7 +118,12 @@ impl Config {
         self.server
             .addr
             .parse::<std::net::SocketAddr>()
-            .with_context(|| format!("server.addr {:?} is not an IP:port address", self.server.addr))?;
+            .with_context(|| {
+                format!(
+                    "server.addr {:?} is not an IP:port address",
+                    self.server.addr
+                )
+            })?;
         anyhow::ensure!(
             self.storage.max_manifest_bytes >= 1024,
             "storage.max_manifest_bytes must be at least 1024"

@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod admin;
 mod serve;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub struct Cli {
     /// (overrides [log] format).
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
+    #[command(flatten)]
+    api: admin::ApiArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +40,21 @@ enum Command {
     /// Configuration utilities.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Namespaces: list, show, create, update, delete (management API client).
+    #[command(subcommand)]
+    Namespace(admin::NamespaceCmd),
+    /// Repositories: list, show with tags and artifacts, delete.
+    #[command(subcommand)]
+    Repo(admin::RepoCmd),
+    /// Artifacts: list, show, delete by digest.
+    #[command(subcommand)]
+    Artifact(admin::ArtifactCmd),
+    /// Tags: list, delete.
+    #[command(subcommand)]
+    Tag(admin::TagCmd),
+    /// Registry settings: show, change.
+    #[command(subcommand)]
+    Registry(admin::RegistryCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +87,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", toml_string(&cfg));
             Ok(())
         }
+        Command::Namespace(c) => admin::namespace(&cli.api, c),
+        Command::Repo(c) => admin::repo(&cli.api, c),
+        Command::Artifact(c) => admin::artifact(&cli.api, c),
+        Command::Tag(c) => admin::tag(&cli.api, c),
+        Command::Registry(c) => admin::registry(&cli.api, c),
         Command::Serve(args) => {
             let mut cfg = Config::load(cli.config.as_deref())?;
             if let Some(f) = cli.log_format {
