@@ -48,7 +48,10 @@ fn typos_and_bad_values_are_rejected() {
         let out = check(&p);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "accepted: {body}");
-        assert!(err.contains(needle), "error for {body:?} does not name {needle:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "error for {body:?} does not name {needle:?}: {err}"
+        );
     }
 }
 
