@@ -19,6 +19,28 @@ pub struct Config {
     pub storage: StorageSection,
     /// `[log]`
     pub log: LogSection,
+    /// `[gc]`
+    pub gc: GcSection,
+}
+
+/// `[gc]`: garbage collection and upload expiry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcSection {
+    /// Seconds after its last link or reference change during which an
+    /// unneeded blob is kept (protects pushes in progress).
+    pub grace_period_secs: u64,
+    /// Seconds an upload session may stay idle before it is removed.
+    pub upload_ttl_secs: u64,
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        GcSection {
+            grace_period_secs: 3600,
+            upload_ttl_secs: 24 * 3600,
+        }
+    }
 }
 
 /// `[server]`: the listener.
@@ -132,6 +154,19 @@ impl Config {
             !self.storage.data_dir.as_os_str().is_empty(),
             "storage.data_dir must not be empty"
         );
+        anyhow::ensure!(
+            self.gc.upload_ttl_secs >= 1,
+            "gc.upload_ttl_secs must be at least 1"
+        );
         Ok(())
+    }
+
+    /// The storage engine's configuration.
+    pub fn store(&self) -> berth_store::StoreConfig {
+        let mut c = berth_store::StoreConfig::new(&self.storage.data_dir);
+        c.max_manifest_bytes = self.storage.max_manifest_bytes;
+        c.gc_grace = std::time::Duration::from_secs(self.gc.grace_period_secs);
+        c.upload_ttl = std::time::Duration::from_secs(self.gc.upload_ttl_secs);
+        c
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_server::{AppState, ServerConfig};
-use berth_store::{Registry, StoreConfig};
+use berth_store::Registry;
 
 use crate::config::Config;
 
@@ -40,9 +40,7 @@ pub fn run(mut cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let mut store_cfg = StoreConfig::new(&cfg.storage.data_dir);
-    store_cfg.max_manifest_bytes = cfg.storage.max_manifest_bytes;
-    let registry = Registry::open(store_cfg)
+    let registry = Registry::open(cfg.store())
         .await
         .with_context(|| format!("opening data directory {}", cfg.storage.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.addr)

@@ -12,6 +12,8 @@
 
 mod admin;
 mod error;
+mod fsck;
+mod gc;
 mod layout;
 mod manifests;
 mod meta;
@@ -30,6 +32,8 @@ pub use admin::{
     RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
 };
 pub use error::{Error, Result};
+pub use fsck::FsckReport;
+pub use gc::{GcOptions, GcReport, GcRun};
 pub use manifests::{ManifestContent, PutManifest};
 pub use objects::{BlobRead, ByteStream};
 pub use records::{
@@ -47,14 +51,24 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
+    /// Blobs linked or referenced within this period are never collected.
+    pub gc_grace: std::time::Duration,
+    /// Upload sessions idle longer than this are removed with their data.
+    pub upload_ttl: std::time::Duration,
+    /// Run the garbage-collection scheduler (off for offline commands).
+    pub gc_scheduler: bool,
 }
 
 impl StoreConfig {
-    /// Defaults for a data directory: 4 MiB manifests.
+    /// Defaults for a data directory: 4 MiB manifests, 1 h grace period,
+    /// 24 h upload expiry, scheduler on.
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             max_manifest_bytes: 4 << 20,
+            gc_grace: std::time::Duration::from_secs(3600),
+            upload_ttl: std::time::Duration::from_secs(24 * 3600),
+            gc_scheduler: true,
         }
     }
 }
@@ -82,6 +96,7 @@ struct Inner {
     manifest_cache: manifests::Cache,
     deleting: admin::Deleting,
     pulls: admin::Pulls,
+    gc_running: gc::RunGuard,
 }
 
 impl Registry {
@@ -111,6 +126,7 @@ impl Registry {
                 manifest_cache: manifests::Cache::default(),
                 deleting: admin::Deleting::default(),
                 pulls: admin::Pulls::default(),
+                gc_running: gc::RunGuard::default(),
             }),
         };
         // Namespace deletions interrupted by a stop resume now.
@@ -118,6 +134,10 @@ impl Registry {
             reg.spawn_namespace_purge(ns);
         }
         reg.spawn_pull_flusher();
+        if reg.inner.cfg.gc_scheduler {
+            reg.mark_interrupted_gc_runs()?;
+            reg.spawn_gc_scheduler();
+        }
         Ok(reg)
     }
 
@@ -223,7 +243,8 @@ impl Registry {
                 .into());
             }
             tx.delete(Table::Links, &key)?;
-            tx.delete(Table::BlobLinks, &layout::blob_link_key(digest, repo))
+            tx.delete(Table::BlobLinks, &layout::blob_link_key(digest, repo))?;
+            gc::count_in_tx(tx, digest, -1, 0)
         })?;
         self.durable().await
     }
@@ -273,8 +294,10 @@ impl Registry {
             }
         }
         let mounted = self.meta().transact(|tx| {
-            if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
-                return Ok(false);
+            match meta::tx_get::<BlobRecord>(tx, Table::Blobs, d.as_bytes())? {
+                Some(b) if b.state == records::BlobState::Live => {}
+                // Unknown, or being deleted: the client uploads instead.
+                _ => return Ok(false),
             }
             self.link_in_tx(tx, repo, digest)?;
             Ok(true)
@@ -305,6 +328,7 @@ impl Registry {
                 },
             )?;
             tx.put(Table::BlobLinks, &layout::blob_link_key(digest, repo), b"")?;
+            gc::count_in_tx(tx, digest, 1, 0)?;
         }
         Ok(())
     }

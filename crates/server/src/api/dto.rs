@@ -310,3 +310,66 @@ where
 {
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// Body of `POST /api/v1/gc`.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StartGc {
+    /// Report what would be deleted; delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also delete manifests no tag reaches.
+    #[serde(default)]
+    pub delete_untagged: bool,
+}
+
+/// What a garbage-collection run deleted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GcReport {
+    /// Nothing was deleted (dry run).
+    pub dry_run: bool,
+    /// Untagged manifests deleted, `repo@digest`.
+    pub manifests_deleted: Vec<String>,
+    /// Blobs deleted.
+    pub blobs_deleted: u64,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+    /// Idle upload sessions removed.
+    pub uploads_expired: u64,
+    /// Unneeded blobs kept because they changed within the grace period.
+    pub blobs_in_grace: u64,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A garbage-collection run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GcRun {
+    /// UUID.
+    pub id: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// `api` or `schedule`.
+    pub trigger: String,
+    /// Dry run.
+    pub dry_run: bool,
+    /// Untagged manifests deleted too.
+    pub delete_untagged: bool,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, once finished.
+    pub finished_at: Option<String>,
+    /// The report, once succeeded.
+    pub report: Option<GcReport>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A page of runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GcRunList {
+    /// This page, most recent first.
+    pub runs: Vec<GcRun>,
+    /// Over all pages.
+    pub total_count: u64,
+}

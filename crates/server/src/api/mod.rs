@@ -83,13 +83,14 @@ impl From<StoreError> for MgmtError {
         let msg = e.to_string();
         match e {
             StoreError::InvalidInput { field, .. } => MgmtError::invalid(&field, msg),
-            StoreError::NamespaceExists { .. } | StoreError::BeingDeleted { .. } => {
-                MgmtError::new(StatusCode::CONFLICT, "conflict", msg)
-            }
+            StoreError::NamespaceExists { .. }
+            | StoreError::BeingDeleted { .. }
+            | StoreError::GcBusy => MgmtError::new(StatusCode::CONFLICT, "conflict", msg),
             StoreError::NamespaceUnknown { .. }
             | StoreError::RepoUnknown { .. }
             | StoreError::ManifestUnknown { .. }
-            | StoreError::BlobUnknown { .. } => MgmtError::not_found(msg),
+            | StoreError::BlobUnknown { .. }
+            | StoreError::GcRunUnknown { .. } => MgmtError::not_found(msg),
             other => {
                 tracing::error!(error = %other, "management request failed");
                 MgmtError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
@@ -114,6 +115,9 @@ enum Route {
     DeleteRequest(String, String),
     Tags(String, String),
     Tag(String, String, String),
+    Gc,
+    GcRuns,
+    GcRunOne(String),
 }
 
 impl Route {
@@ -129,6 +133,8 @@ impl Route {
                 &[Method::GET, Method::DELETE]
             }
             Route::DeleteRequest(..) => &[Method::DELETE],
+            Route::Gc => &[Method::POST],
+            Route::GcRuns | Route::GcRunOne(_) => &[Method::GET],
         }
     }
 }
@@ -145,6 +151,9 @@ fn parse(rest: &str) -> Option<Route> {
     Some(match s.as_slice() {
         ["openapi.json"] => Route::OpenApi,
         ["registry"] => Route::Registry,
+        ["gc"] => Route::Gc,
+        ["gc", "runs"] => Route::GcRuns,
+        ["gc", "runs", id] => Route::GcRunOne(id.to_string()),
         ["namespaces"] => Route::Namespaces,
         ["namespaces", ns] => Route::Namespace(ns.to_string()),
         ["namespaces", ns, "repositories"] => Route::Repositories(ns.to_string()),
@@ -185,7 +194,8 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         .ok_or_else(|| MgmtError::not_found(format!("no management endpoint at {path}")))?;
     let allowed = route.methods();
     let method = req.method().clone();
-    if !allowed.contains(&method) && !(method == Method::HEAD && allowed.contains(&Method::GET)) {
+    let head_of_get = method == Method::HEAD && allowed.contains(&Method::GET);
+    if !(allowed.contains(&method) || head_of_get) {
         let allow = allowed
             .iter()
             .map(Method::as_str)
@@ -244,6 +254,9 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         (Route::Tags(ns, repo), _) => list_tags(state, &ns, &repo, &q),
         (Route::Tag(ns, repo, t), Method::DELETE) => delete_tag(state, &ns, &repo, &t).await,
         (Route::Tag(ns, repo, t), _) => get_tag(state, &ns, &repo, &t),
+        (Route::Gc, _) => start_gc(state, read_json(req).await?).await,
+        (Route::GcRuns, _) => list_gc_runs(state, &q),
+        (Route::GcRunOne(id), _) => get_gc_run(state, &id),
     }
 }
 
@@ -272,7 +285,10 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         delete_request,
         list_tags,
         get_tag,
-        delete_tag
+        delete_tag,
+        start_gc,
+        list_gc_runs,
+        get_gc_run
     )
 )]
 pub struct ApiDoc;
@@ -946,6 +962,78 @@ async fn delete_tag(state: &AppState, ns: &str, repo: &str, tag: &str) -> Result
     Ok(no_content())
 }
 
+fn gc_run_dto(r: berth_store::GcRun) -> GcRun {
+    GcRun {
+        id: r.id,
+        status: r.status,
+        trigger: r.trigger,
+        dry_run: r.options.dry_run,
+        delete_untagged: r.options.delete_untagged,
+        started_at: rfc3339(r.started_at),
+        finished_at: r.finished_at.map(rfc3339),
+        report: r.report.map(|g| GcReport {
+            dry_run: g.dry_run,
+            manifests_deleted: g.manifests_deleted,
+            blobs_deleted: g.blobs_deleted,
+            bytes_freed: g.bytes_freed,
+            uploads_expired: g.uploads_expired,
+            blobs_in_grace: g.blobs_in_grace,
+            duration_ms: g.duration_ms,
+        }),
+        error: r.error,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/gc", tag = "garbage-collection", request_body = StartGc,
+    responses(
+        (status = 202, description = "Run started; poll GET /api/v1/gc/runs/{id}", body = GcRun),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 409, description = "A run is in progress", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
+async fn start_gc(state: &AppState, s: StartGc) -> Result<Response<Body>> {
+    let run = state
+        .registry
+        .gc_start(
+            berth_store::GcOptions {
+                dry_run: s.dry_run,
+                delete_untagged: s.delete_untagged,
+            },
+            "api",
+        )
+        .await?;
+    Ok(json_response(StatusCode::ACCEPTED, &gc_run_dto(run)))
+}
+
+#[utoipa::path(get, path = "/api/v1/gc/runs", tag = "garbage-collection",
+    params(
+        ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
+        ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100)),
+    responses(
+        (status = 200, description = "Runs, most recent first", body = GcRunList),
+        (status = 400, description = "Invalid pagination", body = ErrorBody)))]
+fn list_gc_runs(state: &AppState, q: &Query) -> Result<Response<Body>> {
+    let page = q.page()?;
+    let all = state.registry.gc_runs()?;
+    let total_count = all.len() as u64;
+    let runs = paginate(all, page).into_iter().map(gc_run_dto).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &GcRunList { runs, total_count },
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/gc/runs/{id}", tag = "garbage-collection",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "The run", body = GcRun),
+        (status = 404, description = "No such run", body = ErrorBody)))]
+fn get_gc_run(state: &AppState, id: &str) -> Result<Response<Body>> {
+    Ok(json_response(
+        StatusCode::OK,
+        &gc_run_dto(state.registry.gc_run_get(id)?),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -992,6 +1080,9 @@ mod tests {
             "/api/v1/namespaces/{namespace}/repositories/{repository}/delete-request",
             "/api/v1/namespaces/{namespace}/repositories/{repository}/tags",
             "/api/v1/namespaces/{namespace}/repositories/{repository}/tags/{tag}",
+            "/api/v1/gc",
+            "/api/v1/gc/runs",
+            "/api/v1/gc/runs/{id}",
         ] {
             assert!(
                 paths.contains_key(p),

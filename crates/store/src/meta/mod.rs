@@ -27,10 +27,12 @@ pub(crate) enum Table {
     Uploads,
     Settings,
     BlobLinks,
+    BlobRefs,
+    GcRuns,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 10] = [
+    pub(crate) const ALL: [Table; 12] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -41,6 +43,8 @@ impl Table {
         Table::Uploads,
         Table::Settings,
         Table::BlobLinks,
+        Table::BlobRefs,
+        Table::GcRuns,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -55,6 +59,8 @@ impl Table {
             Table::Uploads => "uploads",
             Table::Settings => "settings",
             Table::BlobLinks => "blob_links",
+            Table::BlobRefs => "blob_refs",
+            Table::GcRuns => "gc_runs",
         }
     }
 
