@@ -71,6 +71,7 @@ pub fn gc(cfg: Config, args: GcArgs) -> anyhow::Result<()> {
         let opts = GcOptions {
             dry_run: args.dry_run,
             delete_untagged: args.delete_untagged,
+            apply_retention: false,
         };
         let ttl = std::time::Duration::from_secs(cfg.gc.upload_ttl_secs);
         let report = reg.gc_offline(&opts, ttl).await?;

@@ -44,6 +44,9 @@ pub struct GcOptions {
     /// Also delete manifests no tag reaches (through index children and
     /// referrer subjects).
     pub delete_untagged: bool,
+    /// Apply every namespace's retention policies first.
+    #[serde(default)]
+    pub apply_retention: bool,
 }
 
 /// What a run deleted (or, dry, would delete).
@@ -63,6 +66,9 @@ pub struct GcReport {
     pub orphans_removed: u64,
     /// Blobs that could be deleted but are within the grace period.
     pub blobs_in_grace: u64,
+    /// Tags and untagged artifacts removed by retention policies.
+    #[serde(default)]
+    pub retention_deleted: Vec<String>,
     /// Wall time, milliseconds.
     pub duration_ms: u64,
 }
@@ -587,7 +593,17 @@ impl Registry {
         let mut done = run.clone();
         tokio::spawn(async move {
             let (grace, ttl) = (this.inner.cfg.gc_grace, this.inner.cfg.upload_ttl);
-            let result = this.gc_run(&done.options, grace, ttl).await;
+            let result = async {
+                let retention_deleted = if done.options.apply_retention && !done.options.dry_run {
+                    this.retention_run_all().await?
+                } else {
+                    Vec::new()
+                };
+                let mut report = this.gc_run(&done.options, grace, ttl).await?;
+                report.retention_deleted = retention_deleted;
+                Ok::<_, Error>(report)
+            }
+            .await;
             done.finished_at = Some(now_millis());
             match result {
                 Ok(r) => {
@@ -673,7 +689,10 @@ impl Registry {
                     && last_slot.as_deref() != Some(slot.as_str())
                 {
                     last_slot = Some(slot);
-                    let opts = GcOptions::default();
+                    let opts = GcOptions {
+                        apply_retention: true,
+                        ..GcOptions::default()
+                    };
                     match reg.gc_start(opts, "schedule").await {
                         Ok(run) => {
                             tracing::info!(run = %run.id, "scheduled garbage collection started")

@@ -36,6 +36,7 @@
 //! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes)
 //! settings    registry                             -> RegistrySettings
 //! gc_runs     <run uuid>                           -> GcRun (status, options, report)
+//! retention   <namespace>                          -> [RetentionPolicy]
 //! ```
 
 use berth_oci::{Digest, RepoName};

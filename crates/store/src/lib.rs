@@ -19,6 +19,7 @@ mod manifests;
 mod meta;
 mod objects;
 mod records;
+mod retention;
 mod uploads;
 
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub use objects::{BlobRead, ByteStream};
 pub use records::{
     BlobRef, ManifestRecord, Millis, NamespaceRecord, NamespaceStatus, RepoRecord, TagRecord,
 };
+pub use retention::{PlannedArtifact, PlannedTag, RetentionPlan, RetentionPolicy, MAX_POLICIES};
 pub use uploads::UploadState;
 
 use meta::{MetaDb, MetaDbExt, Table};

@@ -118,6 +118,9 @@ enum Route {
     Gc,
     GcRuns,
     GcRunOne(String),
+    Retention(String),
+    RetentionPreview(String),
+    RetentionRun(String),
 }
 
 impl Route {
@@ -133,7 +136,9 @@ impl Route {
                 &[Method::GET, Method::DELETE]
             }
             Route::DeleteRequest(..) => &[Method::DELETE],
-            Route::Gc => &[Method::POST],
+            Route::Gc | Route::RetentionRun(_) => &[Method::POST],
+            Route::Retention(_) => &[Method::GET, Method::PUT],
+            Route::RetentionPreview(_) => &[Method::GET],
             Route::GcRuns | Route::GcRunOne(_) => &[Method::GET],
         }
     }
@@ -157,6 +162,9 @@ fn parse(rest: &str) -> Option<Route> {
         ["namespaces"] => Route::Namespaces,
         ["namespaces", ns] => Route::Namespace(ns.to_string()),
         ["namespaces", ns, "repositories"] => Route::Repositories(ns.to_string()),
+        ["namespaces", ns, "retention"] => Route::Retention(ns.to_string()),
+        ["namespaces", ns, "retention", "preview"] => Route::RetentionPreview(ns.to_string()),
+        ["namespaces", ns, "retention", "run"] => Route::RetentionRun(ns.to_string()),
         ["namespaces", ns, "repositories", repo @ ..] if !repo.is_empty() => {
             let n = repo.len();
             let join = |parts: &[&str]| parts.join("/");
@@ -255,6 +263,12 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         (Route::Tag(ns, repo, t), Method::DELETE) => delete_tag(state, &ns, &repo, &t).await,
         (Route::Tag(ns, repo, t), _) => get_tag(state, &ns, &repo, &t),
         (Route::Gc, _) => start_gc(state, read_json(req).await?).await,
+        (Route::Retention(ns), Method::PUT) => {
+            put_retention(state, &ns, read_json(req).await?).await
+        }
+        (Route::Retention(ns), _) => get_retention(state, &ns),
+        (Route::RetentionPreview(ns), _) => preview_retention(state, &ns),
+        (Route::RetentionRun(ns), _) => run_retention(state, &ns).await,
         (Route::GcRuns, _) => list_gc_runs(state, &q),
         (Route::GcRunOne(id), _) => get_gc_run(state, &id),
     }
@@ -288,7 +302,11 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         delete_tag,
         start_gc,
         list_gc_runs,
-        get_gc_run
+        get_gc_run,
+        get_retention,
+        put_retention,
+        preview_retention,
+        run_retention
     )
 )]
 pub struct ApiDoc;
@@ -978,6 +996,7 @@ fn gc_run_dto(r: berth_store::GcRun) -> GcRun {
             bytes_freed: g.bytes_freed,
             uploads_expired: g.uploads_expired,
             blobs_in_grace: g.blobs_in_grace,
+            retention_deleted: g.retention_deleted,
             duration_ms: g.duration_ms,
         }),
         error: r.error,
@@ -997,6 +1016,7 @@ async fn start_gc(state: &AppState, s: StartGc) -> Result<Response<Body>> {
             berth_store::GcOptions {
                 dry_run: s.dry_run,
                 delete_untagged: s.delete_untagged,
+                apply_retention: s.apply_retention,
             },
             "api",
         )
@@ -1031,6 +1051,112 @@ fn get_gc_run(state: &AppState, id: &str) -> Result<Response<Body>> {
     Ok(json_response(
         StatusCode::OK,
         &gc_run_dto(state.registry.gc_run_get(id)?),
+    ))
+}
+
+fn policy_to_store(p: RetentionPolicy) -> berth_store::RetentionPolicy {
+    berth_store::RetentionPolicy {
+        repositories: p.repositories,
+        keep_last: p.keep_last,
+        older_than_days: p.older_than_days,
+        include_tags: p.include_tags,
+        exclude_tags: p.exclude_tags,
+        untagged_older_than_days: p.untagged_older_than_days,
+    }
+}
+
+fn policy_dto(p: berth_store::RetentionPolicy) -> RetentionPolicy {
+    RetentionPolicy {
+        repositories: p.repositories,
+        keep_last: p.keep_last,
+        older_than_days: p.older_than_days,
+        include_tags: p.include_tags,
+        exclude_tags: p.exclude_tags,
+        untagged_older_than_days: p.untagged_older_than_days,
+    }
+}
+
+fn plan_dto(p: berth_store::RetentionPlan) -> RetentionPlan {
+    RetentionPlan {
+        tags: p
+            .tags
+            .into_iter()
+            .map(|t| RetentionTag {
+                repository: t.repository,
+                tag: t.tag,
+                digest: t.digest.to_string(),
+                pushed_at: rfc3339(t.pushed_at),
+            })
+            .collect(),
+        untagged: p
+            .untagged
+            .into_iter()
+            .map(|a| RetentionArtifact {
+                repository: a.repository,
+                digest: a.digest.to_string(),
+                pushed_at: rfc3339(a.pushed_at),
+            })
+            .collect(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/retention", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    responses(
+        (status = 200, description = "The namespace's retention policies", body = RetentionPolicies),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+fn get_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
+    let policies = state
+        .registry
+        .retention_policies(ns)?
+        .into_iter()
+        .map(policy_dto)
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &RetentionPolicies { policies },
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/retention", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    request_body = RetentionPolicies,
+    responses(
+        (status = 200, description = "Policies replaced", body = RetentionPolicies),
+        (status = 400, description = "Invalid policy; the field is named", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
+async fn put_retention(
+    state: &AppState,
+    ns: &str,
+    body: RetentionPolicies,
+) -> Result<Response<Body>> {
+    let policies: Vec<_> = body.policies.into_iter().map(policy_to_store).collect();
+    state.registry.retention_set(ns, &policies).await?;
+    get_retention(state, ns)
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/retention/preview", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    responses(
+        (status = 200, description = "Exactly what a run would delete now", body = RetentionPlan),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+fn preview_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
+    Ok(json_response(
+        StatusCode::OK,
+        &plan_dto(state.registry.retention_preview(ns)?),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/retention/run", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    responses(
+        (status = 200, description = "What was deleted; garbage collection reclaims the bytes", body = RetentionPlan),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn run_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
+    Ok(json_response(
+        StatusCode::OK,
+        &plan_dto(state.registry.retention_run(ns).await?),
     ))
 }
 
@@ -1083,6 +1209,9 @@ mod tests {
             "/api/v1/gc",
             "/api/v1/gc/runs",
             "/api/v1/gc/runs/{id}",
+            "/api/v1/namespaces/{namespace}/retention",
+            "/api/v1/namespaces/{namespace}/retention/preview",
+            "/api/v1/namespaces/{namespace}/retention/run",
         ] {
             assert!(
                 paths.contains_key(p),

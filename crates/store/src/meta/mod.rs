@@ -29,10 +29,11 @@ pub(crate) enum Table {
     BlobLinks,
     BlobRefs,
     GcRuns,
+    Retention,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 12] = [
+    pub(crate) const ALL: [Table; 13] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -45,6 +46,7 @@ impl Table {
         Table::BlobLinks,
         Table::BlobRefs,
         Table::GcRuns,
+        Table::Retention,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -61,6 +63,7 @@ impl Table {
             Table::BlobLinks => "blob_links",
             Table::BlobRefs => "blob_refs",
             Table::GcRuns => "gc_runs",
+            Table::Retention => "retention",
         }
     }
 
