@@ -53,14 +53,24 @@ pub struct ServerSection {
     pub shutdown_timeout_secs: u64,
     /// Seconds a client may take to send its request headers.
     pub header_read_timeout_secs: u64,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Most blob uploads receiving bytes at once (more get 429).
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
+        let d = berth_server::ServerConfig::default();
         ServerSection {
             addr: "127.0.0.1:5000".into(),
             shutdown_timeout_secs: 30,
             header_read_timeout_secs: 30,
+            max_connections: d.max_connections,
+            max_header_bytes: d.max_header_bytes,
+            max_concurrent_uploads: d.max_concurrent_uploads,
         }
     }
 }

@@ -61,13 +61,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         writeln!(out, "berth listening on http://{local}")?;
         out.flush()?;
     }
-    let state = AppState {
+    let state = AppState::new(
         registry,
-        config: ServerConfig {
+        ServerConfig {
             shutdown_timeout: Duration::from_secs(cfg.server.shutdown_timeout_secs),
             header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
+            max_connections: cfg.server.max_connections,
+            max_header_bytes: cfg.server.max_header_bytes,
+            max_concurrent_uploads: cfg.server.max_concurrent_uploads,
         },
-    };
+    );
     berth_server::run(listener, state, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -15,6 +15,7 @@ mod v2;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_store::Registry;
@@ -28,6 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// Response body: streamed blobs or small buffers.
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -45,6 +47,13 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// How long a client may take to send request headers (slowloris).
     pub header_read_timeout: Duration,
+    /// Most simultaneous connections; past it, new ones wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Most blob uploads receiving bytes at once; more get 429.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +61,9 @@ impl Default for ServerConfig {
         ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_header_bytes: 64 << 10,
+            max_concurrent_uploads: 256,
         }
     }
 }
@@ -63,6 +75,23 @@ pub struct AppState {
     pub registry: Registry,
     /// Server settings.
     pub config: ServerConfig,
+    /// Why: each upload holds buffers and a file; bounding how many receive
+    /// bytes at once bounds memory and open files whatever clients do.
+    pub(crate) uploads: Arc<Semaphore>,
+    /// Why: each connection costs a task, buffers and a file descriptor.
+    connections: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// State for a server over `registry`.
+    pub fn new(registry: Registry, config: ServerConfig) -> AppState {
+        AppState {
+            registry,
+            uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            config,
+        }
+    }
 }
 
 /// Serves `listener` until `shutdown` resolves, then drains connections.
@@ -70,6 +99,13 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = state.connections.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = &mut shutdown => {
+                tracing::info!("shutting down: no new connections, draining in-flight requests");
+                break;
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -84,8 +120,10 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let header_timeout = state.config.header_read_timeout;
+                let max_buf = state.config.max_header_bytes.max(8192);
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let Some(stream) = reject_tls(stream).await else { return };
                     let svc = service_fn(move |req| {
                         let state = state.clone();
@@ -94,6 +132,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(header_timeout)
+                        .max_buf_size(max_buf)
                         .serve_connection(TokioIo::new(stream), svc);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, %peer, "connection ended with error");

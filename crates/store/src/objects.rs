@@ -21,10 +21,10 @@ use crate::error::{Error, Result};
 const READ_BLOCK: usize = 1 << 20;
 /// Bodies up to this size are written with one `put`; larger ones stream
 /// through a multipart upload so memory stays bounded.
-const SMALL_BODY: usize = 4 << 20;
+const SMALL_BODY: usize = 1 << 20;
 /// Multipart chunk size: memory per streaming upload is bounded by this
 /// times the in-flight chunk count below.
-const PART_SIZE: usize = 8 << 20;
+const PART_SIZE: usize = 1 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// A stream of body bytes handed to the store.
