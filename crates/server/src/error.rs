@@ -77,6 +77,15 @@ impl From<Error> for ApiError {
             Error::Unsupported { .. } => ErrorCode::Unsupported,
             Error::BodyRead { .. } => ErrorCode::BlobUploadInvalid,
             Error::StorageFull { .. } => ErrorCode::InsufficientStorage,
+            // Pushes into a namespace or repository being deleted: refused,
+            // and the message says to retry once the deletion is done.
+            Error::BeingDeleted { .. } => ErrorCode::Denied,
+            Error::NamespaceUnknown { .. } => ErrorCode::NameUnknown,
+            Error::NamespaceExists { .. } | Error::InvalidInput { .. } | Error::GcBusy | Error::GcRunUnknown { .. } => {
+                // Management-plane errors never come out of /v2 handlers.
+                tracing::error!(error = %e, "management error on the distribution API");
+                ErrorCode::Unknown
+            }
             Error::Storage { .. }
             | Error::Metadata { .. }
             | Error::Corrupt { .. }

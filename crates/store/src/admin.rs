@@ -277,9 +277,26 @@ impl Deleting {
     }
     pub(crate) fn hides(&self, repo: &RepoName) -> bool {
         let g = self.names.read().expect("deleting lock poisoned");
-        !g.is_empty()
-            && (g.contains(&Self::ns_key(repo.namespace()))
-                || g.contains(&Self::repo_key(repo.as_str())))
+        Self::hidden_in(&g, repo)
+    }
+
+    fn hidden_in(g: &HashSet<String>, repo: &RepoName) -> bool {
+        !g.is_empty() && (g.contains(&Self::ns_key(repo.namespace())) || g.contains(&Self::repo_key(repo.as_str())))
+    }
+
+    /// The names hidden now. Take it before reading rows: a deletion that
+    /// finishes while the rows are read then cannot leave its rows listed.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot(self.names.read().expect("deleting lock poisoned").clone())
+    }
+}
+
+/// The names being deleted at one moment.
+pub(crate) struct Snapshot(HashSet<String>);
+
+impl Snapshot {
+    pub(crate) fn hides(&self, repo: &RepoName) -> bool {
+        Deleting::hidden_in(&self.0, repo)
     }
 }
 
@@ -517,8 +534,10 @@ impl Registry {
         }
         self.meta()
             .transact(|tx| tx.delete(Table::Namespaces, name.as_bytes()))?;
-        self.durable().await?;
+        // No await between the record going and the name becoming usable
+        // again: a push right after the namespace reads as gone succeeds.
         self.inner.deleting.remove(&Deleting::ns_key(name));
+        self.durable().await?;
         tracing::info!(namespace = %name, "namespace deleted");
         Ok(())
     }
@@ -592,19 +611,30 @@ impl Registry {
         Ok(())
     }
 
+    /// The blobs a repository's artifacts use: its manifests and what they
+    /// reference. Links nothing references (uploads not yet in a manifest,
+    /// layers of deleted artifacts awaiting garbage collection) do not
+    /// count, so deleting an artifact shrinks the sizes at once.
     fn linked_digests(&self, repo: &RepoName) -> Result<Vec<Digest>> {
-        let rows = self
+        let prefix = layout::repo_prefix(repo);
+        let rows = self.meta().scan(Table::Links, &prefix, None, usize::MAX)?;
+        let manifests: HashSet<Vec<u8>> = self
             .meta()
-            .scan(Table::Links, &layout::repo_prefix(repo), None, usize::MAX)?;
-        Ok(rows
-            .iter()
-            .filter_map(|(k, _)| {
-                std::str::from_utf8(layout::key_suffix(k, repo))
-                    .ok()?
-                    .parse()
-                    .ok()
-            })
-            .collect())
+            .scan(Table::Manifests, &prefix, None, usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in &rows {
+            let link: crate::records::LinkRecord = meta::decode(Table::Links, v)?;
+            if link.refs == 0 && !manifests.contains(k) {
+                continue;
+            }
+            if let Some(d) = std::str::from_utf8(layout::key_suffix(k, repo)).ok().and_then(|s| s.parse().ok()) {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 
     fn sum_sizes<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Result<u64> {

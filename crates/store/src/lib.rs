@@ -393,6 +393,7 @@ impl Registry {
     pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
         let mut names = Vec::new();
         let mut after = last.map(|l| l.as_bytes().to_vec());
+        let hidden = self.inner.deleting.snapshot();
         // Repositories being deleted are skipped, so scan until the page is
         // full or the table ends.
         loop {
@@ -406,7 +407,7 @@ impl Registry {
                 let hidden = std::str::from_utf8(&k)
                     .ok()
                     .and_then(|s| s.parse::<RepoName>().ok())
-                    .is_some_and(|r| self.inner.deleting.hides(&r));
+                    .is_some_and(|r| hidden.hides(&r));
                 if !hidden {
                     names.push(k);
                 }

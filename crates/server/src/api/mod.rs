@@ -341,8 +341,13 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
             )
         })?
         .to_bytes();
-    serde_json::from_slice(&bytes)
-        .map_err(|e| MgmtError::invalid("body", format!("invalid JSON body: {e}")))
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| MgmtError::invalid("body", format!("invalid JSON body: {e}")))?;
+    // serde maps JSON arrays onto structs by position; bodies are objects.
+    if !value.is_object() {
+        return Err(MgmtError::invalid("body", "the body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| MgmtError::invalid("body", format!("invalid JSON body: {e}")))
 }
 
 /// Query parameters, decoded.
