@@ -37,6 +37,7 @@
 //! referrers   <repo>\0<subject>\0<referrer>        -> Descriptor of the referrer
 //! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes)
 //! settings    registry                             -> RegistrySettings
+//!             format                               -> {"format": 1}, written at creation
 //! gc_runs     <run uuid>                           -> GcRun (status, options, report)
 //! retention   <namespace>                          -> [RetentionPolicy]
 //! ```

@@ -75,6 +75,9 @@ impl StoreConfig {
     }
 }
 
+/// Settings-table key of the database format marker.
+const FORMAT_KEY: &[u8] = b"format";
+
 /// A page of names (tags or repositories).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -111,11 +114,31 @@ impl Registry {
             ),
         })?;
         let meta_path = cfg.data_dir.join("meta");
+        let existed = meta_path.join("db").exists();
+        let shown = meta_path.display().to_string();
         let meta = tokio::task::spawn_blocking(move || meta::sled_db::SledDb::open(&meta_path))
             .await
             .map_err(|e| Error::Metadata {
                 message: e.to_string(),
             })??;
+        // A database that existed must carry the format marker written at
+        // its creation. sled reads a mangled log as an empty database; serving
+        // that would hide every stored image, so refuse to start instead.
+        match meta.get(Table::Settings, FORMAT_KEY)? {
+            Some(_) => {}
+            None if existed => {
+                return Err(Error::Corrupt {
+                    what: format!(
+                        "the metadata database at {shown} lost its contents (no format marker); \
+                         restore it from a backup or run `berth fsck` to see what is stored"
+                    ),
+                })
+            }
+            None => {
+                meta.transact_dyn(&|tx| tx.put(Table::Settings, FORMAT_KEY, br#"{"format":1}"#))?;
+                meta.flush()?;
+            }
+        }
         let fs = LocalFileSystem::new_with_prefix(&cfg.data_dir)?
             // No automatic cleanup of empty directories: removing one races
             // with a concurrent write creating a file in it. Upload chunks
