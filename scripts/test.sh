@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project, from a fresh clone, on a fresh machine:
 # formatting, lints, unit tests, black-box HTTP tests, the conformance suite
-# and the real-client suite (which installs docker.io, skopeo, ... when
+# and the real-client suite (which installs docker.io, podman, skopeo, ... when
 # missing). `.ci/run` calls exactly this script.
 #
 # Everything runs on the release profile so that the project is compiled
@@ -27,7 +27,7 @@ export BERTH_BIN="$PWD/target/release/berth"
 step "schemathesis against the management API's OpenAPI document"
 bash tests/api/schemathesis.sh
 
-step "real clients (docker, skopeo, ...)"
+step "real clients (docker, podman, buildah, skopeo, ctr, oras, helm)"
 bash tests/clients/run.sh
 
 step "all tests passed"
