@@ -33,6 +33,11 @@
 //! referrers   <repo>\0<subject>\0<referrer>        -> Descriptor of the referrer
 //! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes)
 //! settings    registry                             -> RegistrySettings
+//! users       <user>                               -> UserRecord (argon2id hash)      } drawn again
+//! grants      <user>\0<namespace>                  -> GrantRecord (role)              } in auth.rs,
+//! tokens      <token id>                           -> TokenRecord (secret's sha256)   } which builds
+//! audit       <inverted millis><seq>               -> AuditEntry (newest first)       } these keys
+//! secrets     signing_key                          -> SigningKeys (bearer-token HMAC)  }
 //! ```
 
 use berth_oci::{Digest, RepoName};

@@ -27,10 +27,15 @@ pub(crate) enum Table {
     Uploads,
     Settings,
     BlobLinks,
+    Users,
+    Grants,
+    Tokens,
+    Audit,
+    Secrets,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 10] = [
+    pub(crate) const ALL: [Table; 15] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -41,6 +46,11 @@ impl Table {
         Table::Uploads,
         Table::Settings,
         Table::BlobLinks,
+        Table::Users,
+        Table::Grants,
+        Table::Tokens,
+        Table::Audit,
+        Table::Secrets,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -55,6 +65,11 @@ impl Table {
             Table::Uploads => "uploads",
             Table::Settings => "settings",
             Table::BlobLinks => "blob_links",
+            Table::Users => "users",
+            Table::Grants => "grants",
+            Table::Tokens => "tokens",
+            Table::Audit => "audit",
+            Table::Secrets => "secrets",
         }
     }
 
