@@ -209,9 +209,9 @@ pub(super) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let m = req.method().clone();
-    if !route.methods().contains(&m)
-        && !(m == Method::HEAD && route.methods().contains(&Method::GET))
-    {
+    let ms = route.methods();
+    let allowed = ms.contains(&m) || (m == Method::HEAD && ms.contains(&Method::GET));
+    if !allowed {
         return Ok(super::method_not_allowed(
             &m,
             req.uri().path(),

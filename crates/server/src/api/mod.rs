@@ -252,7 +252,9 @@ async fn route(
         .ok_or_else(|| MgmtError::not_found(format!("no management endpoint at {path}")))?;
     let allowed = route.methods();
     let method = req.method().clone();
-    if !allowed.contains(&method) && !(method == Method::HEAD && allowed.contains(&Method::GET)) {
+    let ok =
+        allowed.contains(&method) || (method == Method::HEAD && allowed.contains(&Method::GET));
+    if !ok {
         return Ok(method_not_allowed(&method, &path, allowed));
     }
     access::authorize(state, caller, &route, &method)?;
