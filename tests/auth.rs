@@ -1496,3 +1496,41 @@ fn skopeo_pushes_over_https_with_credentials() {
     let (ok, _) = skopeo(&["inspect", "--cert-dir", cert_dir, "--raw", &dest]);
     assert!(!ok, "anonymous read of a private namespace succeeded");
 }
+
+#[test]
+fn auth_configuration_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[auth]\nmode = \"basic\"\n", "basic"),
+        (
+            "[auth]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "trusted_proxies",
+        ),
+        ("[auth]\ntoken_ttl_secs = 1\n", "token_ttl_secs"),
+        ("[auth]\nrealm = \"ftp://x\"\n", "auth.realm"),
+        ("[auth]\nservice = \"a\\\"b\"\n", "auth.service"),
+        ("[server]\ntls_cert = \"/x.crt\"\n", "tls_key"),
+    ];
+    for (i, (body, needle)) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&p, body).unwrap();
+        let out = berth().args(["config", "check"]).arg(&p).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted: {body}");
+        assert!(
+            err.contains(needle),
+            "error for {body:?} does not name {needle:?}: {err}"
+        );
+    }
+    // The environment switches authentication on.
+    let p = dir.path().join("ok.toml");
+    std::fs::write(&p, "").unwrap();
+    let out = berth()
+        .args(["config", "check"])
+        .arg(&p)
+        .env("BERTH_AUTH__MODE", "token")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"mode\": \"token\""));
+}

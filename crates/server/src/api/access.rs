@@ -413,7 +413,8 @@ pub struct Scope {
     /// included (`acme/*`, `acme/web`, `*`).
     #[schema(example = "acme/*", pattern = "^[a-z0-9._/*-]{1,256}$")]
     pub repository: String,
-    /// Allowed actions.
+    /// Allowed actions (at least one).
+    #[schema(min_items = 1)]
     pub actions: Vec<TokenAction>,
 }
 
@@ -456,6 +457,7 @@ pub struct CreateToken {
     #[schema(min_length = 1, max_length = 128, example = "ci")]
     pub name: String,
     /// Scopes (at least one).
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// RFC 3339 expiry; omit (with `expires_in_seconds`) for none.
     #[serde(default)]
