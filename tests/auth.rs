@@ -981,6 +981,54 @@ fn users_tokens_and_audit_through_the_api() {
     );
     assert_eq!(s, 400);
 
+    // Deleting a namespace drops its roles: a namespace created later under
+    // the same name starts without members.
+    let (s, _) = api(
+        c,
+        Method::POST,
+        &url,
+        "/namespaces",
+        &w.admin,
+        Some(json!({"name": "tmp"})),
+    );
+    assert_eq!(s, 201);
+    let (s, _) = api(
+        c,
+        Method::PUT,
+        &url,
+        "/namespaces/tmp/grants/writer",
+        &w.admin,
+        Some(json!({"role": "admin"})),
+    );
+    assert_eq!(s, 200);
+    let (s, _) = api(c, Method::DELETE, &url, "/namespaces/tmp", &w.admin, None);
+    assert_eq!(s, 202);
+    for _ in 0..100 {
+        let (s, _) = api(c, Method::GET, &url, "/namespaces/tmp", &w.admin, None);
+        if s == 404 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (s, v) = api(
+        c,
+        Method::POST,
+        &url,
+        "/namespaces",
+        &w.admin,
+        Some(json!({"name": "tmp"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (_, v) = api(
+        c,
+        Method::GET,
+        &url,
+        "/namespaces/tmp/grants",
+        &w.admin,
+        None,
+    );
+    assert_eq!(v["total_count"], 0, "{v}");
+
     // Deleting a user ends their access.
     let (s, _) = api(c, Method::DELETE, &url, "/users/writer", &w.admin, None);
     assert_eq!(s, 204);

@@ -607,6 +607,26 @@ impl Registry {
         self.durable().await
     }
 
+    /// Removes every role granted on a namespace (when it is deleted, so
+    /// that a namespace created later under the same name starts empty).
+    pub async fn grants_drop_namespace(&self, ns: &str) -> Result<()> {
+        let keys: Vec<Vec<u8>> = self
+            .grants(Some(ns))?
+            .iter()
+            .map(|g| grant_key(&g.user, ns))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.meta().transact(|tx| {
+            for k in &keys {
+                tx.delete(Table::Grants, k)?;
+            }
+            Ok(())
+        })?;
+        self.durable().await
+    }
+
     // ----- tokens -----
 
     /// Creates a scoped token. Returns it with its secret, which is not

@@ -734,6 +734,7 @@ async fn update_namespace(
 async fn delete_namespace(state: &AppState, host: &str, ns: &str) -> Result<Response<Body>> {
     let before = state.registry.namespace(ns)?;
     state.registry.namespace_delete(ns).await?;
+    state.registry.grants_drop_namespace(ns).await?;
     let mut n = before;
     n.record.status = NamespaceStatus::Deleting;
     n.record.status_message = "deletion in progress".into();
