@@ -1582,3 +1582,33 @@ fn auth_configuration_is_validated() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"mode\": \"token\""));
 }
+
+/// The whole conformance suite passes in `token` mode for a caller with
+/// the rights (Basic credentials on every request): authentication changes
+/// nothing else about `/v2`.
+#[test]
+fn conformance_in_token_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    user_add(dir.path(), "admin", ADMIN_PW, true);
+    let p = serve(dir.path(), "127.0.0.1:0", &token_config(""), &[], &[]);
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PW}"))
+    );
+    let report = berth_conformance::run_with_authorization(&p.url, &header);
+    report.print();
+    assert_eq!(
+        report.failed(),
+        0,
+        "{} of {} checks failed",
+        report.failed(),
+        report.results.len()
+    );
+    // And without credentials the same suite is refused.
+    let anon = berth_conformance::run(&p.url);
+    assert!(
+        anon.failed() > anon.results.len() / 2,
+        "anonymous run passed {} checks",
+        anon.passed()
+    );
+}
