@@ -21,6 +21,28 @@ pub struct Config {
     pub log: LogSection,
     /// `[auth]`
     pub auth: AuthSection,
+    /// `[gc]`
+    pub gc: GcSection,
+}
+
+/// `[gc]`: garbage collection and upload expiry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcSection {
+    /// Seconds after its last link or reference change during which an
+    /// unneeded blob is kept (protects pushes in progress).
+    pub grace_period_secs: u64,
+    /// Seconds an upload session may stay idle before it is removed.
+    pub upload_ttl_secs: u64,
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        GcSection {
+            grace_period_secs: 3600,
+            upload_ttl_secs: 24 * 3600,
+        }
+    }
 }
 
 /// `[server]`: the listener.
@@ -37,16 +59,26 @@ pub struct ServerSection {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Most blob uploads receiving bytes at once (more get 429).
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
+        let d = berth_server::ServerConfig::default();
         ServerSection {
             addr: "127.0.0.1:5000".into(),
             shutdown_timeout_secs: 30,
             header_read_timeout_secs: 30,
             tls_cert: None,
             tls_key: None,
+            max_connections: d.max_connections,
+            max_header_bytes: d.max_header_bytes,
+            max_concurrent_uploads: d.max_concurrent_uploads,
         }
     }
 }
@@ -216,6 +248,19 @@ impl Config {
                 "auth.trusted_proxies: {p:?} is not a CIDR such as 10.0.0.0/8 or ::1/128"
             );
         }
+        anyhow::ensure!(
+            self.gc.upload_ttl_secs >= 1,
+            "gc.upload_ttl_secs must be at least 1"
+        );
         Ok(())
+    }
+
+    /// The storage engine's configuration.
+    pub fn store(&self) -> berth_store::StoreConfig {
+        let mut c = berth_store::StoreConfig::new(&self.storage.data_dir);
+        c.max_manifest_bytes = self.storage.max_manifest_bytes;
+        c.gc_grace = std::time::Duration::from_secs(self.gc.grace_period_secs);
+        c.upload_ttl = std::time::Duration::from_secs(self.gc.upload_ttl_secs);
+        c
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod admin;
+mod maintenance;
 mod serve;
 mod user;
 
@@ -38,6 +39,12 @@ pub struct Cli {
 enum Command {
     /// Run the registry server.
     Serve(serve::ServeArgs),
+    /// Offline garbage collection: with the server stopped, delete every
+    /// blob, manifest and upload nothing needs (mark and sweep).
+    Gc(maintenance::GcArgs),
+    /// Verify every blob's digest and size and the metadata's consistency;
+    /// with --repair, remove dangling metadata.
+    Fsck(maintenance::FsckArgs),
     /// Configuration utilities.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -96,6 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", toml_string(&cfg));
             Ok(())
         }
+        Command::Gc(args) => maintenance::gc(Config::load(cli.config.as_deref())?, args),
+        Command::Fsck(args) => maintenance::fsck(Config::load(cli.config.as_deref())?, args),
         Command::Namespace(c) => admin::namespace(&cli.api, c),
         Command::Repo(c) => admin::repo(&cli.api, c),
         Command::Artifact(c) => admin::artifact(&cli.api, c),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_server::auth::{AuthConfig, AuthMode};
 use berth_server::{AppState, ServerConfig};
-use berth_store::{Registry, StoreConfig};
+use berth_store::Registry;
 
 use crate::config::Config;
 
@@ -52,9 +52,7 @@ pub fn run(mut cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let mut store_cfg = StoreConfig::new(&cfg.storage.data_dir);
-    store_cfg.max_manifest_bytes = cfg.storage.max_manifest_bytes;
-    let registry = Registry::open(store_cfg)
+    let registry = Registry::open(cfg.store())
         .await
         .with_context(|| format!("opening data directory {}", cfg.storage.data_dir.display()))?;
     let auth = auth_config(&cfg);
@@ -104,6 +102,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             shutdown_timeout: Duration::from_secs(cfg.server.shutdown_timeout_secs),
             header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
             auth,
+            max_connections: cfg.server.max_connections,
+            max_header_bytes: cfg.server.max_header_bytes,
+            max_concurrent_uploads: cfg.server.max_concurrent_uploads,
         },
     );
     state.tls = tls;

@@ -32,6 +32,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// Response body: streamed blobs or small buffers.
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -51,6 +52,13 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Authentication.
     pub auth: auth::AuthConfig,
+    /// Most simultaneous connections; past it, new ones wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Most blob uploads receiving bytes at once; more get 429.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +67,9 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
             auth: auth::AuthConfig::default(),
+            max_connections: 4096,
+            max_header_bytes: 64 << 10,
+            max_concurrent_uploads: 256,
         }
     }
 }
@@ -74,16 +85,23 @@ pub struct AppState {
     pub auth: Arc<auth::AuthState>,
     /// HTTPS, when a certificate is configured.
     pub tls: Option<Arc<tls::Tls>>,
+    /// Why: each upload holds buffers and a file; bounding how many receive
+    /// bytes at once bounds memory and open files whatever clients do.
+    pub(crate) uploads: Arc<Semaphore>,
+    /// Why: each connection costs a task, buffers and a file descriptor.
+    connections: Arc<Semaphore>,
 }
 
 impl AppState {
-    /// State for a registry and settings, plain HTTP.
+    /// State for a server over `registry`, plain HTTP.
     pub fn new(registry: Registry, config: ServerConfig) -> AppState {
         AppState {
             registry,
-            config,
             auth: Arc::default(),
             tls: None,
+            uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            config,
         }
     }
 }
@@ -93,6 +111,13 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = state.connections.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = &mut shutdown => {
+                tracing::info!("shutting down: no new connections, draining in-flight requests");
+                break;
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -107,8 +132,10 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let header_timeout = state.config.header_read_timeout;
+                let max_buf = state.config.max_header_bytes.max(8192);
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match state.tls.as_ref().map(|t| t.acceptor()) {
                         Some(acceptor) => {
                             // The handshake gets the header timeout too.
@@ -120,11 +147,11 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
                                 }
                                 Err(_) => return,
                             };
-                            serve_connection(state, peer, tls, header_timeout, watcher).await;
+                            serve_connection(state, peer, tls, header_timeout, max_buf, watcher).await;
                         }
                         None => {
                             let Some(stream) = reject_tls(stream).await else { return };
-                            serve_connection(state, peer, stream, header_timeout, watcher).await;
+                            serve_connection(state, peer, stream, header_timeout, max_buf, watcher).await;
                         }
                     }
                 });
@@ -151,6 +178,7 @@ async fn serve_connection<IO>(
     peer: SocketAddr,
     io: IO,
     header_timeout: Duration,
+    max_buf: usize,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -162,6 +190,7 @@ async fn serve_connection<IO>(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .max_buf_size(max_buf)
         .serve_connection(TokioIo::new(io), svc);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, %peer, "connection ended with error");

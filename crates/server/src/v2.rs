@@ -157,6 +157,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                 ))
             }
             Method::PATCH => {
+                let _slot = upload_slot(state)?;
                 let start = content_range_start(req.headers())?;
                 let (body, len) = body_stream(req);
                 let st = reg.upload_append(&repo, &id, start, body, len).await?;
@@ -174,6 +175,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                         "PUT must name the blob's digest: ?digest=<algorithm>:<hex>",
                     )
                 })?;
+                let _slot = upload_slot(state)?;
                 let (body, len) = body_stream(req);
                 reg.upload_finish(&repo, &id, &digest, Some((body, len)))
                     .await?;
@@ -214,6 +216,7 @@ async fn start_upload(
         return Ok(upload_response(StatusCode::ACCEPTED, repo, &st.id, st.size));
     }
     if let Some(digest) = q.digest()? {
+        let _slot = upload_slot(state)?;
         let (body, len) = body_stream(req);
         reg.blob_put(repo, &digest, body, len).await?;
         return Ok(blob_created(repo, &digest));
@@ -350,6 +353,20 @@ async fn drain(mut body: ByteStream) {
             break;
         }
     }
+}
+
+/// A place among the uploads receiving bytes, or 429 when all are taken.
+fn upload_slot(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>> {
+    state.uploads.try_acquire().map_err(|_| {
+        ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "{} uploads are receiving data already (server.max_concurrent_uploads); retry shortly",
+                state.config.max_concurrent_uploads
+            ),
+        )
+        .with_header(http::header::RETRY_AFTER, "1".to_string())
+    })
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {

@@ -538,15 +538,23 @@ impl Registry {
                     break;
                 }
                 self.meta().transact(|tx| {
-                    for (k, _) in &rows {
+                    for (k, v) in &rows {
                         tx.delete(table, k)?;
-                        if table == Table::Links {
-                            if let Ok(d) = std::str::from_utf8(layout::key_suffix(k, repo))
-                                .unwrap_or("")
-                                .parse::<Digest>()
-                            {
+                        let digest = std::str::from_utf8(layout::key_suffix(k, repo))
+                            .unwrap_or("")
+                            .parse::<Digest>();
+                        match (table, digest) {
+                            (Table::Links, Ok(d)) => {
                                 tx.delete(Table::BlobLinks, &layout::blob_link_key(&d, repo))?;
+                                crate::gc::count_in_tx(tx, &d, -1, 0)?;
                             }
+                            (Table::Manifests, Ok(d)) => {
+                                let rec: ManifestRecord = meta::decode(Table::Manifests, v)?;
+                                for target in crate::gc::referenced(&rec) {
+                                    crate::gc::remove_ref_in_tx(tx, &target, repo, &d)?;
+                                }
+                            }
+                            _ => {}
                         }
                     }
                     Ok(())

@@ -96,6 +96,17 @@ pub enum Error {
         /// `user alice`, ...
         what: String,
     },
+    /// A garbage-collection run is going already.
+    #[error(
+        "a garbage-collection run is in progress; wait for it to finish (GET /api/v1/gc/runs)"
+    )]
+    GcBusy,
+    /// No such garbage-collection run.
+    #[error("garbage-collection run {id} does not exist")]
+    GcRunUnknown {
+        /// The id asked for.
+        id: String,
+    },
     /// A management request carried an invalid value.
     #[error("{field}: {reason}")]
     InvalidInput {

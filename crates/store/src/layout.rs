@@ -25,9 +25,11 @@
 //! ```text
 //! namespaces  <namespace>                          -> NamespaceRecord
 //! repos       <repo>                               -> RepoRecord
-//! blobs       <digest>                             -> BlobRecord (size; present = bytes stored)
+//! blobs       <digest>                             -> BlobRecord (size, links and refs counters,
+//!                                                     live/deleting; present = bytes stored)
 //! links       <repo>\0<digest>                     -> LinkRecord (repo may serve this blob)
 //! blob_links  <digest>\0<repo>                     -> (empty) the same links, by blob: who needs it
+//! blob_refs   <digest>\0<repo>\0<manifest>         -> (empty) manifests referencing the blob
 //! manifests   <repo>\0<digest>                     -> ManifestRecord
 //! tags        <repo>\0<tag>                        -> TagRecord (digest); key order = lexical order
 //! referrers   <repo>\0<subject>\0<referrer>        -> Descriptor of the referrer
@@ -38,6 +40,8 @@
 //! tokens      <token id>                           -> TokenRecord (secret's sha256)   } which builds
 //! audit       <inverted millis><seq>               -> AuditEntry (newest first)       } these keys
 //! secrets     signing_key                          -> SigningKeys (bearer-token HMAC)  }
+//! gc_runs     <run uuid>                           -> GcRun (status, options, report)
+//! retention   <namespace>                          -> [RetentionPolicy]
 //! ```
 
 use berth_oci::{Digest, RepoName};
@@ -93,6 +97,15 @@ pub(crate) fn blob_link_key(digest: &Digest, repo: &RepoName) -> Vec<u8> {
 pub(crate) fn blob_links_prefix(digest: &Digest) -> Vec<u8> {
     let mut k = digest.to_string().into_bytes();
     k.push(0);
+    k
+}
+
+/// `<digest>\0<repo>\0<manifest>`: `manifest` in `repo` references `digest`.
+pub(crate) fn blob_ref_key(digest: &Digest, repo: &RepoName, manifest: &Digest) -> Vec<u8> {
+    let mut k = blob_links_prefix(digest);
+    k.extend_from_slice(repo.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(manifest.to_string().as_bytes());
     k
 }
 

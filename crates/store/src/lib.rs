@@ -13,11 +13,14 @@
 mod admin;
 mod auth;
 mod error;
+mod fsck;
+mod gc;
 mod layout;
 mod manifests;
 mod meta;
 mod objects;
 mod records;
+mod retention;
 mod uploads;
 
 use std::path::PathBuf;
@@ -36,11 +39,14 @@ pub use auth::{
     UserInfo, TOKEN_PREFIX,
 };
 pub use error::{Error, Result};
+pub use fsck::FsckReport;
+pub use gc::{GcOptions, GcReport, GcRun};
 pub use manifests::{ManifestContent, PutManifest};
 pub use objects::{BlobRead, ByteStream};
 pub use records::{
     BlobRef, ManifestRecord, Millis, NamespaceRecord, NamespaceStatus, RepoRecord, TagRecord,
 };
+pub use retention::{PlannedArtifact, PlannedTag, RetentionPlan, RetentionPolicy, MAX_POLICIES};
 pub use uploads::UploadState;
 
 use meta::{MetaDb, MetaDbExt, Table};
@@ -53,14 +59,24 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
+    /// Blobs linked or referenced within this period are never collected.
+    pub gc_grace: std::time::Duration,
+    /// Upload sessions idle longer than this are removed with their data.
+    pub upload_ttl: std::time::Duration,
+    /// Run the garbage-collection scheduler (off for offline commands).
+    pub gc_scheduler: bool,
 }
 
 impl StoreConfig {
-    /// Defaults for a data directory: 4 MiB manifests.
+    /// Defaults for a data directory: 4 MiB manifests, 1 h grace period,
+    /// 24 h upload expiry, scheduler on.
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             max_manifest_bytes: 4 << 20,
+            gc_grace: std::time::Duration::from_secs(3600),
+            upload_ttl: std::time::Duration::from_secs(24 * 3600),
+            gc_scheduler: true,
         }
     }
 }
@@ -88,6 +104,7 @@ struct Inner {
     manifest_cache: manifests::Cache,
     deleting: admin::Deleting,
     pulls: admin::Pulls,
+    gc_running: gc::RunGuard,
 }
 
 impl Registry {
@@ -117,6 +134,7 @@ impl Registry {
                 manifest_cache: manifests::Cache::default(),
                 deleting: admin::Deleting::default(),
                 pulls: admin::Pulls::default(),
+                gc_running: gc::RunGuard::default(),
             }),
         };
         // Namespace deletions interrupted by a stop resume now.
@@ -124,6 +142,10 @@ impl Registry {
             reg.spawn_namespace_purge(ns);
         }
         reg.spawn_pull_flusher();
+        if reg.inner.cfg.gc_scheduler {
+            reg.mark_interrupted_gc_runs()?;
+            reg.spawn_gc_scheduler();
+        }
         Ok(reg)
     }
 
@@ -229,7 +251,8 @@ impl Registry {
                 .into());
             }
             tx.delete(Table::Links, &key)?;
-            tx.delete(Table::BlobLinks, &layout::blob_link_key(digest, repo))
+            tx.delete(Table::BlobLinks, &layout::blob_link_key(digest, repo))?;
+            gc::count_in_tx(tx, digest, -1, 0)
         })?;
         self.durable().await
     }
@@ -279,8 +302,10 @@ impl Registry {
             }
         }
         let mounted = self.meta().transact(|tx| {
-            if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
-                return Ok(false);
+            match meta::tx_get::<BlobRecord>(tx, Table::Blobs, d.as_bytes())? {
+                Some(b) if b.state == records::BlobState::Live => {}
+                // Unknown, or being deleted: the client uploads instead.
+                _ => return Ok(false),
             }
             self.link_in_tx(tx, repo, digest)?;
             Ok(true)
@@ -311,6 +336,7 @@ impl Registry {
                 },
             )?;
             tx.put(Table::BlobLinks, &layout::blob_link_key(digest, repo), b"")?;
+            gc::count_in_tx(tx, digest, 1, 0)?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::{Error, Result};
+use crate::gc;
 use crate::layout;
 use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
 use crate::records::{now_millis, BlobRecord, BlobRef, ManifestRecord, TagRecord};
@@ -49,6 +50,13 @@ pub(crate) struct Cache {
 const CACHE_BYTES: usize = 64 << 20;
 
 impl Cache {
+    pub(crate) fn forget(&self, d: &Digest) {
+        let mut g = self.map.lock().expect("cache lock poisoned");
+        if let Some(old) = g.0.remove(d) {
+            g.1 -= old.len();
+        }
+    }
+
     fn get(&self, d: &Digest) -> Option<Bytes> {
         self.map
             .lock()
@@ -91,6 +99,21 @@ impl Registry {
     /// manifest it references must already be in the repository; its
     /// `subject` need not exist.
     pub async fn manifest_put(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<PutManifest> {
+        // The manifest's own bytes may be under deletion by garbage
+        // collection (same content deleted earlier): wait and write again.
+        self.retry_while_deleting(|| {
+            self.manifest_put_once(repo, reference, content_type, bytes.clone())
+        })
+        .await
+    }
+
+    async fn manifest_put_once(
         &self,
         repo: &RepoName,
         reference: &Reference,
@@ -157,13 +180,13 @@ impl Registry {
                     tx,
                     Table::Blobs,
                     d.as_bytes(),
-                    &BlobRecord {
-                        size: bytes.len() as u64,
-                        created_at: now,
-                    },
+                    &BlobRecord::new(bytes.len() as u64),
                 )?;
             }
             self.link_in_tx(tx, repo, &digest)?;
+            for target in gc::referenced(&record) {
+                gc::add_ref_in_tx(tx, &target, repo, &digest)?;
+            }
             meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
             if let Reference::Tag(tag) = reference {
                 meta::tx_put(
@@ -347,8 +370,14 @@ impl Registry {
                         return Err(unknown().into());
                     };
                     tx.delete(Table::Manifests, &mkey)?;
-                    tx.delete(Table::Links, &mkey)?;
-                    tx.delete(Table::BlobLinks, &layout::blob_link_key(d, repo))?;
+                    if tx.get(Table::Links, &mkey)?.is_some() {
+                        tx.delete(Table::Links, &mkey)?;
+                        tx.delete(Table::BlobLinks, &layout::blob_link_key(d, repo))?;
+                        gc::count_in_tx(tx, d, -1, 0)?;
+                    }
+                    for target in gc::referenced(&rec) {
+                        gc::remove_ref_in_tx(tx, &target, repo, d)?;
+                    }
                     for k in &tag_keys {
                         if let Some(t) = meta::tx_get::<TagRecord>(tx, Table::Tags, k)? {
                             if &t.digest == d {

@@ -21,10 +21,10 @@ use crate::error::{Error, Result};
 const READ_BLOCK: usize = 1 << 20;
 /// Bodies up to this size are written with one `put`; larger ones stream
 /// through a multipart upload so memory stays bounded.
-const SMALL_BODY: usize = 4 << 20;
+const SMALL_BODY: usize = 1 << 20;
 /// Multipart chunk size: memory per streaming upload is bounded by this
 /// times the in-flight chunk count below.
-const PART_SIZE: usize = 8 << 20;
+const PART_SIZE: usize = 1 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// A stream of body bytes handed to the store.
@@ -134,20 +134,21 @@ impl Objects {
         }
     }
 
-    /// Makes the concatenation of `parts` the object `dest`, then removes
-    /// the parts. A single part is renamed (no copy); several are streamed
-    /// into a new object. `dest` appears atomically either way.
-    pub(crate) async fn commit_parts(&self, parts: &[Path], dest: &Path) -> Result<()> {
+    /// Makes the concatenation of `parts` the object `dest` unless `dest`
+    /// exists already (content-addressed: it holds the same bytes). A
+    /// single part is renamed (no copy); several are streamed into a new
+    /// object. `dest` appears atomically either way. Returns whether the
+    /// parts were consumed; if not, the caller removes them once the blob
+    /// is safely recorded (garbage collection may be deleting `dest`).
+    pub(crate) async fn move_parts_if_absent(&self, parts: &[Path], dest: &Path) -> Result<bool> {
         if self.exists(dest).await? {
-            // Deduplicated: the same content is already stored.
-            self.delete_all(parts).await;
-            return Ok(());
+            return Ok(false);
         }
         match parts {
             [] => self.put_if_absent(dest, Bytes::new()).await?,
             [one] => match self.os.rename_if_not_exists(one, dest).await {
                 Ok(()) => {}
-                Err(object_store::Error::AlreadyExists { .. }) => self.delete_all(parts).await,
+                Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
                 Err(e) => return Err(e.into()),
             },
             many => {
@@ -174,7 +175,19 @@ impl Objects {
                 self.delete_all(parts).await;
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Every object under a prefix.
+    pub(crate) fn list(
+        &self,
+        prefix: &str,
+    ) -> BoxStream<'static, Result<object_store::ObjectMeta>> {
+        let prefix = Path::from(prefix);
+        self.os
+            .list(Some(&prefix))
+            .map(|r| r.map_err(Error::from))
+            .boxed()
     }
 
     /// Hashes the concatenation of objects with `algorithm` (recovery path:

@@ -91,6 +91,45 @@ pub struct BlobRecord {
     pub size: u64,
     /// When the bytes were first stored.
     pub created_at: Millis,
+    /// Repositories linking it (rows in `links`).
+    #[serde(default)]
+    pub links: u64,
+    /// Manifests referencing it (rows in `blob_refs`).
+    #[serde(default)]
+    pub refs: u64,
+    /// Last change of `links` or `refs`: the grace period runs from here.
+    #[serde(default)]
+    pub updated_at: Millis,
+    /// Live, or being deleted by garbage collection.
+    #[serde(default)]
+    pub state: BlobState,
+}
+
+impl BlobRecord {
+    /// A freshly stored blob, not yet linked or referenced.
+    pub fn new(size: u64) -> BlobRecord {
+        let now = now_millis();
+        BlobRecord {
+            size,
+            created_at: now,
+            links: 0,
+            refs: 0,
+            updated_at: now,
+            state: BlobState::Live,
+        }
+    }
+}
+
+/// Garbage-collection state of a blob (DESIGN.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobState {
+    /// Stored and usable.
+    #[default]
+    Live,
+    /// Garbage collection decided to delete it: nothing may link or
+    /// reference it any more; a push that needs it uploads it again.
+    Deleting,
 }
 
 /// A repository's right to serve a blob.

@@ -3,6 +3,7 @@
 //! become one content-addressed blob on commit.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use berth_oci::{Algorithm, Digest, RepoName};
@@ -323,6 +324,8 @@ impl Registry {
 
     /// Moves verified chunks into the blob store and records the blob and
     /// its link to `repo` (and ends the session, if any) in one transaction.
+    /// If garbage collection is deleting the same content right now, waits
+    /// for it to finish and stores the bytes again (DESIGN.md §9).
     async fn store_blob(
         &self,
         repo: &RepoName,
@@ -331,30 +334,38 @@ impl Registry {
         parts: &[object_store::path::Path],
         session: Option<Uuid>,
     ) -> Result<()> {
-        self.inner
-            .objects
-            .commit_parts(parts, &layout::blob_path(digest))
-            .await?;
+        let dest = layout::blob_path(digest);
         let d = digest.to_string();
-        self.meta().transact(|tx| {
-            if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
-                meta::tx_put(
-                    tx,
-                    Table::Blobs,
-                    d.as_bytes(),
-                    &BlobRecord {
-                        size,
-                        created_at: now_millis(),
-                    },
-                )?;
+        // Set once the chunks became the blob; an atomic because the
+        // retried closure only borrows it, across awaits.
+        let consumed = std::sync::atomic::AtomicBool::new(false);
+        self.retry_while_deleting(|| async {
+            if !consumed.load(Ordering::Relaxed) {
+                let moved = self
+                    .inner
+                    .objects
+                    .move_parts_if_absent(parts, &dest)
+                    .await?;
+                consumed.store(moved, Ordering::Relaxed);
             }
-            self.link_in_tx(tx, repo, digest)?;
-            if let Some(id) = session {
-                tx.delete(Table::Uploads, id.to_string().as_bytes())?;
-            }
-            Ok(())
-        })?;
-        self.durable().await
+            self.meta().transact(|tx| {
+                if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
+                    meta::tx_put(tx, Table::Blobs, d.as_bytes(), &BlobRecord::new(size))?;
+                }
+                self.link_in_tx(tx, repo, digest)?;
+                if let Some(id) = session {
+                    tx.delete(Table::Uploads, id.to_string().as_bytes())?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        self.durable().await?;
+        if !consumed.load(Ordering::Relaxed) {
+            // Deduplicated: the same bytes were stored already.
+            self.inner.objects.delete_all(parts).await;
+        }
+        Ok(())
     }
 }
 

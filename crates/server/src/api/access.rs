@@ -122,6 +122,15 @@ pub(super) fn authorize(
         | Route::Artifact(ns, r, _)
         | Route::DeleteRequest(ns, r)
         | Route::Tag(ns, r, _) => require_repo(state, caller, ns, r, Action::Delete),
+        Route::Retention(ns) | Route::RetentionPreview(ns) if read => {
+            require_ns(state, caller, ns, Action::Pull)
+        }
+        Route::Retention(ns) | Route::RetentionRun(ns) => {
+            require_ns(state, caller, ns, Action::Manage)
+        }
+        Route::Gc | Route::GcRuns | Route::GcRunOne(_) => {
+            require_admin(caller, "garbage collection")
+        }
         // Routes added later default to registry administrators.
         #[allow(unreachable_patterns)]
         _ => require_admin(caller, "this operation"),
@@ -1021,6 +1030,9 @@ pub(super) fn audit_action(segments: &[&str], m: &Method) -> Option<String> {
     };
     let kind = match segments {
         ["registry"] => "settings",
+        ["gc"] => return Some("gc.start".into()),
+        ["namespaces", _, "retention", "run"] => return Some("retention.run".into()),
+        ["namespaces", _, "retention"] => "retention",
         ["namespaces"] | ["namespaces", _] => "namespace",
         ["namespaces", _, "grants", ..] => return None,
         ["namespaces", _, "repositories", .., "tags", _] => "tag",

@@ -310,3 +310,144 @@ where
 {
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// Body of `POST /api/v1/gc`.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StartGc {
+    /// Report what would be deleted; delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also delete manifests no tag reaches.
+    #[serde(default)]
+    pub delete_untagged: bool,
+    /// Apply every namespace's retention policies first.
+    #[serde(default)]
+    pub apply_retention: bool,
+}
+
+/// What a garbage-collection run deleted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GcReport {
+    /// Nothing was deleted (dry run).
+    pub dry_run: bool,
+    /// Untagged manifests deleted, `repo@digest`.
+    pub manifests_deleted: Vec<String>,
+    /// Blobs deleted.
+    pub blobs_deleted: u64,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+    /// Idle upload sessions removed.
+    pub uploads_expired: u64,
+    /// Unneeded blobs kept because they changed within the grace period.
+    pub blobs_in_grace: u64,
+    /// Tags (`repo:tag`) and untagged artifacts (`repo@digest`) removed by
+    /// retention policies.
+    pub retention_deleted: Vec<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A garbage-collection run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GcRun {
+    /// UUID.
+    pub id: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// `api` or `schedule`.
+    pub trigger: String,
+    /// Dry run.
+    pub dry_run: bool,
+    /// Untagged manifests deleted too.
+    pub delete_untagged: bool,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, once finished.
+    pub finished_at: Option<String>,
+    /// The report, once succeeded.
+    pub report: Option<GcReport>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A page of runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GcRunList {
+    /// This page, most recent first.
+    pub runs: Vec<GcRun>,
+    /// Over all pages.
+    pub total_count: u64,
+}
+
+/// A retention rule of a namespace.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Glob over repository names within the namespace (`*`, `?`); default all.
+    #[serde(default = "all_repos")]
+    pub repositories: String,
+    /// Keep this many most recently pushed tags.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub keep_last: Option<u32>,
+    /// Delete tags pushed more than this many days ago.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub older_than_days: Option<u32>,
+    /// Only consider tags matching this regular expression.
+    #[serde(default)]
+    pub include_tags: Option<String>,
+    /// Never delete tags matching this regular expression.
+    #[serde(default)]
+    pub exclude_tags: Option<String>,
+    /// Delete untagged artifacts pushed more than this many days ago.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub untagged_older_than_days: Option<u32>,
+}
+
+fn all_repos() -> String {
+    "*".into()
+}
+
+/// The retention policies of a namespace (`PUT` replaces them all).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicies {
+    /// The rules; a tag goes if any rule deletes it.
+    pub policies: Vec<RetentionPolicy>,
+}
+
+/// A tag retention deletes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionTag {
+    /// Full repository name.
+    pub repository: String,
+    /// Tag.
+    pub tag: String,
+    /// Manifest digest it points at.
+    pub digest: String,
+    /// RFC 3339.
+    pub pushed_at: String,
+}
+
+/// An untagged artifact retention deletes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionArtifact {
+    /// Full repository name.
+    pub repository: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// RFC 3339.
+    pub pushed_at: String,
+}
+
+/// What retention deletes (preview) or deleted (run).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionPlan {
+    /// Tags.
+    pub tags: Vec<RetentionTag>,
+    /// Untagged artifacts.
+    pub untagged: Vec<RetentionArtifact>,
+}

@@ -85,15 +85,16 @@ impl From<StoreError> for MgmtError {
         let msg = e.to_string();
         match e {
             StoreError::InvalidInput { field, .. } => MgmtError::invalid(&field, msg),
-            StoreError::NamespaceExists { .. } | StoreError::BeingDeleted { .. } => {
-                MgmtError::new(StatusCode::CONFLICT, "conflict", msg)
-            }
+            StoreError::NamespaceExists { .. }
+            | StoreError::BeingDeleted { .. }
+            | StoreError::GcBusy => MgmtError::new(StatusCode::CONFLICT, "conflict", msg),
             StoreError::Exists { .. } => MgmtError::new(StatusCode::CONFLICT, "conflict", msg),
             StoreError::NamespaceUnknown { .. }
             | StoreError::NotFound { .. }
             | StoreError::RepoUnknown { .. }
             | StoreError::ManifestUnknown { .. }
-            | StoreError::BlobUnknown { .. } => MgmtError::not_found(msg),
+            | StoreError::BlobUnknown { .. }
+            | StoreError::GcRunUnknown { .. } => MgmtError::not_found(msg),
             other => {
                 tracing::error!(error = %other, "management request failed");
                 MgmtError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
@@ -118,6 +119,12 @@ enum Route {
     DeleteRequest(String, String),
     Tags(String, String),
     Tag(String, String, String),
+    Gc,
+    GcRuns,
+    GcRunOne(String),
+    Retention(String),
+    RetentionPreview(String),
+    RetentionRun(String),
 }
 
 impl Route {
@@ -133,6 +140,10 @@ impl Route {
                 &[Method::GET, Method::DELETE]
             }
             Route::DeleteRequest(..) => &[Method::DELETE],
+            Route::Gc | Route::RetentionRun(_) => &[Method::POST],
+            Route::Retention(_) => &[Method::GET, Method::PUT],
+            Route::RetentionPreview(_) => &[Method::GET],
+            Route::GcRuns | Route::GcRunOne(_) => &[Method::GET],
         }
     }
 }
@@ -149,9 +160,15 @@ fn parse(rest: &str) -> Option<Route> {
     Some(match s.as_slice() {
         ["openapi.json"] => Route::OpenApi,
         ["registry"] => Route::Registry,
+        ["gc"] => Route::Gc,
+        ["gc", "runs"] => Route::GcRuns,
+        ["gc", "runs", id] => Route::GcRunOne(id.to_string()),
         ["namespaces"] => Route::Namespaces,
         ["namespaces", ns] => Route::Namespace(ns.to_string()),
         ["namespaces", ns, "repositories"] => Route::Repositories(ns.to_string()),
+        ["namespaces", ns, "retention"] => Route::Retention(ns.to_string()),
+        ["namespaces", ns, "retention", "preview"] => Route::RetentionPreview(ns.to_string()),
+        ["namespaces", ns, "retention", "run"] => Route::RetentionRun(ns.to_string()),
         ["namespaces", ns, "repositories", repo @ ..] if !repo.is_empty() => {
             let n = repo.len();
             let join = |parts: &[&str]| parts.join("/");
@@ -302,6 +319,15 @@ async fn route(
         (Route::Tags(ns, repo), _) => list_tags(state, &ns, &repo, &q),
         (Route::Tag(ns, repo, t), Method::DELETE) => delete_tag(state, &ns, &repo, &t).await,
         (Route::Tag(ns, repo, t), _) => get_tag(state, &ns, &repo, &t),
+        (Route::Gc, _) => start_gc(state, read_json(req).await?).await,
+        (Route::Retention(ns), Method::PUT) => {
+            put_retention(state, &ns, read_json(req).await?).await
+        }
+        (Route::Retention(ns), _) => get_retention(state, &ns),
+        (Route::RetentionPreview(ns), _) => preview_retention(state, &ns),
+        (Route::RetentionRun(ns), _) => run_retention(state, &ns).await,
+        (Route::GcRuns, _) => list_gc_runs(state, &q),
+        (Route::GcRunOne(id), _) => get_gc_run(state, &id),
     }
 }
 
@@ -330,7 +356,14 @@ async fn route(
         delete_request,
         list_tags,
         get_tag,
-        delete_tag
+        delete_tag,
+        start_gc,
+        list_gc_runs,
+        get_gc_run,
+        get_retention,
+        put_retention,
+        preview_retention,
+        run_retention
     )
 )]
 pub struct ApiDoc;
@@ -1019,6 +1052,186 @@ async fn delete_tag(state: &AppState, ns: &str, repo: &str, tag: &str) -> Result
     Ok(no_content())
 }
 
+fn gc_run_dto(r: berth_store::GcRun) -> GcRun {
+    GcRun {
+        id: r.id,
+        status: r.status,
+        trigger: r.trigger,
+        dry_run: r.options.dry_run,
+        delete_untagged: r.options.delete_untagged,
+        started_at: rfc3339(r.started_at),
+        finished_at: r.finished_at.map(rfc3339),
+        report: r.report.map(|g| GcReport {
+            dry_run: g.dry_run,
+            manifests_deleted: g.manifests_deleted,
+            blobs_deleted: g.blobs_deleted,
+            bytes_freed: g.bytes_freed,
+            uploads_expired: g.uploads_expired,
+            blobs_in_grace: g.blobs_in_grace,
+            retention_deleted: g.retention_deleted,
+            duration_ms: g.duration_ms,
+        }),
+        error: r.error,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/gc", tag = "garbage-collection", request_body = StartGc,
+    responses(
+        (status = 202, description = "Run started; poll GET /api/v1/gc/runs/{id}", body = GcRun),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 409, description = "A run is in progress", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
+async fn start_gc(state: &AppState, s: StartGc) -> Result<Response<Body>> {
+    let run = state
+        .registry
+        .gc_start(
+            berth_store::GcOptions {
+                dry_run: s.dry_run,
+                delete_untagged: s.delete_untagged,
+                apply_retention: s.apply_retention,
+            },
+            "api",
+        )
+        .await?;
+    Ok(json_response(StatusCode::ACCEPTED, &gc_run_dto(run)))
+}
+
+#[utoipa::path(get, path = "/api/v1/gc/runs", tag = "garbage-collection",
+    params(
+        ("page" = Option<u64>, Query, description = "Page number, from 1", minimum = 1),
+        ("page_size" = Option<u64>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100)),
+    responses(
+        (status = 200, description = "Runs, most recent first", body = GcRunList),
+        (status = 400, description = "Invalid pagination", body = ErrorBody)))]
+fn list_gc_runs(state: &AppState, q: &Query) -> Result<Response<Body>> {
+    let page = q.page()?;
+    let all = state.registry.gc_runs()?;
+    let total_count = all.len() as u64;
+    let runs = paginate(all, page).into_iter().map(gc_run_dto).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &GcRunList { runs, total_count },
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/gc/runs/{id}", tag = "garbage-collection",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "The run", body = GcRun),
+        (status = 404, description = "No such run", body = ErrorBody)))]
+fn get_gc_run(state: &AppState, id: &str) -> Result<Response<Body>> {
+    Ok(json_response(
+        StatusCode::OK,
+        &gc_run_dto(state.registry.gc_run_get(id)?),
+    ))
+}
+
+fn policy_to_store(p: RetentionPolicy) -> berth_store::RetentionPolicy {
+    berth_store::RetentionPolicy {
+        repositories: p.repositories,
+        keep_last: p.keep_last,
+        older_than_days: p.older_than_days,
+        include_tags: p.include_tags,
+        exclude_tags: p.exclude_tags,
+        untagged_older_than_days: p.untagged_older_than_days,
+    }
+}
+
+fn policy_dto(p: berth_store::RetentionPolicy) -> RetentionPolicy {
+    RetentionPolicy {
+        repositories: p.repositories,
+        keep_last: p.keep_last,
+        older_than_days: p.older_than_days,
+        include_tags: p.include_tags,
+        exclude_tags: p.exclude_tags,
+        untagged_older_than_days: p.untagged_older_than_days,
+    }
+}
+
+fn plan_dto(p: berth_store::RetentionPlan) -> RetentionPlan {
+    RetentionPlan {
+        tags: p
+            .tags
+            .into_iter()
+            .map(|t| RetentionTag {
+                repository: t.repository,
+                tag: t.tag,
+                digest: t.digest.to_string(),
+                pushed_at: rfc3339(t.pushed_at),
+            })
+            .collect(),
+        untagged: p
+            .untagged
+            .into_iter()
+            .map(|a| RetentionArtifact {
+                repository: a.repository,
+                digest: a.digest.to_string(),
+                pushed_at: rfc3339(a.pushed_at),
+            })
+            .collect(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/retention", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    responses(
+        (status = 200, description = "The namespace's retention policies", body = RetentionPolicies),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+fn get_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
+    let policies = state
+        .registry
+        .retention_policies(ns)?
+        .into_iter()
+        .map(policy_dto)
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &RetentionPolicies { policies },
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/retention", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    request_body = RetentionPolicies,
+    responses(
+        (status = 200, description = "Policies replaced", body = RetentionPolicies),
+        (status = 400, description = "Invalid policy; the field is named", body = ErrorBody),
+        (status = 404, description = "No such namespace", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody)))]
+async fn put_retention(
+    state: &AppState,
+    ns: &str,
+    body: RetentionPolicies,
+) -> Result<Response<Body>> {
+    let policies: Vec<_> = body.policies.into_iter().map(policy_to_store).collect();
+    state.registry.retention_set(ns, &policies).await?;
+    get_retention(state, ns)
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/retention/preview", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    responses(
+        (status = 200, description = "Exactly what a run would delete now", body = RetentionPlan),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+fn preview_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
+    Ok(json_response(
+        StatusCode::OK,
+        &plan_dto(state.registry.retention_preview(ns)?),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/retention/run", tag = "retention",
+    params(("namespace" = String, Path, description = "Namespace name", example = "acme")),
+    responses(
+        (status = 200, description = "What was deleted; garbage collection reclaims the bytes", body = RetentionPlan),
+        (status = 404, description = "No such namespace", body = ErrorBody)))]
+async fn run_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
+    Ok(json_response(
+        StatusCode::OK,
+        &plan_dto(state.registry.retention_run(ns).await?),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1065,6 +1278,12 @@ mod tests {
             "/api/v1/namespaces/{namespace}/repositories/{repository}/delete-request",
             "/api/v1/namespaces/{namespace}/repositories/{repository}/tags",
             "/api/v1/namespaces/{namespace}/repositories/{repository}/tags/{tag}",
+            "/api/v1/gc",
+            "/api/v1/gc/runs",
+            "/api/v1/gc/runs/{id}",
+            "/api/v1/namespaces/{namespace}/retention",
+            "/api/v1/namespaces/{namespace}/retention/preview",
+            "/api/v1/namespaces/{namespace}/retention/run",
         ] {
             assert!(
                 paths.contains_key(p),

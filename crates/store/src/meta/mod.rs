@@ -32,10 +32,13 @@ pub(crate) enum Table {
     Tokens,
     Audit,
     Secrets,
+    BlobRefs,
+    GcRuns,
+    Retention,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 15] = [
+    pub(crate) const ALL: [Table; 18] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -51,6 +54,9 @@ impl Table {
         Table::Tokens,
         Table::Audit,
         Table::Secrets,
+        Table::BlobRefs,
+        Table::GcRuns,
+        Table::Retention,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -70,6 +76,9 @@ impl Table {
             Table::Tokens => "tokens",
             Table::Audit => "audit",
             Table::Secrets => "secrets",
+            Table::BlobRefs => "blob_refs",
+            Table::GcRuns => "gc_runs",
+            Table::Retention => "retention",
         }
     }
 

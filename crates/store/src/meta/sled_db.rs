@@ -25,14 +25,16 @@ impl SledDb {
             .flush_every_ms(Some(1000))
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled wraps the failed flock(2) in an I/O error of its own.
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.raw_os_error() == Some(11)
+                        || io.to_string().contains("could not acquire lock") =>
+                {
                     Error::Locked {
                         path: path.display().to_string(),
                     }
                 }
-                sled::Error::Io(io) if io.raw_os_error() == Some(11) => Error::Locked {
-                    path: path.display().to_string(),
-                },
                 sled::Error::Corruption { .. } => Error::Corrupt {
                     what: format!(
                         "metadata database at {} is corrupt: {e}; run `berth fsck`",

@@ -1,0 +1,708 @@
+//! Garbage collection that never needs downtime (DESIGN.md §9).
+//!
+//! Every blob record counts what needs it: `links` (repositories that may
+//! serve it) and `refs` (manifests that reference it: configs, layers,
+//! index children). Both counters change in the same transaction as the
+//! rows they count, so a blob with `links == 0 && refs == 0` is needed by
+//! nothing. Deleting one is a three-step protocol:
+//!
+//! 1. In one transaction, re-check the counters and the grace period
+//!    (`updated_at` older than the grace), then mark the record `Deleting`.
+//! 2. Remove the bytes.
+//! 3. In one transaction, remove the record.
+//!
+//! Every transaction that links or references a blob first checks that it
+//! is `Live` (and fails with a retryable error otherwise), so a concurrent
+//! push can never end with a manifest whose blob is gone: either it linked
+//! the blob before step 1 (and step 1 sees the counter), or it sees
+//! `Deleting` and waits for step 3, then writes the bytes again.
+//!
+//! The offline pass (`berth gc`) is a full mark-and-sweep over the
+//! metadata that also recomputes the counters and removes orphan objects;
+//! it is the backstop after crashes and restores.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use berth_oci::{Digest, ManifestKind, Reference, RepoName};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
+use crate::records::{
+    now_millis, BlobRecord, BlobState, ManifestRecord, Millis, TagRecord, UploadRecord,
+};
+use crate::Registry;
+
+/// Options of one garbage-collection run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GcOptions {
+    /// Report what would be deleted; delete nothing.
+    pub dry_run: bool,
+    /// Also delete manifests no tag reaches (through index children and
+    /// referrer subjects).
+    pub delete_untagged: bool,
+    /// Apply every namespace's retention policies first.
+    #[serde(default)]
+    pub apply_retention: bool,
+}
+
+/// What a run deleted (or, dry, would delete).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GcReport {
+    /// Whether nothing was actually deleted.
+    pub dry_run: bool,
+    /// Untagged manifests deleted, as `repo@digest`.
+    pub manifests_deleted: Vec<String>,
+    /// Blobs deleted.
+    pub blobs_deleted: u64,
+    /// Bytes of blobs deleted.
+    pub bytes_freed: u64,
+    /// Upload sessions expired, with their partial data.
+    pub uploads_expired: u64,
+    /// Objects with no metadata removed (leftovers of crashes).
+    pub orphans_removed: u64,
+    /// Blobs that could be deleted but are within the grace period.
+    pub blobs_in_grace: u64,
+    /// Tags and untagged artifacts removed by retention policies.
+    #[serde(default)]
+    pub retention_deleted: Vec<String>,
+    /// Wall time, milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Why a link or reference could not be made: the blob is unknown or is
+/// being deleted right now (the caller waits or uploads again).
+fn gone(digest: &Digest) -> Error {
+    Error::BlobUnknown {
+        repo: String::new(),
+        digest: digest.clone(),
+    }
+}
+
+/// Inside a transaction: adds `links`/`refs` to a blob's counters. Adding
+/// to a blob that is missing or being deleted fails.
+pub(crate) fn count_in_tx(tx: &dyn Txn, digest: &Digest, links: i64, refs: i64) -> TxResult<()> {
+    let key = digest.to_string();
+    let Some(mut rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, key.as_bytes())? else {
+        if links > 0 || refs > 0 {
+            return Err(gone(digest).into());
+        }
+        return Ok(());
+    };
+    if (links > 0 || refs > 0) && rec.state == BlobState::Deleting {
+        return Err(gone(digest).into());
+    }
+    rec.links = (rec.links as i64 + links).max(0) as u64;
+    rec.refs = (rec.refs as i64 + refs).max(0) as u64;
+    rec.updated_at = now_millis();
+    meta::tx_put(tx, Table::Blobs, key.as_bytes(), &rec)
+}
+
+/// The digests a manifest references: config, layers, index children.
+pub(crate) fn referenced(rec: &ManifestRecord) -> BTreeSet<Digest> {
+    rec.config
+        .iter()
+        .chain(rec.layers.iter())
+        .map(|b| b.digest.clone())
+        .chain(rec.children.iter().map(|(d, _)| d.clone()))
+        .collect()
+}
+
+/// Inside a transaction: records that `manifest` in `repo` references
+/// `target` (once; repeated pushes do not count twice).
+pub(crate) fn add_ref_in_tx(
+    tx: &dyn Txn,
+    target: &Digest,
+    repo: &RepoName,
+    manifest: &Digest,
+) -> TxResult<()> {
+    let key = layout::blob_ref_key(target, repo, manifest);
+    if tx.get(Table::BlobRefs, &key)?.is_none() {
+        // Foreign layers may have no record: nothing to count then.
+        if tx
+            .get(Table::Blobs, target.to_string().as_bytes())?
+            .is_some()
+        {
+            count_in_tx(tx, target, 0, 1)?;
+            tx.put(Table::BlobRefs, &key, b"")?;
+        }
+    }
+    Ok(())
+}
+
+/// Inside a transaction: the reverse of [`add_ref_in_tx`].
+pub(crate) fn remove_ref_in_tx(
+    tx: &dyn Txn,
+    target: &Digest,
+    repo: &RepoName,
+    manifest: &Digest,
+) -> TxResult<()> {
+    let key = layout::blob_ref_key(target, repo, manifest);
+    if tx.get(Table::BlobRefs, &key)?.is_some() {
+        tx.delete(Table::BlobRefs, &key)?;
+        count_in_tx(tx, target, 0, -1)?;
+    }
+    Ok(())
+}
+
+/// How long to wait for a concurrent deletion of a blob to finish before
+/// giving up with a retryable error.
+const WAIT_FOR_DELETION: Duration = Duration::from_secs(10);
+
+impl Registry {
+    /// Runs `op` again while it fails because a blob it needs is being
+    /// deleted by garbage collection; the deletion finishes within moments,
+    /// after which the bytes can be written again.
+    pub(crate) async fn retry_while_deleting<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let start = Instant::now();
+        loop {
+            match op().await {
+                Err(Error::BlobUnknown { repo, digest }) if repo.is_empty() => {
+                    if start.elapsed() > WAIT_FOR_DELETION {
+                        return Err(Error::BlobUnknown { repo, digest });
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Deletes one unneeded blob with the three-step protocol. Returns the
+    /// bytes freed, or `None` if the blob turned out to be needed, too
+    /// young, or already gone.
+    async fn delete_blob_if_unneeded(
+        &self,
+        digest: &Digest,
+        grace: Duration,
+        dry_run: bool,
+    ) -> Result<Option<u64>> {
+        let key = digest.to_string();
+        let cutoff = now_millis() - grace.as_millis() as i64;
+        let marked = self.meta().transact(|tx| {
+            let Some(mut rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, key.as_bytes())?
+            else {
+                return Ok(None);
+            };
+            let deletable = rec.state == BlobState::Deleting
+                || (rec.links == 0 && rec.refs == 0 && rec.updated_at <= cutoff);
+            if !deletable {
+                return Ok(None);
+            }
+            if !dry_run && rec.state != BlobState::Deleting {
+                rec.state = BlobState::Deleting;
+                meta::tx_put(tx, Table::Blobs, key.as_bytes(), &rec)?;
+            }
+            Ok(Some(rec.size))
+        })?;
+        let Some(size) = marked else { return Ok(None) };
+        if dry_run {
+            return Ok(Some(size));
+        }
+        self.durable().await?;
+        self.inner
+            .objects
+            .delete_all(&[layout::blob_path(digest)])
+            .await;
+        self.inner.manifest_cache.forget(digest);
+        self.meta().transact(|tx| {
+            if let Some(rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, key.as_bytes())? {
+                if rec.state == BlobState::Deleting {
+                    tx.delete(Table::Blobs, key.as_bytes())?;
+                }
+            }
+            Ok(())
+        })?;
+        self.durable().await?;
+        Ok(Some(size))
+    }
+
+    /// Manifests that no tag reaches, per repository: roots are tagged
+    /// manifests; an index keeps its children; a kept manifest keeps its
+    /// referrers. Manifests pushed within the grace period are kept too
+    /// (an index's children are pushed before the index).
+    fn untagged_manifests(&self, grace: Duration) -> Result<Vec<(RepoName, Digest)>> {
+        let cutoff = now_millis() - grace.as_millis() as i64;
+        let mut by_repo: BTreeMap<String, BTreeMap<Digest, ManifestRecord>> = BTreeMap::new();
+        for (k, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
+            let (repo, digest) = split_repo_key(&k)?;
+            by_repo.entry(repo).or_default().insert(
+                digest.parse().map_err(|_| corrupt("manifest key"))?,
+                meta::decode(Table::Manifests, &v)?,
+            );
+        }
+        let mut tagged: HashMap<String, BTreeSet<Digest>> = HashMap::new();
+        for (k, v) in self.meta().scan(Table::Tags, b"", None, usize::MAX)? {
+            let (repo, _) = split_repo_key(&k)?;
+            let t: TagRecord = meta::decode(Table::Tags, &v)?;
+            tagged.entry(repo).or_default().insert(t.digest);
+        }
+        let mut out = Vec::new();
+        for (repo, manifests) in by_repo {
+            let mut keep: BTreeSet<Digest> = tagged.remove(&repo).unwrap_or_default();
+            keep.extend(
+                manifests
+                    .iter()
+                    .filter(|(_, m)| m.pushed_at > cutoff)
+                    .map(|(d, _)| d.clone()),
+            );
+            // Fixpoint: children of kept indexes, referrers of kept subjects.
+            loop {
+                let before = keep.len();
+                for (d, m) in &manifests {
+                    if keep.contains(d) && m.kind == ManifestKind::Index {
+                        keep.extend(m.children.iter().map(|(c, _)| c.clone()));
+                    }
+                    if m.subject.as_ref().is_some_and(|s| keep.contains(s)) {
+                        keep.insert(d.clone());
+                    }
+                }
+                if keep.len() == before {
+                    break;
+                }
+            }
+            let name: RepoName = repo.parse().map_err(|_| corrupt("repository key"))?;
+            for d in manifests.keys() {
+                if !keep.contains(d) {
+                    out.push((name.clone(), d.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Upload sessions idle for longer than `ttl`.
+    fn expired_uploads(&self, ttl: Duration) -> Result<Vec<(String, UploadRecord)>> {
+        let cutoff = now_millis() - ttl.as_millis() as i64;
+        let mut out = Vec::new();
+        for (k, v) in self.meta().scan(Table::Uploads, b"", None, usize::MAX)? {
+            let rec: UploadRecord = meta::decode(Table::Uploads, &v)?;
+            if rec.updated_at <= cutoff {
+                out.push((String::from_utf8_lossy(&k).to_string(), rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One garbage-collection run while serving: untagged manifests (if
+    /// asked), expired uploads, then every blob nothing needs and that left
+    /// the grace period.
+    pub async fn gc_run(
+        &self,
+        opts: &GcOptions,
+        grace: Duration,
+        upload_ttl: Duration,
+    ) -> Result<GcReport> {
+        let start = Instant::now();
+        let mut report = GcReport {
+            dry_run: opts.dry_run,
+            ..Default::default()
+        };
+        if opts.delete_untagged {
+            for (repo, d) in self.untagged_manifests(grace)? {
+                if !opts.dry_run {
+                    match self
+                        .manifest_delete(&repo, &Reference::Digest(d.clone()))
+                        .await
+                    {
+                        Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                report.manifests_deleted.push(format!("{repo}@{d}"));
+            }
+        }
+        for (id, _) in self.expired_uploads(upload_ttl)? {
+            if !opts.dry_run {
+                self.expire_upload(&id).await?;
+            }
+            report.uploads_expired += 1;
+        }
+        let candidates: Vec<(Digest, BlobRecord)> = self
+            .meta()
+            .scan(Table::Blobs, b"", None, usize::MAX)?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let d = std::str::from_utf8(&k).ok()?.parse::<Digest>().ok()?;
+                let r: BlobRecord = meta::decode(Table::Blobs, &v).ok()?;
+                Some((d, r))
+            })
+            .filter(|(_, r)| r.state == BlobState::Deleting || (r.links == 0 && r.refs == 0))
+            .collect();
+        // In a dry run the untagged manifests were not deleted, so what they
+        // alone hold is not counted; the report says so by listing them.
+        for (d, _) in candidates {
+            match self
+                .delete_blob_if_unneeded(&d, grace, opts.dry_run)
+                .await?
+            {
+                Some(size) => {
+                    report.blobs_deleted += 1;
+                    report.bytes_freed += size;
+                }
+                None => report.blobs_in_grace += 1,
+            }
+        }
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        tracing::info!(?report, "garbage collection finished");
+        Ok(report)
+    }
+
+    async fn expire_upload(&self, id: &str) -> Result<()> {
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| corrupt("upload key"))?;
+        let rec: Option<UploadRecord> = self.meta().get_json(Table::Uploads, id.as_bytes())?;
+        let Some(rec) = rec else { return Ok(()) };
+        let paths: Vec<_> = (0..rec.parts.len())
+            .map(|i| layout::upload_part_path(&uuid, i))
+            .collect();
+        self.meta()
+            .transact(|tx| tx.delete(Table::Uploads, id.as_bytes()))?;
+        self.durable().await?;
+        self.inner.objects.delete_all(&paths).await;
+        Ok(())
+    }
+
+    /// The offline pass: a full mark-and-sweep over the metadata, with the
+    /// registry not serving. Recomputes every blob's counters from the link
+    /// and manifest tables, deletes what nothing needs (no grace period:
+    /// nothing else is writing), expired uploads, and objects that have no
+    /// metadata at all.
+    pub async fn gc_offline(&self, opts: &GcOptions, upload_ttl: Duration) -> Result<GcReport> {
+        let start = Instant::now();
+        self.recount()?;
+        let mut report = self.gc_run(opts, Duration::ZERO, upload_ttl).await?;
+        report.orphans_removed = self.sweep_orphans(opts.dry_run).await?;
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Rebuilds `links`, `refs` and the reverse indexes from the link and
+    /// manifest tables, which are the source of truth.
+    pub(crate) fn recount(&self) -> Result<()> {
+        let mut links: HashMap<Digest, u64> = HashMap::new();
+        let mut reverse_links = Vec::new();
+        for (k, _) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
+            let (repo, d) = split_repo_key(&k)?;
+            let d: Digest = d.parse().map_err(|_| corrupt("link key"))?;
+            let repo: RepoName = repo.parse().map_err(|_| corrupt("link key"))?;
+            *links.entry(d.clone()).or_default() += 1;
+            reverse_links.push(layout::blob_link_key(&d, &repo));
+        }
+        let mut refs: HashMap<Digest, u64> = HashMap::new();
+        let mut ref_keys = Vec::new();
+        for (k, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
+            let (repo, d) = split_repo_key(&k)?;
+            let m: Digest = d.parse().map_err(|_| corrupt("manifest key"))?;
+            let repo: RepoName = repo.parse().map_err(|_| corrupt("manifest key"))?;
+            let rec: ManifestRecord = meta::decode(Table::Manifests, &v)?;
+            for target in referenced(&rec) {
+                if self
+                    .meta()
+                    .get(Table::Blobs, target.to_string().as_bytes())?
+                    .is_some()
+                {
+                    *refs.entry(target.clone()).or_default() += 1;
+                    ref_keys.push(layout::blob_ref_key(&target, &repo, &m));
+                }
+            }
+        }
+        // Replace the reverse indexes wholesale, in batches.
+        for table in [Table::BlobLinks, Table::BlobRefs] {
+            loop {
+                let rows = self.meta().scan(table, b"", None, 1000)?;
+                if rows.is_empty() {
+                    break;
+                }
+                self.meta().transact(|tx| {
+                    for (k, _) in &rows {
+                        tx.delete(table, k)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        for (table, keys) in [
+            (Table::BlobLinks, &reverse_links),
+            (Table::BlobRefs, &ref_keys),
+        ] {
+            for chunk in keys.chunks(1000) {
+                self.meta().transact(|tx| {
+                    for k in chunk {
+                        tx.put(table, k, b"")?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        let blobs = self.meta().scan(Table::Blobs, b"", None, usize::MAX)?;
+        for chunk in blobs.chunks(1000) {
+            self.meta().transact(|tx| {
+                for (k, v) in chunk {
+                    let mut rec: BlobRecord = meta::decode(Table::Blobs, v)?;
+                    let d: Digest = std::str::from_utf8(k)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| corrupt("blob key"))?;
+                    let (l, r) = (
+                        links.get(&d).copied().unwrap_or(0),
+                        refs.get(&d).copied().unwrap_or(0),
+                    );
+                    if rec.links != l || rec.refs != r {
+                        rec.links = l;
+                        rec.refs = r;
+                        meta::tx_put(tx, Table::Blobs, k, &rec)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        self.meta().flush()
+    }
+
+    /// Objects under `blobs/` without a record and chunks under `uploads/`
+    /// of no recorded session: leftovers of crashes mid-write.
+    async fn sweep_orphans(&self, dry_run: bool) -> Result<u64> {
+        let mut orphans = Vec::new();
+        let mut blobs = self.inner.objects.list("blobs");
+        while let Some(meta) = blobs.next().await {
+            let meta = meta?;
+            let p = meta.location.as_ref();
+            let digest = p.strip_prefix("blobs/").and_then(|rest| {
+                let mut it = rest.split('/');
+                let (alg, _, hex) = (it.next()?, it.next()?, it.next()?);
+                format!("{alg}:{hex}").parse::<Digest>().ok()
+            });
+            let known = match &digest {
+                Some(d) => self
+                    .meta()
+                    .get(Table::Blobs, d.to_string().as_bytes())?
+                    .is_some(),
+                None => false,
+            };
+            if !known {
+                orphans.push(meta.location);
+            }
+        }
+        let mut uploads = self.inner.objects.list("uploads");
+        while let Some(meta) = uploads.next().await {
+            let meta = meta?;
+            let id = meta
+                .location
+                .as_ref()
+                .split('/')
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            if self.meta().get(Table::Uploads, id.as_bytes())?.is_none() {
+                orphans.push(meta.location);
+            }
+        }
+        if !dry_run {
+            self.inner.objects.delete_all(&orphans).await;
+        }
+        Ok(orphans.len() as u64)
+    }
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Corrupt {
+        what: format!("malformed {what} in metadata; run `berth fsck`"),
+    }
+}
+
+/// Splits `<repo>\0<rest>`.
+pub(crate) fn split_repo_key(k: &[u8]) -> Result<(String, String)> {
+    let pos = k
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| corrupt("key"))?;
+    let repo = std::str::from_utf8(&k[..pos]).map_err(|_| corrupt("key"))?;
+    let rest = std::str::from_utf8(&k[pos + 1..]).map_err(|_| corrupt("key"))?;
+    Ok((repo.to_string(), rest.to_string()))
+}
+
+/// A stored run of garbage collection, for `GET /api/v1/gc/runs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GcRun {
+    /// Run id (UUID).
+    pub id: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// What started it: `api`, `schedule`.
+    pub trigger: String,
+    /// Options.
+    pub options: GcOptions,
+    /// Start.
+    pub started_at: Millis,
+    /// End.
+    pub finished_at: Option<Millis>,
+    /// The report, once finished.
+    pub report: Option<GcReport>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// At most one garbage-collection run at a time: runs are long, and two
+/// would only race each other for the same blobs.
+#[derive(Default)]
+pub(crate) struct RunGuard {
+    // Why an AtomicBool: set by whoever starts a run, cleared when it ends;
+    // a second start sees it set and is refused.
+    busy: std::sync::atomic::AtomicBool,
+}
+
+/// How often the scheduler looks at the clock.
+const SCHEDULER_TICK: Duration = Duration::from_secs(20);
+
+impl Registry {
+    /// Starts a run in the background and returns its record; refused with
+    /// `GcBusy` while another run is going.
+    pub async fn gc_start(&self, options: GcOptions, trigger: &str) -> Result<GcRun> {
+        use std::sync::atomic::Ordering;
+        if self
+            .inner
+            .gc_running
+            .busy
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(Error::GcBusy);
+        }
+        let run = GcRun {
+            id: uuid::Uuid::new_v4().to_string(),
+            status: "running".into(),
+            trigger: trigger.into(),
+            options,
+            started_at: now_millis(),
+            finished_at: None,
+            report: None,
+            error: None,
+        };
+        if let Err(e) = self.save_run(&run).await {
+            self.inner.gc_running.busy.store(false, Ordering::Release);
+            return Err(e);
+        }
+        let this = self.clone();
+        let mut done = run.clone();
+        tokio::spawn(async move {
+            let (grace, ttl) = (this.inner.cfg.gc_grace, this.inner.cfg.upload_ttl);
+            let result = async {
+                let retention_deleted = if done.options.apply_retention && !done.options.dry_run {
+                    this.retention_run_all().await?
+                } else {
+                    Vec::new()
+                };
+                let mut report = this.gc_run(&done.options, grace, ttl).await?;
+                report.retention_deleted = retention_deleted;
+                Ok::<_, Error>(report)
+            }
+            .await;
+            done.finished_at = Some(now_millis());
+            match result {
+                Ok(r) => {
+                    done.status = "succeeded".into();
+                    done.report = Some(r);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, run = %done.id, "garbage collection failed");
+                    done.status = "failed".into();
+                    done.error = Some(e.to_string());
+                }
+            }
+            if let Err(e) = this.save_run(&done).await {
+                tracing::error!(error = %e, "could not record the garbage-collection run");
+            }
+            this.inner.gc_running.busy.store(false, Ordering::Release);
+        });
+        Ok(run)
+    }
+
+    async fn save_run(&self, run: &GcRun) -> Result<()> {
+        self.meta()
+            .transact(|tx| meta::tx_put(tx, Table::GcRuns, run.id.as_bytes(), run))?;
+        self.durable().await
+    }
+
+    /// Every recorded run, most recent first.
+    pub fn gc_runs(&self) -> Result<Vec<GcRun>> {
+        let mut runs: Vec<GcRun> = self
+            .meta()
+            .scan(Table::GcRuns, b"", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| meta::decode(Table::GcRuns, &v))
+            .collect::<Result<_>>()?;
+        runs.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
+        Ok(runs)
+    }
+
+    /// One run.
+    pub fn gc_run_get(&self, id: &str) -> Result<GcRun> {
+        self.meta()
+            .get_json(Table::GcRuns, id.as_bytes())?
+            .ok_or_else(|| Error::GcRunUnknown { id: id.to_string() })
+    }
+
+    /// Runs still `running` in the database were cut short by a stop.
+    pub(crate) fn mark_interrupted_gc_runs(&self) -> Result<()> {
+        for mut run in self.gc_runs()? {
+            if run.status == "running" {
+                run.status = "failed".into();
+                run.error = Some("interrupted by a server stop; start a new run".into());
+                run.finished_at = Some(now_millis());
+                self.meta()
+                    .transact(|tx| meta::tx_put(tx, Table::GcRuns, run.id.as_bytes(), &run))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a run at each scheduled weekday and `HH:MM` (UTC) of the
+    /// registry settings, once per slot.
+    pub(crate) fn spawn_gc_scheduler(&self) {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut last_slot: Option<String> = None;
+            let mut tick = tokio::time::interval(SCHEDULER_TICK);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let reg = Registry { inner };
+                let Ok(settings) = reg.settings() else {
+                    continue;
+                };
+                let Some(schedule) = settings.garbage_collection_schedule else {
+                    continue;
+                };
+                let now = time::OffsetDateTime::now_utc();
+                let weekday = now.weekday().to_string().to_lowercase();
+                let hhmm = format!("{:02}:{:02}", now.hour(), now.minute());
+                let slot = format!("{} {weekday} {hhmm}", now.date());
+                if schedule.days.contains(&weekday)
+                    && schedule.time == hhmm
+                    && last_slot.as_deref() != Some(slot.as_str())
+                {
+                    last_slot = Some(slot);
+                    let opts = GcOptions {
+                        apply_retention: true,
+                        ..GcOptions::default()
+                    };
+                    match reg.gc_start(opts, "schedule").await {
+                        Ok(run) => {
+                            tracing::info!(run = %run.id, "scheduled garbage collection started")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "scheduled garbage collection not started")
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
