@@ -51,6 +51,18 @@ fn berth() -> Command {
 
 /// Starts `berth serve` on `addr` with `config` (TOML) and environment.
 fn serve(dir: &Path, addr: &str, config: &str, env: &[(&str, &str)], extra: &[&str]) -> Proc {
+    serve_logging(dir, addr, config, env, extra, None)
+}
+
+/// [`serve`], with the server's log (stderr) written to `log`.
+fn serve_logging(
+    dir: &Path,
+    addr: &str,
+    config: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+    log: Option<&Path>,
+) -> Proc {
     let cfg = dir.join("berth.toml");
     std::fs::write(&cfg, config).unwrap();
     let mut cmd = berth();
@@ -66,7 +78,10 @@ fn serve(dir: &Path, addr: &str, config: &str, env: &[(&str, &str)], extra: &[&s
         .env_remove("BERTH_ADMIN_PASSWORD")
         .env_remove("BERTH_AUTH__MODE")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::inherit(),
+        });
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -1610,5 +1625,97 @@ fn conformance_in_token_mode() {
         anon.failed() > anon.results.len() / 2,
         "anonymous run passed {} checks",
         anon.passed()
+    );
+}
+
+/// Passwords, token secrets and bearer tokens never reach the log, even at
+/// debug level.
+#[test]
+fn no_secret_in_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    user_add(dir.path(), "admin", ADMIN_PW, true);
+    let p = serve_logging(
+        dir.path(),
+        "127.0.0.1:0",
+        &token_config(""),
+        &[("RUST_LOG", "debug")],
+        &[],
+        Some(&log),
+    );
+    let c = common::client();
+    let admin = basic("admin", ADMIN_PW);
+    let url = p.url.clone();
+    let (s, v) = api(
+        &c,
+        Method::POST,
+        &url,
+        "/users",
+        &admin,
+        Some(json!({"name": "carol", "password": PW})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = api(
+        &c,
+        Method::POST,
+        &url,
+        "/tokens",
+        &admin,
+        Some(json!({"name": "ci", "scopes": [{"repository": "*", "actions": ["pull", "push"]}]})),
+    );
+    assert_eq!(s, 201);
+    let secret = v["secret"].as_str().unwrap().to_string();
+    let (s, v) = get_token(&c, &url, &basic("carol", PW), &["repository:a/b:pull"]);
+    assert_eq!(s, 200);
+    let jwt = v["token"].as_str().unwrap().to_string();
+    let _ = get_token(&c, &url, &basic("carol", "a-wrong-password"), &[]);
+    let _ = send(
+        &c,
+        Method::GET,
+        &format!("{url}/v2/a/b/tags/list"),
+        &Cred::Bearer(jwt.clone()),
+    )
+    .send();
+    let _ = send(&c, Method::GET, &format!("{url}/v2/"), &basic("x", &secret)).send();
+    let _ = api(
+        &c,
+        Method::PUT,
+        &url,
+        "/users/carol/password",
+        &admin,
+        Some(json!({"password": "a-new-password"})),
+    );
+    let r = c
+        .post(format!("{url}/auth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("grant_type", "password"),
+            ("username", "carol"),
+            ("password", "a-new-password"),
+        ]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(p);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("berth::access"),
+        "no access log at debug level?\n{text}"
+    );
+    for s in [
+        ADMIN_PW,
+        PW,
+        "a-wrong-password",
+        "a-new-password",
+        &secret,
+        &secret[6..],
+        &jwt,
+    ] {
+        assert!(!text.contains(s), "{s:?} appears in the log");
+    }
+    let basic_b64 = base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PW}"));
+    assert!(
+        !text.contains(&basic_b64),
+        "an Authorization header appears in the log"
     );
 }
