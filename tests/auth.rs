@@ -496,6 +496,35 @@ fn permission_matrix() {
         None,
     );
     assert_eq!(s, 403);
+    // Anonymous callers list the repositories of public namespaces only.
+    let (s, v) = api(
+        c,
+        Method::GET,
+        &url,
+        "/namespaces/pub/repositories",
+        &Cred::None,
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["repositories"][0]["name"], "pub/app", "{v}");
+    let (s, _) = api(
+        c,
+        Method::GET,
+        &url,
+        "/namespaces/priv/repositories",
+        &Cred::None,
+        None,
+    );
+    assert_eq!(s, 401);
+    let (s, _) = api(
+        c,
+        Method::GET,
+        &url,
+        "/namespaces/priv/repositories/app/tags",
+        &Cred::None,
+        None,
+    );
+    assert_eq!(s, 401);
     // Nothing about private namespaces leaks: a missing repository answers
     // like an existing one.
     for repo in ["priv/app", "priv/nothing-here"] {
