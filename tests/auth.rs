@@ -128,6 +128,16 @@ fn user_add(dir: &Path, name: &str, pw: &str, admin: bool) {
     );
 }
 
+/// A client whose connections come from `ip` (a loopback address).
+fn client_from(ip: &str) -> Client {
+    // reqwest is built without a TLS provider of its own: install ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .local_address(Some(ip.parse().unwrap()))
+        .build()
+        .unwrap()
+}
+
 #[derive(Clone, Debug)]
 enum Cred {
     None,
@@ -1203,10 +1213,7 @@ fn failed_logins_are_throttled_per_address_and_per_user() {
         &[],
     );
     let c = common::client();
-    let other = Client::builder()
-        .local_address(Some("127.0.0.2".parse().unwrap()))
-        .build()
-        .unwrap();
+    let other = client_from("127.0.0.2");
     let status = |c: &Client, u: &str, pw: &str| {
         c.get(format!("{}/v2/", p.url))
             .basic_auth(u, Some(pw))
@@ -1272,10 +1279,7 @@ fn subnet_allow_list_ipv4() {
     let dir = tempfile::tempdir().unwrap();
     let p = serve(dir.path(), "127.0.0.1:0", "", &[], &[]);
     let c = common::client();
-    let from2 = Client::builder()
-        .local_address(Some("127.0.0.2".parse().unwrap()))
-        .build()
-        .unwrap();
+    let from2 = client_from("127.0.0.2");
     set_allow_list(&c, &p.url, &["127.0.0.2/32", "2001:db8::/32"]);
     // /auth/token answers 404 with auth off; what matters is that the
     // allow-list answers first with 403.
@@ -1351,10 +1355,7 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
     assert_eq!(via(&c, Some("garbage")), 403);
     assert_eq!(via(&c, None), 403);
     // From an untrusted peer the header is ignored.
-    let from2 = Client::builder()
-        .local_address(Some("127.0.0.2".parse().unwrap()))
-        .build()
-        .unwrap();
+    let from2 = client_from("127.0.0.2");
     assert_eq!(via(&from2, Some("10.1.2.3")), 403);
 }
 

@@ -107,6 +107,8 @@ pub struct Ctx {
 impl Ctx {
     /// A context for the registry at `base_url`.
     pub fn new(base_url: &str) -> Ctx {
+        // reqwest is built with rustls and no built-in crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(120))

@@ -143,9 +143,16 @@ pub fn digest(bytes: &[u8]) -> String {
 
 /// A blocking HTTP client that does not follow redirects.
 pub fn client() -> reqwest::blocking::Client {
+    install_tls_provider();
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(120))
         .build()
         .expect("client")
+}
+
+/// reqwest is built with rustls but no built-in crypto provider (see the
+/// root Cargo.toml): install ring's once per test process.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

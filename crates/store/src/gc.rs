@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
 use crate::records::{
-    now_millis, BlobRecord, BlobState, ManifestRecord, Millis, TagRecord, UploadRecord,
+    now_millis, BlobRecord, BlobState, LinkRecord, ManifestRecord, Millis, TagRecord, UploadRecord,
 };
 use crate::Registry;
 
@@ -128,7 +128,20 @@ pub(crate) fn add_ref_in_tx(
         {
             count_in_tx(tx, target, 0, 1)?;
             tx.put(Table::BlobRefs, &key, b"")?;
+            link_refs_in_tx(tx, target, repo, 1)?;
         }
+    }
+    Ok(())
+}
+
+/// Inside a transaction: adjusts how many manifests of `repo` reference
+/// the blob its link points at.
+fn link_refs_in_tx(tx: &dyn Txn, target: &Digest, repo: &RepoName, delta: i64) -> TxResult<()> {
+    let key = layout::repo_key(repo, &target.to_string());
+    if let Some(mut link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &key)? {
+        link.refs = (link.refs as i64 + delta).max(0) as u64;
+        link.touched_at = now_millis();
+        meta::tx_put(tx, Table::Links, &key, &link)?;
     }
     Ok(())
 }
@@ -144,6 +157,7 @@ pub(crate) fn remove_ref_in_tx(
     if tx.get(Table::BlobRefs, &key)?.is_some() {
         tx.delete(Table::BlobRefs, &key)?;
         count_in_tx(tx, target, 0, -1)?;
+        link_refs_in_tx(tx, target, repo, -1)?;
     }
     Ok(())
 }
@@ -305,44 +319,46 @@ impl Registry {
             dry_run: opts.dry_run,
             ..Default::default()
         };
-        if opts.delete_untagged {
-            for (repo, d) in self.untagged_manifests(grace)? {
-                if !opts.dry_run {
-                    match self
-                        .manifest_delete(&repo, &Reference::Digest(d.clone()))
-                        .await
-                    {
-                        Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                report.manifests_deleted.push(format!("{repo}@{d}"));
+        let untagged = if opts.delete_untagged {
+            self.untagged_manifests(grace)?
+        } else {
+            Vec::new()
+        };
+        report.manifests_deleted = untagged.iter().map(|(r, d)| format!("{r}@{d}")).collect();
+        report.uploads_expired = self.expired_uploads(upload_ttl)?.len() as u64;
+        if opts.dry_run {
+            let (blobs, bytes, in_grace) = self.simulate(&untagged, grace)?;
+            report.blobs_deleted = blobs;
+            report.bytes_freed = bytes;
+            report.blobs_in_grace = in_grace;
+            report.duration_ms = start.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+        for (repo, d) in &untagged {
+            match self
+                .manifest_delete(repo, &Reference::Digest(d.clone()))
+                .await
+            {
+                Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         for (id, _) in self.expired_uploads(upload_ttl)? {
-            if !opts.dry_run {
-                self.expire_upload(&id).await?;
-            }
-            report.uploads_expired += 1;
+            self.expire_upload(&id, upload_ttl).await?;
         }
-        let candidates: Vec<(Digest, BlobRecord)> = self
+        self.sweep_unreferenced_links(grace).await?;
+        let candidates: Vec<Digest> = self
             .meta()
             .scan(Table::Blobs, b"", None, usize::MAX)?
             .into_iter()
             .filter_map(|(k, v)| {
                 let d = std::str::from_utf8(&k).ok()?.parse::<Digest>().ok()?;
                 let r: BlobRecord = meta::decode(Table::Blobs, &v).ok()?;
-                Some((d, r))
+                (r.state == BlobState::Deleting || (r.links == 0 && r.refs == 0)).then_some(d)
             })
-            .filter(|(_, r)| r.state == BlobState::Deleting || (r.links == 0 && r.refs == 0))
             .collect();
-        // In a dry run the untagged manifests were not deleted, so what they
-        // alone hold is not counted; the report says so by listing them.
-        for (d, _) in candidates {
-            match self
-                .delete_blob_if_unneeded(&d, grace, opts.dry_run)
-                .await?
-            {
+        for d in candidates {
+            match self.delete_blob_if_unneeded(&d, grace, false).await? {
                 Some(size) => {
                     report.blobs_deleted += 1;
                     report.bytes_freed += size;
@@ -355,10 +371,152 @@ impl Registry {
         Ok(report)
     }
 
-    async fn expire_upload(&self, id: &str) -> Result<()> {
+    /// Links that no manifest of their repository references and that no
+    /// push touched within the grace period: layers of deleted images,
+    /// blobs uploaded and never used. Removing them is what lets the bytes
+    /// go. A push that relied on such a link between its upload and its
+    /// manifest gets `MANIFEST_BLOB_UNKNOWN` and uploads again.
+    async fn sweep_unreferenced_links(&self, grace: Duration) -> Result<u64> {
+        let cutoff = now_millis() - grace.as_millis() as i64;
+        let mut removed = 0;
+        for (k, v) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
+            let link: LinkRecord = meta::decode(Table::Links, &v)?;
+            if link.refs > 0 || link.touched_at.max(link.created_at) > cutoff {
+                continue;
+            }
+            let (repo, d) = split_repo_key(&k)?;
+            let (Ok(repo), Ok(d)) = (repo.parse::<RepoName>(), d.parse::<Digest>()) else {
+                continue;
+            };
+            let gone = self.meta().transact(|tx| {
+                let Some(link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &k)? else {
+                    return Ok(false);
+                };
+                // A manifest's own link stays while the manifest does.
+                if link.refs > 0
+                    || link.touched_at.max(link.created_at) > cutoff
+                    || tx.get(Table::Manifests, &k)?.is_some()
+                {
+                    return Ok(false);
+                }
+                tx.delete(Table::Links, &k)?;
+                tx.delete(Table::BlobLinks, &layout::blob_link_key(&d, &repo))?;
+                count_in_tx(tx, &d, -1, 0)?;
+                Ok(true)
+            })?;
+            removed += gone as u64;
+        }
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    /// What a real run would delete, computed on a copy of the counters:
+    /// untagged manifests deleted, then unreferenced links, then blobs.
+    /// Counters a step changes restart their grace period, as in a real run.
+    fn simulate(
+        &self,
+        untagged: &[(RepoName, Digest)],
+        grace: Duration,
+    ) -> Result<(u64, u64, u64)> {
+        let now = now_millis();
+        let cutoff = now - grace.as_millis() as i64;
+        let mut blobs: HashMap<Digest, BlobRecord> = HashMap::new();
+        for (k, v) in self.meta().scan(Table::Blobs, b"", None, usize::MAX)? {
+            if let Some(d) = std::str::from_utf8(&k).ok().and_then(|s| s.parse().ok()) {
+                blobs.insert(d, meta::decode(Table::Blobs, &v)?);
+            }
+        }
+        let mut links: BTreeMap<(String, Digest), LinkRecord> = BTreeMap::new();
+        for (k, v) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
+            let (repo, d) = split_repo_key(&k)?;
+            if let Ok(d) = d.parse() {
+                links.insert((repo, d), meta::decode(Table::Links, &v)?);
+            }
+        }
+        let mut manifests: BTreeSet<(String, Digest)> = BTreeSet::new();
+        for (k, _) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
+            let (repo, d) = split_repo_key(&k)?;
+            if let Ok(d) = d.parse() {
+                manifests.insert((repo, d));
+            }
+        }
+        let touch = |b: &mut BlobRecord, links: i64, refs: i64| {
+            b.links = (b.links as i64 + links).max(0) as u64;
+            b.refs = (b.refs as i64 + refs).max(0) as u64;
+            b.updated_at = now;
+        };
+        for (repo, d) in untagged {
+            let key = layout::repo_key(repo, &d.to_string());
+            let Some(rec) = self
+                .meta()
+                .get_json::<ManifestRecord>(Table::Manifests, &key)?
+            else {
+                continue;
+            };
+            for target in referenced(&rec) {
+                if self
+                    .meta()
+                    .get(Table::BlobRefs, &layout::blob_ref_key(&target, repo, d))?
+                    .is_some()
+                {
+                    if let Some(b) = blobs.get_mut(&target) {
+                        touch(b, 0, -1);
+                    }
+                    if let Some(l) = links.get_mut(&(repo.to_string(), target.clone())) {
+                        l.refs = l.refs.saturating_sub(1);
+                        l.touched_at = now;
+                    }
+                }
+            }
+            manifests.remove(&(repo.to_string(), d.clone()));
+            if links.remove(&(repo.to_string(), d.clone())).is_some() {
+                if let Some(b) = blobs.get_mut(d) {
+                    touch(b, -1, 0);
+                }
+            }
+        }
+        let unreferenced: Vec<(String, Digest)> = links
+            .iter()
+            .filter(|(k, l)| {
+                l.refs == 0 && l.touched_at.max(l.created_at) <= cutoff && !manifests.contains(k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (_, d) in unreferenced {
+            if let Some(b) = blobs.get_mut(&d) {
+                touch(b, -1, 0);
+            }
+        }
+        let (mut n, mut bytes, mut in_grace) = (0, 0, 0);
+        for b in blobs.values() {
+            if b.state == BlobState::Deleting
+                || (b.links == 0 && b.refs == 0 && b.updated_at <= cutoff)
+            {
+                n += 1;
+                bytes += b.size;
+            } else if b.links == 0 && b.refs == 0 {
+                in_grace += 1;
+            }
+        }
+        Ok((n, bytes, in_grace))
+    }
+
+    async fn expire_upload(&self, id: &str, ttl: Duration) -> Result<()> {
         let uuid = uuid::Uuid::parse_str(id).map_err(|_| corrupt("upload key"))?;
+        // Hold the session's lock: a chunk arriving now either lands
+        // before the expiry (and the session is kept) or finds it gone.
+        let live = self.inner.uploads.entry(uuid);
+        let _guard = live.lock().await;
         let rec: Option<UploadRecord> = self.meta().get_json(Table::Uploads, id.as_bytes())?;
-        let Some(rec) = rec else { return Ok(()) };
+        let Some(rec) = rec else {
+            self.inner.uploads.remove(&uuid);
+            return Ok(());
+        };
+        if rec.updated_at > now_millis() - ttl.as_millis() as i64 {
+            return Ok(());
+        }
         let paths: Vec<_> = (0..rec.parts.len())
             .map(|i| layout::upload_part_path(&uuid, i))
             .collect();
@@ -366,6 +524,8 @@ impl Registry {
             .transact(|tx| tx.delete(Table::Uploads, id.as_bytes()))?;
         self.durable().await?;
         self.inner.objects.delete_all(&paths).await;
+        // Forget the in-memory state too, so the session answers 404.
+        self.inner.uploads.remove(&uuid);
         Ok(())
     }
 
@@ -396,6 +556,7 @@ impl Registry {
             reverse_links.push(layout::blob_link_key(&d, &repo));
         }
         let mut refs: HashMap<Digest, u64> = HashMap::new();
+        let mut link_refs: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut ref_keys = Vec::new();
         for (k, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
             let (repo, d) = split_repo_key(&k)?;
@@ -409,6 +570,9 @@ impl Registry {
                     .is_some()
                 {
                     *refs.entry(target.clone()).or_default() += 1;
+                    *link_refs
+                        .entry(layout::repo_key(&repo, &target.to_string()))
+                        .or_default() += 1;
                     ref_keys.push(layout::blob_ref_key(&target, &repo, &m));
                 }
             }
@@ -440,6 +604,20 @@ impl Registry {
                     Ok(())
                 })?;
             }
+        }
+        let link_rows = self.meta().scan(Table::Links, b"", None, usize::MAX)?;
+        for chunk in link_rows.chunks(1000) {
+            self.meta().transact(|tx| {
+                for (k, v) in chunk {
+                    let mut link: LinkRecord = meta::decode(Table::Links, v)?;
+                    let want = link_refs.get(k).copied().unwrap_or(0);
+                    if link.refs != want {
+                        link.refs = want;
+                        meta::tx_put(tx, Table::Links, k, &link)?;
+                    }
+                }
+                Ok(())
+            })?;
         }
         let blobs = self.meta().scan(Table::Blobs, b"", None, usize::MAX)?;
         for chunk in blobs.chunks(1000) {
@@ -493,13 +671,7 @@ impl Registry {
         let mut uploads = self.inner.objects.list("uploads");
         while let Some(meta) = uploads.next().await {
             let meta = meta?;
-            let id = meta
-                .location
-                .as_ref()
-                .split('/')
-                .nth(1)
-                .unwrap_or("")
-                .to_string();
+            let id = layout::upload_id_of(&meta.location).unwrap_or_default();
             if self.meta().get(Table::Uploads, id.as_bytes())?.is_none() {
                 orphans.push(meta.location);
             }

@@ -14,9 +14,10 @@
 //! │           └── abcdef0123...          the content, layers and manifests alike,
 //! │                                      written create-if-absent, never modified
 //! └── uploads
-//!     └── <upload uuid>
-//!         ├── 000000                     first chunk received (PATCH/PUT body)
-//!         └── 000001                     next chunk; concatenated on commit
+//!     ├── <upload uuid>.000000           first chunk received (PATCH/PUT body)
+//!     └── <upload uuid>.000001           next chunk; concatenated on commit
+//!                                        (flat: no per-upload directory to create
+//!                                        and remove while other uploads write)
 //! ```
 //!
 //! Metadata (the `meta/` sled database for the embedded engine); `\0`
@@ -27,7 +28,8 @@
 //! repos       <repo>                               -> RepoRecord
 //! blobs       <digest>                             -> BlobRecord (size, links and refs counters,
 //!                                                     live/deleting; present = bytes stored)
-//! links       <repo>\0<digest>                     -> LinkRecord (repo may serve this blob)
+//! links       <repo>\0<digest>                     -> LinkRecord (repo may serve this blob; how
+//!                                                     many of its manifests reference it)
 //! blob_links  <digest>\0<repo>                     -> (empty) the same links, by blob: who needs it
 //! blob_refs   <digest>\0<repo>\0<manifest>         -> (empty) manifests referencing the blob
 //! manifests   <repo>\0<digest>                     -> ManifestRecord
@@ -55,7 +57,13 @@ pub(crate) fn blob_path(d: &Digest) -> Path {
 
 /// Object path of one chunk of an upload.
 pub(crate) fn upload_part_path(id: &Uuid, part: usize) -> Path {
-    Path::from_iter(["uploads".to_string(), id.to_string(), format!("{part:06}")])
+    Path::from_iter(["uploads".to_string(), format!("{id}.{part:06}")])
+}
+
+/// The upload id of a chunk's object path, if it is one.
+pub(crate) fn upload_id_of(path: &Path) -> Option<String> {
+    let name = path.as_ref().strip_prefix("uploads/")?;
+    Some(name.split('.').next()?.to_string())
 }
 
 /// `<repo>\0`: prefix of a repository's rows in repo-scoped tables.

@@ -123,8 +123,10 @@ impl Registry {
                 message: e.to_string(),
             })??;
         let fs = LocalFileSystem::new_with_prefix(&cfg.data_dir)?
-            .with_fsync(true)
-            .with_automatic_cleanup(true);
+            // No automatic cleanup of empty directories: removing one races
+            // with a concurrent write creating a file in it. Upload chunks
+            // are flat files, so no per-upload directories pile up.
+            .with_fsync(true);
         let reg = Registry {
             inner: Arc::new(Inner {
                 cfg,
@@ -326,13 +328,21 @@ impl Registry {
     ) -> meta::TxResult<()> {
         self.ensure_repo_in_tx(tx, repo)?;
         let key = layout::repo_key(repo, &digest.to_string());
-        if tx.get(Table::Links, &key)?.is_none() {
+        if let Some(mut link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &key)? {
+            // Pushed again: the grace period for unreferenced links starts
+            // over, so a push in progress keeps what it uploaded.
+            link.touched_at = records::now_millis();
+            meta::tx_put(tx, Table::Links, &key, &link)?;
+        } else {
+            let now = records::now_millis();
             meta::tx_put(
                 tx,
                 Table::Links,
                 &key,
                 &LinkRecord {
-                    created_at: records::now_millis(),
+                    created_at: now,
+                    touched_at: now,
+                    refs: 0,
                 },
             )?;
             tx.put(Table::BlobLinks, &layout::blob_link_key(digest, repo), b"")?;

@@ -137,6 +137,14 @@ pub enum BlobState {
 pub struct LinkRecord {
     /// When linked.
     pub created_at: Millis,
+    /// Last push that linked it again.
+    #[serde(default)]
+    pub touched_at: Millis,
+    /// Manifests of the repository that reference the blob. A link no
+    /// manifest references is removed by garbage collection after the
+    /// grace period.
+    #[serde(default)]
+    pub refs: u64,
 }
 
 /// A manifest in a repository.

@@ -44,7 +44,7 @@ pub(crate) struct Live {
 }
 
 impl Sessions {
-    fn entry(&self, id: Uuid) -> Arc<tokio::sync::Mutex<Live>> {
+    pub(crate) fn entry(&self, id: Uuid) -> Arc<tokio::sync::Mutex<Live>> {
         let mut map = self.map.lock().expect("sessions lock poisoned");
         map.entry(id)
             .or_insert_with(|| {
@@ -56,7 +56,7 @@ impl Sessions {
             .clone()
     }
 
-    fn remove(&self, id: &Uuid) {
+    pub(crate) fn remove(&self, id: &Uuid) {
         self.map.lock().expect("sessions lock poisoned").remove(id);
     }
 }
