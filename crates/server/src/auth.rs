@@ -705,10 +705,12 @@ fn literal_prefix(pattern: &str) -> &str {
 fn pattern_touches(pattern: &str, ns: &str) -> bool {
     let lit = literal_prefix(pattern);
     let ns_slash = format!("{ns}/");
+    // The pattern is the namespace's own single-component repository, or
+    // its literal part reaches into the namespace, or stops before the
+    // namespace's end and a `*` can complete it.
     pattern == ns
         || lit.starts_with(&ns_slash)
         || (lit.len() < ns_slash.len() && ns_slash.starts_with(lit) && pattern.contains('*'))
-        || (lit == ns && pattern.len() > lit.len())
 }
 
 /// Whether a token pattern matches every repository of namespace `ns`.
