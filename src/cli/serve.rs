@@ -73,6 +73,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
              or bind 127.0.0.1."
         );
     }
+    if auth.mode == AuthMode::Token {
+        // Generated and persisted on the first start in token mode.
+        registry
+            .signing_keys()
+            .await
+            .context("loading the token-signing key")?;
+    }
     if auth.mode == AuthMode::Token && registry.user_count()? == 0 {
         tracing::warn!(
             "authentication is on but there is no user yet: create one with \

@@ -34,6 +34,7 @@ mkdir -p "$DOCKER_CONFIG"
 
 REG_PID=""
 TREG_PID="" # the second berth, in auth mode token
+TLSREG_PID="" # the third, in token mode over HTTPS
 DOCKERD_PID=""
 CONTAINERD_PID=""
 STARTED=$(date +%s)
@@ -65,6 +66,7 @@ cleanup() {
     done
     kill_pid "$REG_PID" 15
     kill_pid "$TREG_PID" 15
+    kill_pid "$TLSREG_PID" 15
     # Unmount whatever dockerd left mounted under our temp dir (deepest first).
     for m in $(awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount -l "$m" 2>/dev/null
@@ -687,6 +689,49 @@ step_token_skopeo() {
     ! grep -qF "$TOKEN_ADMIN_PW" "$T/token-registry.log" || why "the admin password appears in the server log" || return
 }
 
+# HTTPS with a private CA (openssl), token mode: skopeo verifies the server
+# against the CA and logs in; without the CA it refuses the certificate.
+step_token_tls() {
+    local d=$T/tls i line="" reg code
+    command -v openssl >/dev/null || why "missing: openssl" || return
+    mkdir -p "$d/certs"
+    (
+        cd "$d" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt \
+                -days 2 -subj /CN=berth-test-ca &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr -subj /CN=localhost &&
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext &&
+            openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt -days 2 -extfile ext
+    ) >"$T/openssl.log" 2>&1 || why "openssl: $(tail -n 3 "$T/openssl.log" | tr '\n' ' ')" || return
+    cp "$d/ca.crt" "$d/certs/ca.crt"
+    BERTH_ADMIN_PASSWORD=$TOKEN_ADMIN_PW "$BERTH_BIN" serve --config "$T/berth-token.toml" --addr 127.0.0.1:0 \
+        --data-dir "$d/data" --tls-cert "$d/tls.crt" --tls-key "$d/tls.key" >"$T/tls-registry.out" 2>"$T/tls-registry.log" &
+    TLSREG_PID=$!
+    for ((i = 0; i < 300; i++)); do
+        if [[ $(wc -l <"$T/tls-registry.out") -ge 1 ]]; then
+            line=$(head -n1 "$T/tls-registry.out")
+            break
+        fi
+        kill -0 "$TLSREG_PID" 2>/dev/null || why "berth (TLS) exited: $(tail -n 5 "$T/tls-registry.log" | tr '\n' ' ')" || return
+        sleep 0.1
+    done
+    [[ $line =~ ^berth\ listening\ on\ https://127\.0\.0\.1:([0-9]+)$ ]] || why "unexpected first stdout line: '$line'" || return
+    reg=localhost:${BASH_REMATCH[1]}
+    code=$(http GET "https://$reg/v2/" "$T/tls.body" "$T/tls.hdr" --cacert "$d/ca.crt")
+    [[ $code == 401 ]] || why "GET https://$reg/v2/ -> $code, expected 401" || return
+    if timeout 120 "${SKOPEO[@]}" copy --dest-creds "admin:$TOKEN_ADMIN_PW" "oci:$T/oci:v1" "docker://$reg/team/tls:1" \
+        >"$T/tls-copy0.out" 2>&1; then
+        why "skopeo trusted a certificate from an unknown CA"
+        return
+    fi
+    timeout 300 "${SKOPEO[@]}" copy --dest-cert-dir "$d/certs" --dest-creds "admin:$TOKEN_ADMIN_PW" \
+        "oci:$T/oci:v1" "docker://$reg/team/tls:1" >"$T/tls-copy.out" 2>&1 ||
+        why "skopeo copy over HTTPS: $(tail -n 3 "$T/tls-copy.out" | tr '\n' ' ')" || return
+    "${SKOPEO[@]}" inspect --cert-dir "$d/certs" --creds "admin:$TOKEN_ADMIN_PW" --raw "docker://$reg/team/tls:1" \
+        >"$T/tls-raw" 2>"$T/skopeo.err" || why "skopeo inspect over HTTPS: $(oneline "$T/skopeo.err")" || return
+    cmp -s "$T/tls-raw" "$T/oci.manifest" || why "manifest served over HTTPS differs from the pushed one" || return
+}
+
 # ---------------------------------------------------------------- main
 if [[ $REGISTRY == berth ]]; then echo "registry: berth ($BERTH_BIN)" >&2; else echo "registry: $REGISTRY" >&2; fi
 install_missing
@@ -720,6 +765,7 @@ if [[ $REGISTRY == berth ]]; then
     run token_docker_login_push_pull "token_registry_start docker_push" step_token_docker
     run token_docker_scoped_token "token_docker_login_push_pull" step_token_docker_scoped
     run token_skopeo_creds "token_registry_start oci_layout" step_token_skopeo
+    run token_skopeo_https "token_registry_start oci_layout" step_token_tls
 fi
 
 if ((FAILED)); then
