@@ -19,6 +19,8 @@ pub struct Config {
     pub storage: StorageSection,
     /// `[log]`
     pub log: LogSection,
+    /// `[auth]`
+    pub auth: AuthSection,
     /// `[gc]`
     pub gc: GcSection,
 }
@@ -53,6 +55,10 @@ pub struct ServerSection {
     pub shutdown_timeout_secs: u64,
     /// Seconds a client may take to send its request headers.
     pub header_read_timeout_secs: u64,
+    /// PEM certificate chain; with `tls_key`, serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Most simultaneous connections.
     pub max_connections: usize,
     /// Largest request head (request line and headers) in bytes.
@@ -68,6 +74,8 @@ impl Default for ServerSection {
             addr: "127.0.0.1:5000".into(),
             shutdown_timeout_secs: 30,
             header_read_timeout_secs: 30,
+            tls_cert: None,
+            tls_key: None,
             max_connections: d.max_connections,
             max_header_bytes: d.max_header_bytes,
             max_concurrent_uploads: d.max_concurrent_uploads,
@@ -111,6 +119,49 @@ impl Default for LogSection {
             level: "info".into(),
         }
     }
+}
+
+/// `[auth]`: authentication and authorisation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// `none` (everyone may do everything) or `token`.
+    pub mode: AuthMode,
+    /// Service name in `WWW-Authenticate` challenges and tokens.
+    pub service: String,
+    /// Token endpoint URL announced to clients; empty = derived from each
+    /// request (`<scheme>://<Host>/auth/token`).
+    pub realm: String,
+    /// Lifetime of bearer tokens from `/auth/token`, in seconds.
+    pub token_ttl_secs: u64,
+    /// CIDRs of reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Failed logins per client address and per user within 5 minutes
+    /// before further attempts get 429.
+    pub max_failed_logins: u32,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            mode: AuthMode::None,
+            service: "berth".into(),
+            realm: String::new(),
+            token_ttl_secs: 300,
+            trusted_proxies: Vec::new(),
+            max_failed_logins: 10,
+        }
+    }
+}
+
+/// Authentication mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authentication.
+    None,
+    /// Docker token authentication, Basic, scoped tokens.
+    Token,
 }
 
 /// Log output format.
@@ -164,6 +215,39 @@ impl Config {
             !self.storage.data_dir.as_os_str().is_empty(),
             "storage.data_dir must not be empty"
         );
+        anyhow::ensure!(
+            self.server.tls_cert.is_some() == self.server.tls_key.is_some(),
+            "server.tls_cert and server.tls_key go together: give both or neither"
+        );
+        let a = &self.auth;
+        anyhow::ensure!(
+            !a.service.is_empty()
+                && a.service.len() <= 128
+                && a.service
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
+            "auth.service must be 1 to 128 printable characters without quotes or backslashes"
+        );
+        anyhow::ensure!(
+            a.realm.is_empty()
+                || ((a.realm.starts_with("http://") || a.realm.starts_with("https://"))
+                    && a.realm.bytes().all(|b| b.is_ascii_graphic() && b != b'"')),
+            "auth.realm must be empty or an http:// or https:// URL"
+        );
+        anyhow::ensure!(
+            (10..=86_400).contains(&a.token_ttl_secs),
+            "auth.token_ttl_secs must be between 10 and 86400"
+        );
+        anyhow::ensure!(
+            a.max_failed_logins >= 1,
+            "auth.max_failed_logins must be at least 1"
+        );
+        for p in &a.trusted_proxies {
+            anyhow::ensure!(
+                berth_store::parse_cidr(p).is_some(),
+                "auth.trusted_proxies: {p:?} is not a CIDR such as 10.0.0.0/8 or ::1/128"
+            );
+        }
         anyhow::ensure!(
             self.gc.upload_ttl_secs >= 1,
             "gc.upload_ttl_secs must be at least 1"

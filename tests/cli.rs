@@ -115,7 +115,7 @@ fn list_inspect_and_delete_from_a_shell() {
             "--gc-time",
             "03:30",
             "--allow",
-            "10.0.0.0/8,2001:db8::/32",
+            "10.0.0.0/8,2001:db8::/32,127.0.0.0/8",
         ],
     );
     assert!(set.contains("monday,friday at 03:30 UTC"), "{set}");

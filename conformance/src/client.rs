@@ -100,6 +100,8 @@ pub struct Ctx {
     client: Client,
     base: String,
     run_id: String,
+    /// `Authorization` header value sent with every request, if any.
+    authorization: Option<String>,
 }
 
 impl Ctx {
@@ -123,7 +125,26 @@ impl Ctx {
             client,
             base: base_url.trim_end_matches('/').to_string(),
             run_id,
+            authorization: None,
         }
+    }
+
+    /// Sends `Authorization: <value>` with every request (a registry with
+    /// authentication on, e.g. `Basic <base64 user:password>`).
+    pub fn with_authorization(mut self, value: &str) -> Ctx {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            HeaderValue::from_str(value).expect("a valid header value"),
+        );
+        self.client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(120))
+            .default_headers(headers)
+            .build()
+            .expect("building the HTTP client");
+        self.authorization = Some(value.to_string());
+        self
     }
 
     /// The run's unique id (lowercase hex).
@@ -255,9 +276,14 @@ impl Ctx {
             .map_err(io)?;
         s.set_write_timeout(Some(Duration::from_secs(60)))
             .map_err(io)?;
+        let auth = self
+            .authorization
+            .as_ref()
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
         write!(
             s,
-            "{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .map_err(io)?;
         let mut raw = Vec::new();

@@ -90,8 +90,18 @@ impl Report {
 /// report. Never panics because of the registry's behaviour: transport errors,
 /// unexpected answers and panics inside checks all become failed checks.
 pub fn run(base_url: &str) -> Report {
+    run_ctx(Ctx::new(base_url))
+}
+
+/// [`run`] with an `Authorization` header on every request, for a registry
+/// with authentication on (e.g. `Basic <base64 of user:password>`).
+pub fn run_with_authorization(base_url: &str, authorization: &str) -> Report {
+    run_ctx(Ctx::new(base_url).with_authorization(authorization))
+}
+
+fn run_ctx(ctx: Ctx) -> Report {
     let mut suite = Suite {
-        ctx: Ctx::new(base_url),
+        ctx,
         results: Vec::new(),
     };
     workflows::pull(&mut suite);

@@ -24,6 +24,12 @@ pub struct ApiArgs {
     /// Output: aligned table or the API's JSON.
     #[arg(long, value_enum, default_value = "table", global = true)]
     output: Output,
+    /// User name for the API (auth mode token), with BERTH_PASSWORD.
+    #[arg(long, env = "BERTH_USER", global = true)]
+    user: Option<String>,
+    /// Scoped-token secret for the API (instead of a user and password).
+    #[arg(long, env = "BERTH_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +225,8 @@ struct Api {
     base: String,
     http: reqwest::blocking::Client,
     output: Output,
+    /// Basic credentials, or a bearer secret.
+    auth: Option<(String, Option<String>)>,
 }
 
 fn seg(s: &str) -> String {
@@ -233,6 +241,14 @@ impl Api {
                 .timeout(std::time::Duration::from_secs(60))
                 .build()?,
             output: a.output,
+            auth: match (&a.token, &a.user) {
+                (Some(t), _) => Some((t.clone(), None)),
+                (None, Some(u)) => Some((
+                    u.clone(),
+                    Some(std::env::var("BERTH_PASSWORD").unwrap_or_default()),
+                )),
+                _ => None,
+            },
         })
     }
 
@@ -245,6 +261,11 @@ impl Api {
     ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url).query(query);
+        match &self.auth {
+            Some((user, Some(pw))) => req = req.basic_auth(user, Some(pw)),
+            Some((token, None)) => req = req.bearer_auth(token),
+            None => {}
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -3,6 +3,7 @@
 mod admin;
 mod maintenance;
 mod serve;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,14 @@ enum Command {
     /// Registry settings: show, change.
     #[command(subcommand)]
     Registry(admin::RegistryCmd),
+    /// Users: add (password from stdin or a prompt), passwd, list, delete,
+    /// grant. Works on the data directory with the server stopped.
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// Authentication: rotate the token-signing key, clear the subnet
+    /// allow-list, create a scoped token. Server stopped.
+    #[command(subcommand)]
+    Auth(user::AuthCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,6 +110,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Artifact(c) => admin::artifact(&cli.api, c),
         Command::Tag(c) => admin::tag(&cli.api, c),
         Command::Registry(c) => admin::registry(&cli.api, c),
+        Command::User(c) => user::user(&Config::load(cli.config.as_deref())?, c),
+        Command::Auth(c) => user::auth(&Config::load(cli.config.as_deref())?, c),
         Command::Serve(args) => {
             let mut cfg = Config::load(cli.config.as_deref())?;
             if let Some(f) = cli.log_format {

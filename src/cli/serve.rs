@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use berth_server::auth::{AuthConfig, AuthMode};
 use berth_server::{AppState, ServerConfig};
 use berth_store::Registry;
 
@@ -21,6 +22,13 @@ pub struct ServeArgs {
     /// [storage] data_dir; default ./berth-data).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key; overrides
+    /// [server] tls_cert). SIGHUP reloads the certificate and key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (overrides [server] tls_key).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn run(mut cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
@@ -29,6 +37,10 @@ pub fn run(mut cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = args.data_dir {
         cfg.storage.data_dir = d;
+    }
+    if let (Some(c), Some(k)) = (args.tls_cert, args.tls_key) {
+        cfg.server.tls_cert = Some(c);
+        cfg.server.tls_key = Some(k);
     }
     cfg.validate()?;
     super::init_logging(cfg.log.format, &cfg.log.level);
@@ -43,37 +55,128 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let registry = Registry::open(cfg.store())
         .await
         .with_context(|| format!("opening data directory {}", cfg.storage.data_dir.display()))?;
+    let auth = auth_config(&cfg);
+    bootstrap_admin(&registry).await?;
+    let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(c), Some(k)) => Some(berth_server::tls::Tls::new(c, k).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&cfg.server.addr)
         .await
         .with_context(|| format!("binding {}", cfg.server.addr))?;
     let local = listener.local_addr()?;
-    if !local.ip().is_loopback() {
+    if auth.mode == AuthMode::None && !local.ip().is_loopback() {
         tracing::warn!(
             addr = %local,
             "LISTENING ON A NON-LOOPBACK ADDRESS WITH AUTHENTICATION OFF: anyone who can reach \
-             this port can push, pull and delete. Bind 127.0.0.1 or put an authenticating proxy in front."
+             this port can push, pull and delete. Set [auth] mode = \"token\" (BERTH_AUTH__MODE=token) \
+             or bind 127.0.0.1."
         );
     }
-    tracing::info!(addr = %local, data_dir = %cfg.storage.data_dir.display(), "berth is serving");
+    if auth.mode == AuthMode::Token {
+        // Generated and persisted on the first start in token mode.
+        registry
+            .signing_keys()
+            .await
+            .context("loading the token-signing key")?;
+    }
+    if auth.mode == AuthMode::Token && registry.user_count()? == 0 {
+        tracing::warn!(
+            "authentication is on but there is no user yet: create one with \
+             `berth user add NAME --admin` (server stopped) or start once with BERTH_ADMIN_PASSWORD set"
+        );
+    }
+    if auth.mode == AuthMode::Token && tls.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "authentication is on over plain HTTP on a non-loopback address: passwords and tokens \
+             cross the network in clear; use --tls-cert/--tls-key or a TLS-terminating proxy"
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local, data_dir = %cfg.storage.data_dir.display(), auth = ?auth.mode, tls = tls.is_some(), "berth is serving");
     // The one line on stdout: scripts and tests wait for it to know the port.
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "berth listening on http://{local}")?;
+        writeln!(out, "berth listening on {scheme}://{local}")?;
         out.flush()?;
     }
-    let state = AppState::new(
+    if let Some(t) = tls.clone() {
+        spawn_reload_on_sighup(t);
+    }
+    let mut state = AppState::new(
         registry,
         ServerConfig {
             shutdown_timeout: Duration::from_secs(cfg.server.shutdown_timeout_secs),
             header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
+            auth,
             max_connections: cfg.server.max_connections,
             max_header_bytes: cfg.server.max_header_bytes,
             max_concurrent_uploads: cfg.server.max_concurrent_uploads,
         },
     );
+    state.tls = tls;
     berth_server::run(listener, state, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn auth_config(cfg: &Config) -> AuthConfig {
+    let a = &cfg.auth;
+    AuthConfig {
+        mode: match a.mode {
+            crate::config::AuthMode::None => AuthMode::None,
+            crate::config::AuthMode::Token => AuthMode::Token,
+        },
+        service: a.service.clone(),
+        realm: (!a.realm.is_empty()).then(|| a.realm.clone()),
+        token_ttl: Duration::from_secs(a.token_ttl_secs),
+        trusted_proxies: a
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| berth_store::parse_cidr(p))
+            .collect(),
+        max_failed_logins: a.max_failed_logins,
+    }
+}
+
+/// `BERTH_ADMIN_PASSWORD` creates the user `admin` when there is no user
+/// at all; there is never a built-in password.
+async fn bootstrap_admin(registry: &Registry) -> anyhow::Result<()> {
+    let Ok(pw) = std::env::var("BERTH_ADMIN_PASSWORD") else {
+        return Ok(());
+    };
+    if registry.user_count()? > 0 {
+        tracing::info!("BERTH_ADMIN_PASSWORD ignored: users exist already");
+        return Ok(());
+    }
+    registry
+        .user_create("admin", &pw, true)
+        .await
+        .context("creating user admin from BERTH_ADMIN_PASSWORD")?;
+    tracing::warn!(
+        "created registry administrator `admin` from BERTH_ADMIN_PASSWORD; unset the variable now"
+    );
+    Ok(())
+}
+
+/// SIGHUP reloads the TLS certificate and key; a failed reload keeps the
+/// old ones.
+fn spawn_reload_on_sighup(tls: std::sync::Arc<berth_server::tls::Tls>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+                }
+            }
+        }
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -28,6 +28,8 @@ cleanup() {
         kill_pid "$pid" 5
     done
     kill_pid "$REG_PID" 15
+    kill_pid "$TREG_PID" 15
+    kill_pid "$TLSREG_PID" 15
     # Unmount whatever dockerd left mounted under our temp dir (deepest first).
     for m in $(awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount -l "$m" 2>/dev/null

@@ -48,6 +48,8 @@ echo '{"auths":{}}' >"$REGISTRY_AUTH_FILE" # podman and buildah want it to exist
 CONTAINERD_SOCK=$T/docker/containerd/containerd.sock
 
 REG_PID=""
+TREG_PID=""   # the second berth, in auth mode token
+TLSREG_PID="" # the third, in token mode over HTTPS
 DOCKERD_PID=""
 CONTAINERD_PID=""
 STARTED=$(date +%s)
@@ -66,6 +68,8 @@ source "$HERE/containerd.sh"
 source "$HERE/oras.sh"
 # shellcheck source=tests/clients/helm.sh
 source "$HERE/helm.sh"
+# shellcheck source=tests/clients/auth.sh
+source "$HERE/auth.sh"
 
 # ---------------------------------------------------------------- main
 if [[ $REGISTRY == berth ]]; then echo "registry: berth ($BERTH_BIN)" >&2; else echo "registry: $REGISTRY" >&2; fi
@@ -135,6 +139,14 @@ run oras_referrers "oras_attach" step_oras_referrers
 run helm_package "registry_start tools_python" step_helm_package
 run helm_push "helm_package" step_helm_push
 run helm_pull "helm_push" step_helm_pull
+
+if [[ $REGISTRY == berth ]]; then
+    run token_registry_start "tools_base" step_token_registry
+    run token_docker_login_push_pull "token_registry_start docker_push" step_token_docker
+    run token_docker_scoped_token "token_docker_login_push_pull" step_token_docker_scoped
+    run token_skopeo_creds "token_registry_start oci_layout" step_token_skopeo
+    run token_skopeo_https "token_registry_start oci_layout" step_token_tls
+fi
 
 if ((FAILED)); then
     {

@@ -81,7 +81,10 @@ impl From<Error> for ApiError {
             // and the message says to retry once the deletion is done.
             Error::BeingDeleted { .. } => ErrorCode::Denied,
             Error::NamespaceUnknown { .. } => ErrorCode::NameUnknown,
-            Error::NamespaceExists { .. } | Error::InvalidInput { .. } | Error::GcBusy | Error::GcRunUnknown { .. } => {
+            Error::NamespaceExists { .. }
+            | Error::InvalidInput { .. }
+            | Error::GcBusy
+            | Error::GcRunUnknown { .. } => {
                 // Management-plane errors never come out of /v2 handlers.
                 tracing::error!(error = %e, "management error on the distribution API");
                 ErrorCode::Unknown

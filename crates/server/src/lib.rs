@@ -8,8 +8,11 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod router;
+pub mod tls;
+mod token;
 mod v2;
 
 use std::convert::Infallible;
@@ -47,6 +50,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// How long a client may take to send request headers (slowloris).
     pub header_read_timeout: Duration,
+    /// Authentication.
+    pub auth: auth::AuthConfig,
     /// Most simultaneous connections; past it, new ones wait in the
     /// kernel's accept queue.
     pub max_connections: usize,
@@ -61,6 +66,7 @@ impl Default for ServerConfig {
         ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
+            auth: auth::AuthConfig::default(),
             max_connections: 4096,
             max_header_bytes: 64 << 10,
             max_concurrent_uploads: 256,
@@ -75,6 +81,10 @@ pub struct AppState {
     pub registry: Registry,
     /// Server settings.
     pub config: ServerConfig,
+    /// Authentication state (signing keys, throttling).
+    pub auth: Arc<auth::AuthState>,
+    /// HTTPS, when a certificate is configured.
+    pub tls: Option<Arc<tls::Tls>>,
     /// Why: each upload holds buffers and a file; bounding how many receive
     /// bytes at once bounds memory and open files whatever clients do.
     pub(crate) uploads: Arc<Semaphore>,
@@ -83,10 +93,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a server over `registry`.
+    /// State for a server over `registry`, plain HTTP.
     pub fn new(registry: Registry, config: ServerConfig) -> AppState {
         AppState {
             registry,
+            auth: Arc::default(),
+            tls: None,
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             config,
@@ -124,18 +136,23 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let Some(stream) = reject_tls(stream).await else { return };
-                    let svc = service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(header_timeout)
-                        .max_buf_size(max_buf)
-                        .serve_connection(TokioIo::new(stream), svc);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(error = %e, %peer, "connection ended with error");
+                    match state.tls.as_ref().map(|t| t.acceptor()) {
+                        Some(acceptor) => {
+                            // The handshake gets the header timeout too.
+                            let tls = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            serve_connection(state, peer, tls, header_timeout, max_buf, watcher).await;
+                        }
+                        None => {
+                            let Some(stream) = reject_tls(stream).await else { return };
+                            serve_connection(state, peer, stream, header_timeout, max_buf, watcher).await;
+                        }
                     }
                 });
             }
@@ -153,6 +170,30 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     }
     if let Err(e) = state.registry.flush().await {
         tracing::error!(error = %e, "final metadata flush failed");
+    }
+}
+
+async fn serve_connection<IO>(
+    state: AppState,
+    peer: SocketAddr,
+    io: IO,
+    header_timeout: Duration,
+    max_buf: usize,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_buf)
+        .serve_connection(TokioIo::new(io), svc);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, %peer, "connection ended with error");
     }
 }
 
@@ -176,30 +217,159 @@ async fn reject_tls(stream: TcpStream) -> Option<TcpStream> {
     }
 }
 
-async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plane {
+    Api,
+    Token,
+    V2,
+}
+
+async fn handle(state: AppState, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = if path == "/api/v1" || path.starts_with("/api/v1/") {
-        api::dispatch(&state, req).await
+    let plane = if path == "/api/v1" || path.starts_with("/api/v1/") {
+        Plane::Api
+    } else if path == "/auth/token" {
+        Plane::Token
     } else {
-        v2::dispatch(&state, req).await
+        Plane::V2
     };
+    let (addr, scheme) =
+        auth::client_addr(&state.config.auth, peer, req.headers(), state.tls.is_some());
+    let caller = match admit(&state, addr, scheme, &path, plane, &req).await {
+        Ok(c) => c,
+        Err(resp) => {
+            access_log(peer, addr, &method, &path, &resp, start);
+            return resp;
+        }
+    };
+    req.extensions_mut().insert(caller.clone());
+    let resp = match plane {
+        Plane::Api => api::dispatch(&state, req).await,
+        Plane::Token => token::dispatch(&state, caller.clone(), req).await,
+        Plane::V2 => v2::dispatch(&state, req).await,
+    };
+    if plane == Plane::V2 {
+        auth::audit_v2(&state, &caller, &method, &path, resp.status().as_u16());
+    }
+    access_log(peer, addr, &method, &path, &resp, start);
+    resp
+}
+
+/// Allow-list and authentication: the caller, or the refusal to answer.
+async fn admit(
+    state: &AppState,
+    addr: std::net::IpAddr,
+    scheme: &'static str,
+    path: &str,
+    plane: Plane,
+    req: &Request<Incoming>,
+) -> Result<auth::Caller, Response<Body>> {
+    let refuse = |status: u16, code: berth_oci::ErrorCode, api_code: &'static str, msg: String| {
+        if plane == Plane::Api {
+            api::error(status, api_code, &msg)
+        } else {
+            v2::error_response(error::ApiError::new(code, msg).with_status(status))
+        }
+    };
+    if path != "/healthz" {
+        match auth::allow_listed(&state.registry, addr) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(refuse(
+                    403,
+                    berth_oci::ErrorCode::Denied,
+                    "denied",
+                    format!("{addr} is not in the registry's subnet allow-list"),
+                ))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading the allow-list failed");
+                return Err(refuse(
+                    500,
+                    berth_oci::ErrorCode::Unknown,
+                    "internal",
+                    "the allow-list could not be read".into(),
+                ));
+            }
+        }
+    }
+    let principal = if path == "/healthz" {
+        auth::Principal::Anonymous
+    } else {
+        match auth::authenticate(state, addr, req.headers()).await {
+            Ok(p) => p,
+            Err(f) => {
+                let caller = auth::Caller {
+                    principal: auth::Principal::Anonymous,
+                    addr,
+                    scheme,
+                };
+                return Err(match (plane, f) {
+                    (Plane::Token, f) => v2::error_response(token::failure_error(f)),
+                    (Plane::Api, auth::AuthFailure::Unauthorized(m)) => {
+                        let mut r = api::error(401, "unauthorized", &m);
+                        r.headers_mut().insert(
+                            http::header::WWW_AUTHENTICATE,
+                            http::HeaderValue::from_static("Basic realm=\"berth\""),
+                        );
+                        r
+                    }
+                    (Plane::Api, auth::AuthFailure::Throttled(after)) => {
+                        let mut r = api::error(
+                            429,
+                            "too_many_requests",
+                            &format!("too many failed logins; retry in {after} s"),
+                        );
+                        if let Ok(v) = http::HeaderValue::from_str(&after.to_string()) {
+                            r.headers_mut().insert(http::header::RETRY_AFTER, v);
+                        }
+                        r
+                    }
+                    (Plane::V2, auth::AuthFailure::Unauthorized(m)) => {
+                        let challenge = auth::challenge(state, &caller, req.headers(), None, false);
+                        v2::error_response(
+                            error::ApiError::new(berth_oci::ErrorCode::Unauthorized, m)
+                                .with_header(http::header::WWW_AUTHENTICATE, challenge),
+                        )
+                    }
+                    (Plane::V2, f) => v2::error_response(token::failure_error(f)),
+                });
+            }
+        }
+    };
+    Ok(auth::Caller {
+        principal,
+        addr,
+        scheme,
+    })
+}
+
+fn access_log(
+    peer: SocketAddr,
+    client: std::net::IpAddr,
+    method: &http::Method,
+    path: &str,
+    resp: &Response<Body>,
+    start: Instant,
+) {
     let bytes = resp
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    // The access log: one line per request.
+    // The access log: one line per request. The query string is left out
+    // (it may carry a token request's parameters), and so are headers.
     tracing::info!(
         target: "berth::access",
         %peer,
+        %client,
         %method,
         path,
         status = resp.status().as_u16(),
         bytes,
         duration_ms = start.elapsed().as_secs_f64() * 1000.0,
     );
-    resp
 }

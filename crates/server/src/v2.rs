@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, BodyStream, Empty, StreamBody};
 use hyper::body::{Frame, Incoming};
 
+use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::router::{self, Endpoint};
 use crate::{full, AppState, Body};
@@ -43,7 +44,7 @@ pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Respon
     resp
 }
 
-fn error_response(e: ApiError) -> Response<Body> {
+pub(crate) fn error_response(e: ApiError) -> Response<Body> {
     let body = e.body();
     let mut b = Response::builder()
         .status(e.status)
@@ -52,6 +53,7 @@ fn error_response(e: ApiError) -> Response<Body> {
     for (k, v) in e.headers {
         b = b.header(k, v);
     }
+    b = b.header(API_VERSION, "registry/2.0");
     b.body(full(body)).expect("valid response")
 }
 
@@ -63,6 +65,12 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             format!("{} is not allowed on {}", req.method(), req.uri().path()),
         ));
     }
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(|| Caller::open(std::net::Ipv4Addr::LOCALHOST.into()));
+    auth::authorize_v2(state, &caller, req.headers(), &endpoint, req.method())?;
     let q = Query::parse(req.uri().query());
     let m = req.method().clone();
     let reg = &state.registry;
@@ -75,7 +83,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         Endpoint::Catalog => {
             let n = q.n(CATALOG_MAX)?.min(CATALOG_MAX);
             let last = q.get("last");
-            let page = reg.catalog(last, n)?;
+            let page = auth::catalog(state, &caller, last, n)?;
             let link = page
                 .more
                 .then(|| {
@@ -137,7 +145,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                 Ok(accepted())
             }
         },
-        Endpoint::UploadStart(repo) => start_upload(state, &repo, &q, req).await,
+        Endpoint::UploadStart(repo) => start_upload(state, &caller, &repo, &q, req).await,
         Endpoint::Upload(repo, id) => match m {
             Method::GET => {
                 let st = reg.upload_status(&repo, &id).await?;
@@ -186,6 +194,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
 
 async fn start_upload(
     state: &AppState,
+    caller: &Caller,
     repo: &RepoName,
     q: &Query,
     req: Request<Incoming>,
@@ -195,12 +204,10 @@ async fn start_upload(
         let digest: Digest = mount.parse().map_err(|e: berth_oci::DigestError| {
             ApiError::new(ErrorCode::DigestInvalid, e.to_string())
         })?;
-        // A `from` that is not a valid name cannot hold the blob; fall back
-        // to a fresh session as for any refused mount.
-        let from = q.get("from").and_then(|f| f.parse::<RepoName>().ok());
-        if q.get("from").is_none() || from.is_some() {
-            // Without `from` (containerd), any stored blob may be mounted:
-            // with authentication off every caller may read every repository.
+        // Mount only from a repository the caller may pull from; without
+        // `from` (containerd) the blob is looked for among those. A refused
+        // mount falls back to a fresh session, revealing nothing.
+        if let Some(from) = auth::mount_source(state, caller, &digest, q.get("from"))? {
             if reg.blob_mount(repo, &digest, from.as_ref()).await? {
                 return Ok(blob_created(repo, &digest));
             }

@@ -281,7 +281,9 @@ impl Deleting {
     }
 
     fn hidden_in(g: &HashSet<String>, repo: &RepoName) -> bool {
-        !g.is_empty() && (g.contains(&Self::ns_key(repo.namespace())) || g.contains(&Self::repo_key(repo.as_str())))
+        !g.is_empty()
+            && (g.contains(&Self::ns_key(repo.namespace()))
+                || g.contains(&Self::repo_key(repo.as_str())))
     }
 
     /// The names hidden now. Take it before reading rows: a deletion that
@@ -630,7 +632,10 @@ impl Registry {
             if link.refs == 0 && !manifests.contains(k) {
                 continue;
             }
-            if let Some(d) = std::str::from_utf8(layout::key_suffix(k, repo)).ok().and_then(|s| s.parse().ok()) {
+            if let Some(d) = std::str::from_utf8(layout::key_suffix(k, repo))
+                .ok()
+                .and_then(|s| s.parse().ok())
+            {
                 out.push(d);
             }
         }

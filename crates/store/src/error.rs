@@ -84,6 +84,18 @@ pub enum Error {
         /// `namespace x` or `repository x/y`.
         what: String,
     },
+    /// Something of that name exists already (user, ...).
+    #[error("{what} already exists")]
+    Exists {
+        /// `user alice`, ...
+        what: String,
+    },
+    /// No such thing (user, token, grant).
+    #[error("{what} does not exist")]
+    NotFound {
+        /// `user alice`, ...
+        what: String,
+    },
     /// A garbage-collection run is going already.
     #[error(
         "a garbage-collection run is in progress; wait for it to finish (GET /api/v1/gc/runs)"

@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
-use crate::records::{LinkRecord, 
-    now_millis, BlobRecord, BlobState, ManifestRecord, Millis, TagRecord, UploadRecord,
+use crate::records::{
+    now_millis, BlobRecord, BlobState, LinkRecord, ManifestRecord, Millis, TagRecord, UploadRecord,
 };
 use crate::Registry;
 
@@ -335,7 +335,10 @@ impl Registry {
             return Ok(report);
         }
         for (repo, d) in &untagged {
-            match self.manifest_delete(repo, &Reference::Digest(d.clone())).await {
+            match self
+                .manifest_delete(repo, &Reference::Digest(d.clone()))
+                .await
+            {
                 Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -412,7 +415,11 @@ impl Registry {
     /// What a real run would delete, computed on a copy of the counters:
     /// untagged manifests deleted, then unreferenced links, then blobs.
     /// Counters a step changes restart their grace period, as in a real run.
-    fn simulate(&self, untagged: &[(RepoName, Digest)], grace: Duration) -> Result<(u64, u64, u64)> {
+    fn simulate(
+        &self,
+        untagged: &[(RepoName, Digest)],
+        grace: Duration,
+    ) -> Result<(u64, u64, u64)> {
         let now = now_millis();
         let cutoff = now - grace.as_millis() as i64;
         let mut blobs: HashMap<Digest, BlobRecord> = HashMap::new();
@@ -442,11 +449,18 @@ impl Registry {
         };
         for (repo, d) in untagged {
             let key = layout::repo_key(repo, &d.to_string());
-            let Some(rec) = self.meta().get_json::<ManifestRecord>(Table::Manifests, &key)? else {
+            let Some(rec) = self
+                .meta()
+                .get_json::<ManifestRecord>(Table::Manifests, &key)?
+            else {
                 continue;
             };
             for target in referenced(&rec) {
-                if self.meta().get(Table::BlobRefs, &layout::blob_ref_key(&target, repo, d))?.is_some() {
+                if self
+                    .meta()
+                    .get(Table::BlobRefs, &layout::blob_ref_key(&target, repo, d))?
+                    .is_some()
+                {
                     if let Some(b) = blobs.get_mut(&target) {
                         touch(b, 0, -1);
                     }
@@ -465,7 +479,9 @@ impl Registry {
         }
         let unreferenced: Vec<(String, Digest)> = links
             .iter()
-            .filter(|(k, l)| l.refs == 0 && l.touched_at.max(l.created_at) <= cutoff && !manifests.contains(k))
+            .filter(|(k, l)| {
+                l.refs == 0 && l.touched_at.max(l.created_at) <= cutoff && !manifests.contains(k)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for (_, d) in unreferenced {
@@ -475,7 +491,9 @@ impl Registry {
         }
         let (mut n, mut bytes, mut in_grace) = (0, 0, 0);
         for b in blobs.values() {
-            if b.state == BlobState::Deleting || (b.links == 0 && b.refs == 0 && b.updated_at <= cutoff) {
+            if b.state == BlobState::Deleting
+                || (b.links == 0 && b.refs == 0 && b.updated_at <= cutoff)
+            {
                 n += 1;
                 bytes += b.size;
             } else if b.links == 0 && b.refs == 0 {
@@ -552,7 +570,9 @@ impl Registry {
                     .is_some()
                 {
                     *refs.entry(target.clone()).or_default() += 1;
-                    *link_refs.entry(layout::repo_key(&repo, &target.to_string())).or_default() += 1;
+                    *link_refs
+                        .entry(layout::repo_key(&repo, &target.to_string()))
+                        .or_default() += 1;
                     ref_keys.push(layout::blob_ref_key(&target, &repo, &m));
                 }
             }

@@ -38,6 +38,11 @@
 //! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes)
 //! settings    registry                             -> RegistrySettings
 //!             format                               -> {"format": 1}, written at creation
+//! users       <user>                               -> UserRecord (argon2id hash)      } drawn again
+//! grants      <user>\0<namespace>                  -> GrantRecord (role)              } in auth.rs,
+//! tokens      <token id>                           -> TokenRecord (secret's sha256)   } which builds
+//! audit       <inverted millis><seq>               -> AuditEntry (newest first)       } these keys
+//! secrets     signing_key                          -> SigningKeys (bearer-token HMAC)  }
 //! gc_runs     <run uuid>                           -> GcRun (status, options, report)
 //! retention   <namespace>                          -> [RetentionPolicy]
 //! ```

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod auth;
 mod error;
 mod fsck;
 mod gc;
@@ -31,6 +32,11 @@ use object_store::local::LocalFileSystem;
 pub use admin::{
     parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule, NamespaceInfo,
     RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
+};
+pub use auth::{
+    glob_match, random_bytes, validate_password, validate_user_name, Action, AuditEntry, Grant,
+    GrantRecord, Role, SigningKey, SigningKeys, TokenCheck, TokenInfo, TokenRecord, TokenScope,
+    UserInfo, TOKEN_PREFIX,
 };
 pub use error::{Error, Result};
 pub use fsck::FsckReport;

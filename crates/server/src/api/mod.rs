@@ -6,6 +6,7 @@
 //! or URL-encoded (`team%2Fweb`), and relative to the namespace (`web` in
 //! namespace `acme` is `acme/web`) or in full (`acme/web`).
 
+pub mod access;
 pub mod dto;
 
 use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};
@@ -22,6 +23,7 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use utoipa::OpenApi;
 
+use crate::auth::Caller;
 use crate::{full, AppState, Body};
 use dto::*;
 
@@ -86,7 +88,9 @@ impl From<StoreError> for MgmtError {
             StoreError::NamespaceExists { .. }
             | StoreError::BeingDeleted { .. }
             | StoreError::GcBusy => MgmtError::new(StatusCode::CONFLICT, "conflict", msg),
+            StoreError::Exists { .. } => MgmtError::new(StatusCode::CONFLICT, "conflict", msg),
             StoreError::NamespaceUnknown { .. }
+            | StoreError::NotFound { .. }
             | StoreError::RepoUnknown { .. }
             | StoreError::ManifestUnknown { .. }
             | StoreError::BlobUnknown { .. }
@@ -187,37 +191,90 @@ fn parse(rest: &str) -> Option<Route> {
     })
 }
 
-/// Handles a request whose path starts with `/api/v1`.
-pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Response<Body> {
-    match route(state, req).await {
-        Ok(r) => r,
-        Err(e) => e.response(),
-    }
+/// A management error response (used before routing: allow-list,
+/// authentication).
+pub(crate) fn error(status: u16, code: &'static str, message: &str) -> Response<Body> {
+    MgmtError::new(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        code,
+        message,
+    )
+    .response()
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>> {
+/// Handles a request whose path starts with `/api/v1`.
+pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(|| Caller::open(std::net::Ipv4Addr::LOCALHOST.into()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match route(state, &caller, req).await {
+        Ok(r) => r,
+        Err(e) => e.response(),
+    };
+    if resp.status().is_success() {
+        let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+        let seg: Vec<String> = rest.trim_end_matches('/').split('/').map(decode).collect();
+        let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+        if let Some(action) = access::audit_action(&s, &method) {
+            crate::auth::record(state, &caller, &action, &path, resp.status().as_str());
+        }
+    }
+    resp
+}
+
+fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response<Body> {
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut r = MgmtError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {path}; use {allow}"),
+    )
+    .response();
+    r.headers_mut().insert(ALLOW, allow.parse().expect("ascii"));
+    r
+}
+
+/// The whole OpenAPI document: the routes below, access control, and the
+/// security schemes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(access::AccessApiDoc::openapi());
+    access::add_security(&mut doc);
+    doc
+}
+
+async fn route(
+    state: &AppState,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
     let path = req.uri().path().to_string();
     let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+    {
+        let seg: Vec<String> = rest.trim_end_matches('/').split('/').map(decode).collect();
+        let s: Vec<&str> = seg.iter().map(String::as_str).collect();
+        if let Some(r) = access::parse(&s) {
+            return access::handle(state, caller, r, req).await;
+        }
+    }
     let route = parse(rest)
         .ok_or_else(|| MgmtError::not_found(format!("no management endpoint at {path}")))?;
     let allowed = route.methods();
     let method = req.method().clone();
-    let head_of_get = method == Method::HEAD && allowed.contains(&Method::GET);
-    if !(allowed.contains(&method) || head_of_get) {
-        let allow = allowed
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut r = MgmtError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed on {path}; use {allow}"),
-        )
-        .response();
-        r.headers_mut().insert(ALLOW, allow.parse().expect("ascii"));
-        return Ok(r);
+    let ok =
+        allowed.contains(&method) || (method == Method::HEAD && allowed.contains(&Method::GET));
+    if !ok {
+        return Ok(method_not_allowed(&method, &path, allowed));
     }
+    access::authorize(state, caller, &route, &method)?;
     let q = Query::parse(req.uri().query());
     let host = req
         .headers()
@@ -227,22 +284,22 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         .to_string();
     let reg = &state.registry;
     match (route, method) {
-        (Route::OpenApi, _) => Ok(json_response(StatusCode::OK, &ApiDoc::openapi())),
+        (Route::OpenApi, _) => Ok(json_response(StatusCode::OK, &openapi())),
         (Route::Registry, Method::PATCH) => patch_registry(state, read_json(req).await?).await,
         (Route::Registry, _) => Ok(json_response(
             StatusCode::OK,
             &settings_dto(reg.settings()?),
         )),
         (Route::Namespaces, Method::POST) => {
-            create_namespace(state, &host, read_json(req).await?).await
+            create_namespace(state, caller, &host, read_json(req).await?).await
         }
-        (Route::Namespaces, _) => list_namespaces(state, &host, &q),
+        (Route::Namespaces, _) => list_namespaces(state, caller, &host, &q),
         (Route::Namespace(ns), Method::PATCH) => {
             update_namespace(state, &host, &ns, read_json(req).await?).await
         }
         (Route::Namespace(ns), Method::DELETE) => delete_namespace(state, &host, &ns).await,
         (Route::Namespace(ns), _) => get_namespace(state, &host, &ns),
-        (Route::Repositories(ns), _) => list_repositories(state, &ns, &q),
+        (Route::Repositories(ns), _) => list_repositories(state, caller, &ns, &q),
         (Route::Repository(ns, repo), Method::DELETE) => delete_repository(state, &ns, &repo).await,
         (Route::Repository(ns, repo), _) => get_repository(state, &ns, &repo),
         (Route::Artifacts(ns, repo), _) => list_artifacts(state, &ns, &repo, &q),
@@ -347,7 +404,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
     if !value.is_object() {
         return Err(MgmtError::invalid("body", "the body must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| MgmtError::invalid("body", format!("invalid JSON body: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| MgmtError::invalid("body", format!("invalid JSON body: {e}")))
 }
 
 /// Query parameters, decoded.
@@ -595,7 +653,12 @@ const NS_ORDERS: [&str; 6] = [
     responses(
         (status = 200, description = "A page of namespaces", body = NamespaceList),
         (status = 400, description = "Invalid pagination, order or filter", body = ErrorBody)))]
-fn list_namespaces(state: &AppState, host: &str, q: &Query) -> Result<Response<Body>> {
+fn list_namespaces(
+    state: &AppState,
+    caller: &Caller,
+    host: &str,
+    q: &Query,
+) -> Result<Response<Body>> {
     let page = q.page()?;
     let order = q.order_by(&NS_ORDERS, "created_at_asc")?;
     let region = region(state)?;
@@ -605,6 +668,7 @@ fn list_namespaces(state: &AppState, host: &str, q: &Query) -> Result<Response<B
         .into_iter()
         .filter(|n| q.get("name").is_none_or(|f| n.name == f))
         .filter(|n| q.get("project_id").is_none_or(|f| n.record.project_id == f))
+        .filter(|n| access::sees_namespace(state, caller, &n.name))
         .collect();
     all.sort_by(|a, b| {
         let by_name = a.name.cmp(&b.name);
@@ -639,9 +703,11 @@ fn list_namespaces(state: &AppState, host: &str, q: &Query) -> Result<Response<B
         (status = 413, description = "Body too large", body = ErrorBody)))]
 async fn create_namespace(
     state: &AppState,
+    caller: &Caller,
     host: &str,
     c: CreateNamespace,
 ) -> Result<Response<Body>> {
+    access::may_create_namespace(state, caller, &c.name)?;
     if c.description.len() > 4096 {
         return Err(MgmtError::invalid("description", "at most 4096 bytes"));
     }
@@ -707,6 +773,7 @@ async fn update_namespace(
 async fn delete_namespace(state: &AppState, host: &str, ns: &str) -> Result<Response<Body>> {
     let before = state.registry.namespace(ns)?;
     state.registry.namespace_delete(ns).await?;
+    state.registry.grants_drop_namespace(ns).await?;
     let mut n = before;
     n.record.status = NamespaceStatus::Deleting;
     n.record.status_message = "deletion in progress".into();
@@ -739,10 +806,16 @@ const REPO_ORDERS: [&str; 8] = [
         (status = 200, description = "A page of repositories", body = RepositoryList),
         (status = 400, description = "Invalid pagination or order", body = ErrorBody),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-fn list_repositories(state: &AppState, ns: &str, q: &Query) -> Result<Response<Body>> {
+fn list_repositories(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+    q: &Query,
+) -> Result<Response<Body>> {
     let page = q.page()?;
     let order = q.order_by(&REPO_ORDERS, "name_asc")?;
     let mut all = state.registry.repositories(ns)?;
+    all.retain(|r| access::sees_repo(state, caller, &r.name));
     all.sort_by(|a, b| {
         let by_name = a.name.cmp(&b.name);
         match order.as_str() {

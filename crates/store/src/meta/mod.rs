@@ -27,13 +27,18 @@ pub(crate) enum Table {
     Uploads,
     Settings,
     BlobLinks,
+    Users,
+    Grants,
+    Tokens,
+    Audit,
+    Secrets,
     BlobRefs,
     GcRuns,
     Retention,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 13] = [
+    pub(crate) const ALL: [Table; 18] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -44,6 +49,11 @@ impl Table {
         Table::Uploads,
         Table::Settings,
         Table::BlobLinks,
+        Table::Users,
+        Table::Grants,
+        Table::Tokens,
+        Table::Audit,
+        Table::Secrets,
         Table::BlobRefs,
         Table::GcRuns,
         Table::Retention,
@@ -61,6 +71,11 @@ impl Table {
             Table::Uploads => "uploads",
             Table::Settings => "settings",
             Table::BlobLinks => "blob_links",
+            Table::Users => "users",
+            Table::Grants => "grants",
+            Table::Tokens => "tokens",
+            Table::Audit => "audit",
+            Table::Secrets => "secrets",
             Table::BlobRefs => "blob_refs",
             Table::GcRuns => "gc_runs",
             Table::Retention => "retention",

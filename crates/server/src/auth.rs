@@ -1,0 +1,1127 @@
+//! Authentication and authorisation.
+//!
+//! Every request is authenticated once, in `handle`, before it reaches
+//! `/v2`, `/api/v1` or `/auth/token`: the client address is worked out
+//! (socket, or `X-Forwarded-For` from a trusted proxy), the subnet
+//! allow-list is enforced, and the `Authorization` header becomes a
+//! [`Caller`] stored in the request's extensions. Handlers then ask the
+//! policy functions here whether the caller may do an [`Action`] on a
+//! repository or namespace.
+//!
+//! Auth modes: `none` (everyone may do everything: the zero-config
+//! default for loopback) and `token` (Docker token authentication, Basic
+//! on `/v2` and `/api/v1`, scoped tokens, roles per namespace).
+//!
+//! Policy in `token` mode:
+//!
+//! | principal | may |
+//! |---|---|
+//! | anonymous | pull from public namespaces |
+//! | registry admin | everything |
+//! | user with a role on the namespace | reader: pull; writer: + push; admin: + delete, manage |
+//! | scoped token | the actions of its scopes on repositories its patterns match |
+//! | bearer JWT (from `/auth/token`) | what its `access` claim lists (on `/v2`) |
+//!
+//! Anything anonymous may do, every authenticated caller may do too.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use berth_oci::{Digest, ErrorCode, RepoName};
+use berth_store::{
+    Action, AuditEntry, Error as StoreError, Registry, Role, SigningKeys, TokenCheck, TokenInfo,
+    UserInfo, TOKEN_PREFIX,
+};
+use http::header::{AUTHORIZATION, HOST};
+use http::{HeaderMap, Method};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::error::ApiError;
+use crate::router::Endpoint;
+use crate::AppState;
+
+/// How clients authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// No authentication: everyone may do everything.
+    #[default]
+    None,
+    /// Docker token authentication, Basic, scoped tokens.
+    Token,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Mode.
+    pub mode: AuthMode,
+    /// Service name in challenges and the JWT audience.
+    pub service: String,
+    /// Token endpoint URL in challenges; `None` derives it from the
+    /// request (`<scheme>://<Host>/auth/token`).
+    pub realm: Option<String>,
+    /// Lifetime of bearer tokens issued by `/auth/token`.
+    pub token_ttl: Duration,
+    /// Proxies whose `X-Forwarded-For` (and `X-Forwarded-Proto`) is
+    /// believed.
+    pub trusted_proxies: Vec<(IpAddr, u8)>,
+    /// Failed logins per client address, and per user name, within
+    /// [`FAILURE_WINDOW`] before further attempts are refused with 429.
+    pub max_failed_logins: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            service: "berth".into(),
+            realm: None,
+            token_ttl: Duration::from_secs(300),
+            trusted_proxies: Vec::new(),
+            max_failed_logins: 10,
+        }
+    }
+}
+
+/// Window over which failed logins are counted.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// How long a verified password is remembered (argon2 costs tens of
+/// milliseconds; clients using Basic on every request would pay it each
+/// time).
+const LOGIN_CACHE_TTL: Duration = Duration::from_secs(60);
+const LOGIN_CACHE_MAX: usize = 10_000;
+
+/// Runtime authentication state shared by all requests.
+#[derive(Default)]
+pub struct AuthState {
+    // Why a RwLock: read on every bearer-token verification, written only
+    // on first use and on rotation.
+    keys: RwLock<Option<SigningKeys>>,
+    // Why a Mutex: counters updated on failed logins only; held for a map
+    // lookup.
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    // Why a Mutex: a small map of recently verified passwords, touched for
+    // an insert or a lookup.
+    logins: Mutex<HashMap<[u8; 32], (String, u64, Instant)>>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Authentication is off: may do everything.
+    Open,
+    /// No credentials.
+    Anonymous,
+    /// A user (Basic, or the subject of a bearer token on /api/v1).
+    User(UserInfo),
+    /// A scoped token (Basic password or Bearer secret).
+    Token(TokenInfo),
+    /// A JWT from `/auth/token`; on `/v2` it may do what it lists.
+    Bearer {
+        /// Its claims.
+        claims: Box<Claims>,
+        /// Whom it was issued to, resolved now (for `_catalog` and /api/v1).
+        subject: Box<Principal>,
+    },
+}
+
+impl Principal {
+    /// Audit-log name.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Open | Principal::Anonymous => "anonymous".into(),
+            Principal::User(u) => u.name.clone(),
+            Principal::Token(t) => format!("token:{}", t.record.name),
+            Principal::Bearer { subject, .. } => subject.actor(),
+        }
+    }
+
+    /// What decides on /api/v1 and for `_catalog`: a bearer token's
+    /// subject, otherwise the principal itself.
+    pub fn effective(&self) -> &Principal {
+        match self {
+            Principal::Bearer { subject, .. } => subject,
+            p => p,
+        }
+    }
+
+    /// Whether no credentials were given (in token mode).
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.effective(), Principal::Anonymous)
+    }
+
+    /// Registry administrator (or auth off).
+    pub fn is_admin(&self) -> bool {
+        match self.effective() {
+            Principal::Open => true,
+            Principal::User(u) => u.admin,
+            _ => false,
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub principal: Principal,
+    /// From where (after trusted proxies).
+    pub addr: IpAddr,
+    /// `https` or `http`, as the client sees it.
+    pub scheme: &'static str,
+}
+
+impl Caller {
+    /// A caller with every right (auth off, or internal use).
+    pub fn open(addr: IpAddr) -> Caller {
+        Caller {
+            principal: Principal::Open,
+            addr,
+            scheme: "http",
+        }
+    }
+}
+
+/// JWT claims of a bearer token (Docker token specification).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer (the service name).
+    pub iss: String,
+    /// Subject: a user name, `token:<id>`, or empty for anonymous.
+    pub sub: String,
+    /// Audience: the service name.
+    pub aud: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Unique id.
+    pub jti: String,
+    /// Granted access.
+    pub access: Vec<AccessEntry>,
+}
+
+/// One entry of a token's `access` claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEntry {
+    /// `repository` or `registry`.
+    #[serde(rename = "type")]
+    pub typ: String,
+    /// Repository name, or `catalog`.
+    pub name: String,
+    /// `pull`, `push`, `delete`, `*`.
+    pub actions: Vec<String>,
+}
+
+/// Why authentication failed.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// Bad or expired credentials.
+    Unauthorized(String),
+    /// Too many failed logins; retry after this many seconds.
+    Throttled(u64),
+}
+
+// ---------------------------------------------------------------------
+// Client address and allow-list
+
+/// Whether `ip` is inside the CIDR `(net, len)`.
+pub fn cidr_contains((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
+    match (net.to_canonical(), ip.to_canonical()) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+fn trusted(cfg: &AuthConfig, ip: IpAddr) -> bool {
+    cfg.trusted_proxies.iter().any(|c| cidr_contains(*c, ip))
+}
+
+fn parse_forwarded_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']').map(|(a, _)| a))
+        .unwrap_or(s);
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// The client's address: the socket's, or, when the socket's is a trusted
+/// proxy, the right-most `X-Forwarded-For` entry that is not itself a
+/// trusted proxy. Also says whether the client used HTTPS.
+pub fn client_addr(
+    cfg: &AuthConfig,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    tls: bool,
+) -> (IpAddr, &'static str) {
+    let peer_ip = peer.ip().to_canonical();
+    let mut scheme = if tls { "https" } else { "http" };
+    if !trusted(cfg, peer_ip) {
+        return (peer_ip, scheme);
+    }
+    if let Some(p) = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        match p.trim() {
+            "https" => scheme = "https",
+            "http" => scheme = "http",
+            _ => {}
+        }
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        let Ok(v) = v.to_str() else {
+            return (peer_ip, scheme);
+        };
+        for part in v.split(',') {
+            match parse_forwarded_ip(part) {
+                Some(ip) => hops.push(ip.to_canonical()),
+                // A malformed list cannot be trusted at all.
+                None => return (peer_ip, scheme),
+            }
+        }
+    }
+    let client = hops
+        .iter()
+        .rev()
+        .find(|ip| !trusted(cfg, **ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer_ip);
+    (client, scheme)
+}
+
+/// Whether the registry's subnet allow-list admits `ip` (empty = all).
+pub fn allow_listed(reg: &Registry, ip: IpAddr) -> Result<bool, StoreError> {
+    let s = reg.settings()?;
+    if s.api_subnet_allow_list.is_empty() {
+        return Ok(true);
+    }
+    Ok(s.api_subnet_allow_list
+        .iter()
+        .filter_map(|c| berth_store::parse_cidr(c))
+        .any(|c| cidr_contains(c, ip)))
+}
+
+// ---------------------------------------------------------------------
+// Throttling
+
+impl AuthState {
+    fn throttled(&self, keys: &[String], limit: u32) -> Option<u64> {
+        let now = Instant::now();
+        let map = self.failures.lock().expect("failures lock poisoned");
+        keys.iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(n, since)| *n >= limit && now.duration_since(*since) < FAILURE_WINDOW)
+            .map(|(_, since)| (FAILURE_WINDOW - now.duration_since(*since)).as_secs() + 1)
+            .max()
+    }
+
+    fn record_failure(&self, keys: &[String]) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().expect("failures lock poisoned");
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+        }
+        for k in keys {
+            let e = map.entry(k.clone()).or_insert((0, now));
+            if now.duration_since(e.1) >= FAILURE_WINDOW {
+                *e = (0, now);
+            }
+            e.0 += 1;
+        }
+    }
+
+    fn clear_failures(&self, keys: &[String]) {
+        let mut map = self.failures.lock().expect("failures lock poisoned");
+        for k in keys {
+            map.remove(k);
+        }
+    }
+
+    fn cached_login(&self, key: &[u8; 32]) -> Option<(String, u64)> {
+        let map = self.logins.lock().expect("logins lock poisoned");
+        map.get(key)
+            .filter(|(_, _, at)| at.elapsed() < LOGIN_CACHE_TTL)
+            .map(|(n, v, _)| (n.clone(), *v))
+    }
+
+    fn remember_login(&self, key: [u8; 32], user: &UserInfo) {
+        let mut map = self.logins.lock().expect("logins lock poisoned");
+        if map.len() >= LOGIN_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(
+            key,
+            (user.name.clone(), user.secret_version, Instant::now()),
+        );
+    }
+
+    /// Forgets remembered passwords (after a password change or a
+    /// user's deletion the cache would notice anyway; this frees memory).
+    pub fn forget_logins(&self) {
+        self.logins.lock().expect("logins lock poisoned").clear();
+    }
+
+    /// The signing keys, loaded from the store on first use.
+    pub async fn keys(&self, reg: &Registry) -> Result<SigningKeys, StoreError> {
+        if let Some(k) = self.keys.read().expect("keys lock poisoned").clone() {
+            return Ok(k);
+        }
+        let k = reg.signing_keys().await?;
+        *self.keys.write().expect("keys lock poisoned") = Some(k.clone());
+        Ok(k)
+    }
+
+    /// Rotates the signing key.
+    pub async fn rotate(&self, reg: &Registry) -> Result<SigningKeys, StoreError> {
+        let k = reg.signing_key_rotate().await?;
+        *self.keys.write().expect("keys lock poisoned") = Some(k.clone());
+        Ok(k)
+    }
+}
+
+// ---------------------------------------------------------------------
+// Credentials
+
+fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
+    let e = AuditEntry {
+        at: now_millis(),
+        actor: who.to_string(),
+        action: "login.failed".into(),
+        target: String::new(),
+        address: addr.to_string(),
+        detail: why.to_string(),
+    };
+    if let Err(err) = state.registry.audit(&e) {
+        tracing::warn!(error = %err, "could not write the audit log");
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Checks a user name and password (or a scoped-token secret as the
+/// password, whatever the user name), with throttling per address and per
+/// user name.
+pub async fn login(
+    state: &AppState,
+    addr: IpAddr,
+    user: &str,
+    password: &str,
+) -> Result<Principal, AuthFailure> {
+    let cfg = &state.config.auth;
+    let reg = &state.registry;
+    let is_token = password.starts_with(TOKEN_PREFIX);
+    let mut keys = vec![format!("addr:{addr}")];
+    if !is_token {
+        keys.push(format!("user:{user}"));
+    }
+    if let Some(after) = state.auth.throttled(&keys, cfg.max_failed_logins) {
+        return Err(AuthFailure::Throttled(after));
+    }
+    let fail = |why: &str| {
+        state.auth.record_failure(&keys);
+        let who = if is_token { "token" } else { user };
+        audit_failure(state, addr, who, why);
+        AuthFailure::Unauthorized(format!("{why}; check the user name and password or token"))
+    };
+    if is_token {
+        return match reg.token_verify(password) {
+            Ok(TokenCheck::Valid(t)) => {
+                state.auth.clear_failures(&keys);
+                Ok(Principal::Token(t))
+            }
+            Ok(TokenCheck::Expired(_)) => Err(fail("the token has expired")),
+            Ok(TokenCheck::Invalid) => Err(fail("invalid or revoked token")),
+            Err(e) => Err(store_failure(e)),
+        };
+    }
+    let cache_key: [u8; 32] = {
+        let mut h = sha2::Sha256::new();
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    };
+    if let Some((name, version)) = state.auth.cached_login(&cache_key) {
+        if let Ok(Some(u)) = reg.user(&name) {
+            if u.secret_version == version {
+                return Ok(Principal::User(u));
+            }
+        }
+    }
+    match reg.user_verify(user, password).await {
+        Ok(Some(u)) => {
+            state.auth.clear_failures(&keys);
+            state.auth.remember_login(cache_key, &u);
+            Ok(Principal::User(u))
+        }
+        Ok(None) => Err(fail("invalid user name or password")),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+fn store_failure(e: StoreError) -> AuthFailure {
+    tracing::error!(error = %e, "credential check failed");
+    AuthFailure::Unauthorized("credentials could not be checked; retry".into())
+}
+
+/// Decodes `Basic base64(user:password)`.
+pub fn parse_basic(v: &str) -> Option<(String, String)> {
+    let b64 = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// Authenticates a request from its `Authorization` header.
+pub async fn authenticate(
+    state: &AppState,
+    addr: IpAddr,
+    headers: &HeaderMap,
+) -> Result<Principal, AuthFailure> {
+    if state.config.auth.mode == AuthMode::None {
+        return Ok(Principal::Open);
+    }
+    let Some(h) = headers.get(AUTHORIZATION) else {
+        return Ok(Principal::Anonymous);
+    };
+    let h = h
+        .to_str()
+        .map_err(|_| AuthFailure::Unauthorized("malformed Authorization header".into()))?;
+    if let Some((u, p)) = parse_basic(h) {
+        return login(state, addr, &u, &p).await;
+    }
+    let bearer = h
+        .strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            AuthFailure::Unauthorized(
+                "unsupported Authorization scheme; use Basic or Bearer".into(),
+            )
+        })?;
+    if bearer.starts_with(TOKEN_PREFIX) {
+        return login(state, addr, "", bearer).await;
+    }
+    let claims = verify_jwt(state, bearer).await?;
+    let subject = resolve_subject(&state.registry, &claims.sub);
+    Ok(Principal::Bearer {
+        claims: Box::new(claims),
+        subject: Box::new(subject),
+    })
+}
+
+fn resolve_subject(reg: &Registry, sub: &str) -> Principal {
+    if sub.is_empty() {
+        return Principal::Anonymous;
+    }
+    if let Some(id) = sub.strip_prefix("token:") {
+        return match reg.token(id) {
+            Ok(t) if !t.expired(now_millis()) => Principal::Token(t),
+            _ => Principal::Anonymous,
+        };
+    }
+    match reg.user(sub) {
+        Ok(Some(u)) => Principal::User(u),
+        _ => Principal::Anonymous,
+    }
+}
+
+// ---------------------------------------------------------------------
+// JWT
+
+/// Issues a bearer token for `sub` with `access`.
+pub async fn issue_jwt(
+    state: &AppState,
+    sub: &str,
+    access: Vec<AccessEntry>,
+) -> Result<(String, Claims), StoreError> {
+    let cfg = &state.config.auth;
+    let keys = state.auth.keys(&state.registry).await?;
+    let now = now_millis() / 1000;
+    let claims = Claims {
+        iss: cfg.service.clone(),
+        sub: sub.to_string(),
+        aud: cfg.service.clone(),
+        exp: now + cfg.token_ttl.as_secs() as i64,
+        nbf: now - 1,
+        iat: now,
+        jti: hex::encode(berth_store::random_bytes::<12>()),
+        access,
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(keys.current.kid.clone());
+    let secret = hex::decode(&keys.current.secret_hex).map_err(|_| StoreError::Corrupt {
+        what: "signing key is not hex".into(),
+    })?;
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .map_err(|e| StoreError::Corrupt {
+        what: format!("signing a token failed: {e}"),
+    })?;
+    Ok((token, claims))
+}
+
+async fn verify_jwt(state: &AppState, token: &str) -> Result<Claims, AuthFailure> {
+    let bad = || AuthFailure::Unauthorized("invalid bearer token".into());
+    let header = jsonwebtoken::decode_header(token).map_err(|_| bad())?;
+    if header.alg != jsonwebtoken::Algorithm::HS256 {
+        return Err(bad());
+    }
+    let keys = state
+        .auth
+        .keys(&state.registry)
+        .await
+        .map_err(store_failure)?;
+    let kid = header.kid.unwrap_or_default();
+    let key = [Some(&keys.current), keys.previous.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|k| k.kid == kid)
+        .ok_or_else(bad)?;
+    let secret = hex::decode(&key.secret_hex).map_err(|_| bad())?;
+    let cfg = &state.config.auth;
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_audience(&[&cfg.service]);
+    v.set_issuer(&[&cfg.service]);
+    v.leeway = 5;
+    v.validate_nbf = true;
+    match jsonwebtoken::decode::<Claims>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(&secret),
+        &v,
+    ) {
+        Ok(d) => Ok(d.claims),
+        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => Err(
+            AuthFailure::Unauthorized("the bearer token has expired; get a new one".into()),
+        ),
+        Err(_) => Err(bad()),
+    }
+}
+
+// ---------------------------------------------------------------------
+// Policy
+
+fn role_allows(role: Role, action: Action) -> bool {
+    match role {
+        Role::Reader => action == Action::Pull,
+        Role::Writer => matches!(action, Action::Pull | Action::Push),
+        Role::Admin => true,
+    }
+}
+
+fn ns_public(reg: &Registry, ns: &str) -> Result<bool, StoreError> {
+    Ok(reg.namespace_record(ns)?.is_some_and(|r| r.is_public))
+}
+
+/// Whether a JWT's access claim allows `action` on `repo`.
+fn claims_allow(claims: &Claims, repo: &str, action: Action) -> bool {
+    let want = action.as_str();
+    claims.access.iter().any(|a| {
+        a.typ == "repository" && a.name == repo && a.actions.iter().any(|x| x == want || x == "*")
+    })
+}
+
+/// Whether `p` may do `action` on `repo`. A bearer token is judged by its
+/// claims here (on `/v2`).
+pub fn may_repo(
+    reg: &Registry,
+    p: &Principal,
+    repo: &RepoName,
+    action: Action,
+) -> Result<bool, StoreError> {
+    let ns = repo.namespace();
+    let public_pull =
+        || -> Result<bool, StoreError> { Ok(action == Action::Pull && ns_public(reg, ns)?) };
+    Ok(match p {
+        Principal::Open => true,
+        Principal::Anonymous => public_pull()?,
+        Principal::User(u) => {
+            u.admin
+                || reg
+                    .role_of(&u.name, ns)?
+                    .is_some_and(|r| role_allows(r, action))
+                || public_pull()?
+        }
+        Principal::Token(t) => t.allows(repo.as_str(), action) || public_pull()?,
+        Principal::Bearer { claims, .. } => claims_allow(claims, repo.as_str(), action),
+    })
+}
+
+/// Same as [`may_repo`], but a bearer token is judged by its subject's
+/// current rights (management API, `_catalog`, token issuance).
+pub fn may_repo_live(
+    reg: &Registry,
+    p: &Principal,
+    repo: &RepoName,
+    action: Action,
+) -> Result<bool, StoreError> {
+    may_repo(reg, p.effective(), repo, action)
+}
+
+/// The part of a pattern before its first `*`.
+fn literal_prefix(pattern: &str) -> &str {
+    pattern.split('*').next().unwrap_or("")
+}
+
+/// Whether a token pattern may match some repository of namespace `ns`.
+fn pattern_touches(pattern: &str, ns: &str) -> bool {
+    let lit = literal_prefix(pattern);
+    let ns_slash = format!("{ns}/");
+    // The pattern is the namespace's own single-component repository, or
+    // its literal part reaches into the namespace, or stops before the
+    // namespace's end and a `*` can complete it.
+    pattern == ns
+        || lit.starts_with(&ns_slash)
+        || (lit.len() < ns_slash.len() && ns_slash.starts_with(lit) && pattern.contains('*'))
+}
+
+/// Whether a token pattern matches every repository of namespace `ns`.
+fn pattern_covers(pattern: &str, ns: &str) -> bool {
+    // '\u{1}' never occurs in a pattern: only a trailing run of `*` can
+    // match it, and that run matches any rest of a name.
+    berth_store::glob_match(pattern, &format!("{ns}/\u{1}"))
+}
+
+/// Whether `p` may do `action` on namespace `ns` itself (management API):
+/// `Pull` = see it and list what is in it; `Manage` = change its settings
+/// and members, delete it; `Push` = create it.
+pub fn may_namespace(
+    reg: &Registry,
+    p: &Principal,
+    ns: &str,
+    action: Action,
+) -> Result<bool, StoreError> {
+    let public_pull =
+        || -> Result<bool, StoreError> { Ok(action == Action::Pull && ns_public(reg, ns)?) };
+    Ok(match p.effective() {
+        Principal::Open => true,
+        Principal::Anonymous => public_pull()?,
+        Principal::User(u) => {
+            u.admin
+                || reg
+                    .role_of(&u.name, ns)?
+                    .is_some_and(|r| role_allows(r, action))
+                || public_pull()?
+        }
+        Principal::Token(t) => {
+            t.record.scopes.iter().any(|s| {
+                s.actions.contains(&action)
+                    && if action == Action::Pull {
+                        pattern_touches(&s.repository, ns)
+                    } else {
+                        pattern_covers(&s.repository, ns)
+                    }
+            }) || public_pull()?
+        }
+        Principal::Bearer { .. } => false,
+    })
+}
+
+/// The OCI error for a refused `/v2` request: 401 with a challenge for
+/// anonymous callers and bearer tokens (so that clients fetch a token with
+/// the right scope), 403 `DENIED` for callers whose credentials are known.
+pub fn v2_refusal(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    scope: Option<String>,
+) -> ApiError {
+    match &caller.principal {
+        Principal::Anonymous | Principal::Bearer { .. } => {
+            let insufficient = matches!(caller.principal, Principal::Bearer { .. });
+            let mut e = ApiError::new(
+                ErrorCode::Unauthorized,
+                "authentication required: log in (docker login) or get a token from the realm",
+            );
+            e = e.with_header(
+                http::header::WWW_AUTHENTICATE,
+                challenge(state, caller, headers, scope.as_deref(), insufficient),
+            );
+            e
+        }
+        _ => ApiError::new(
+            ErrorCode::Denied,
+            "your credentials do not allow this; ask an administrator for a role on the namespace",
+        ),
+    }
+}
+
+/// `Bearer realm="...",service="...",scope="..."`.
+pub fn challenge(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+    insufficient: bool,
+) -> String {
+    let cfg = &state.config.auth;
+    let realm = match &cfg.realm {
+        Some(r) => r.clone(),
+        None => {
+            let host = headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| {
+                    h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                })
+                .unwrap_or("localhost");
+            format!("{}://{host}/auth/token", caller.scheme)
+        }
+    };
+    let mut c = format!("Bearer realm=\"{realm}\",service=\"{}\"", cfg.service);
+    if let Some(s) = scope {
+        c.push_str(&format!(",scope=\"{s}\""));
+    }
+    if insufficient {
+        c.push_str(",error=\"insufficient_scope\"");
+    }
+    c
+}
+
+/// What a `/v2` request needs, and the scope to challenge with.
+fn v2_needs(endpoint: &Endpoint, m: &Method) -> Option<(RepoName, Action, &'static str)> {
+    let get = *m == Method::GET || *m == Method::HEAD;
+    let (repo, action) = match endpoint {
+        Endpoint::Health | Endpoint::Base | Endpoint::Catalog => return None,
+        Endpoint::Tags(r) | Endpoint::Referrers(r, _) => (r, Action::Pull),
+        Endpoint::Manifest(r, _) | Endpoint::Blob(r, _) if get => (r, Action::Pull),
+        Endpoint::Manifest(r, _) if *m == Method::PUT => (r, Action::Push),
+        Endpoint::Manifest(r, _) | Endpoint::Blob(r, _) => (r, Action::Delete),
+        Endpoint::UploadStart(r) | Endpoint::Upload(r, _) => (r, Action::Push),
+    };
+    let scope = match action {
+        Action::Pull => "pull",
+        Action::Push => "pull,push",
+        _ => "delete",
+    };
+    Some((repo.clone(), action, scope))
+}
+
+/// Decides a `/v2` request.
+pub fn authorize_v2(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    endpoint: &Endpoint,
+    m: &Method,
+) -> Result<(), ApiError> {
+    if matches!(caller.principal, Principal::Open) {
+        return Ok(());
+    }
+    if *endpoint == Endpoint::Base {
+        if matches!(caller.principal, Principal::Anonymous) {
+            return Err(v2_refusal(state, caller, headers, None));
+        }
+        return Ok(());
+    }
+    let Some((repo, action, scope)) = v2_needs(endpoint, m) else {
+        return Ok(());
+    };
+    if may_repo(&state.registry, &caller.principal, &repo, action)? {
+        return Ok(());
+    }
+    Err(v2_refusal(
+        state,
+        caller,
+        headers,
+        Some(format!("repository:{repo}:{scope}")),
+    ))
+}
+
+/// Where a cross-repository mount may take a blob from, for this caller:
+/// `Ok(None)` = do not mount (fall back to an upload session);
+/// `Ok(Some(None))` = any holder (auth off).
+pub fn mount_source(
+    state: &AppState,
+    caller: &Caller,
+    digest: &Digest,
+    from: Option<&str>,
+) -> Result<Option<Option<RepoName>>, StoreError> {
+    let reg = &state.registry;
+    let open = matches!(caller.principal, Principal::Open);
+    match from {
+        Some(f) => {
+            // A `from` that is not a valid name cannot hold the blob.
+            let Ok(f) = f.parse::<RepoName>() else {
+                return Ok(None);
+            };
+            if open || may_repo(reg, &caller.principal, &f, Action::Pull)? {
+                Ok(Some(Some(f)))
+            } else {
+                Ok(None)
+            }
+        }
+        None if open => Ok(Some(None)),
+        None => {
+            for holder in reg.blob_holders(digest, 256)? {
+                if may_repo(reg, &caller.principal, &holder, Action::Pull)? {
+                    return Ok(Some(Some(holder)));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// `_catalog`: the repositories the caller may pull, in lexical order,
+/// after `last`, at most `n`.
+pub fn catalog(
+    state: &AppState,
+    caller: &Caller,
+    last: Option<&str>,
+    n: usize,
+) -> Result<berth_store::Page, StoreError> {
+    let reg = &state.registry;
+    let p = caller.principal.effective();
+    if p.is_admin() {
+        return reg.catalog(last, n);
+    }
+    let mut items = Vec::new();
+    let mut after = last.map(str::to_string);
+    loop {
+        let page = reg.catalog(after.as_deref(), 1000)?;
+        for name in &page.items {
+            if let Ok(r) = name.parse::<RepoName>() {
+                if may_repo(reg, p, &r, Action::Pull)? {
+                    if items.len() == n {
+                        return Ok(berth_store::Page { items, more: true });
+                    }
+                    items.push(name.clone());
+                }
+            }
+        }
+        if !page.more {
+            return Ok(berth_store::Page { items, more: false });
+        }
+        after = page.items.last().cloned();
+    }
+}
+
+/// Grants for a token request: the intersection of what is asked (Docker
+/// `scope` strings) and what the caller may do.
+pub fn grant_scopes(
+    reg: &Registry,
+    p: &Principal,
+    scopes: &[String],
+) -> Result<Vec<AccessEntry>, StoreError> {
+    let mut out: Vec<AccessEntry> = Vec::new();
+    for s in scopes.iter().flat_map(|s| s.split(' ')) {
+        let Some((typ, rest)) = s.split_once(':') else {
+            continue;
+        };
+        let Some((name, actions)) = rest.rsplit_once(':') else {
+            continue;
+        };
+        if typ == "registry" && name == "catalog" {
+            // The catalog is filtered per caller; anyone may ask for it.
+            out.push(AccessEntry {
+                typ: "registry".into(),
+                name: "catalog".into(),
+                actions: vec!["*".into()],
+            });
+            continue;
+        }
+        if typ != "repository" {
+            continue;
+        }
+        let Ok(repo) = name.parse::<RepoName>() else {
+            continue;
+        };
+        let mut granted: Vec<String> = Vec::new();
+        for a in actions.split(',') {
+            let wanted: &[Action] = match a {
+                "pull" => &[Action::Pull],
+                "push" => &[Action::Push],
+                "delete" => &[Action::Delete],
+                "*" => &[Action::Pull, Action::Push, Action::Delete],
+                _ => &[],
+            };
+            for w in wanted {
+                if may_repo_live(reg, p, &repo, *w)? && !granted.iter().any(|g| g == w.as_str()) {
+                    granted.push(w.as_str().to_string());
+                }
+            }
+        }
+        if granted.is_empty() {
+            continue;
+        }
+        match out
+            .iter_mut()
+            .find(|e| e.typ == "repository" && e.name == repo.as_str())
+        {
+            Some(e) => {
+                for g in granted {
+                    if !e.actions.contains(&g) {
+                        e.actions.push(g);
+                    }
+                }
+            }
+            None => out.push(AccessEntry {
+                typ: "repository".into(),
+                name: repo.to_string(),
+                actions: granted,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The JWT subject for a principal.
+pub fn subject_of(p: &Principal) -> String {
+    match p.effective() {
+        Principal::User(u) => u.name.clone(),
+        Principal::Token(t) => format!("token:{}", t.id),
+        _ => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------
+// Audit
+
+/// Records what a finished `/v2` request changed (pushes and deletes).
+pub fn audit_v2(state: &AppState, caller: &Caller, m: &Method, path: &str, status: u16) {
+    if !(200..300).contains(&status) || *m == Method::GET || *m == Method::HEAD {
+        return;
+    }
+    let Ok(endpoint) = crate::router::parse(path) else {
+        return;
+    };
+    let (action, target) = match (&endpoint, m) {
+        (Endpoint::Manifest(r, reference), &Method::PUT) => ("push", format!("{r}:{reference}")),
+        (Endpoint::Manifest(r, reference), &Method::DELETE) => {
+            ("delete", format!("{r}:{reference}"))
+        }
+        (Endpoint::Blob(r, d), &Method::DELETE) => ("blob.delete", format!("{r}@{d}")),
+        _ => return,
+    };
+    record(state, caller, action, &target, &status.to_string());
+}
+
+/// Appends an audit entry for `caller`.
+pub fn record(state: &AppState, caller: &Caller, action: &str, target: &str, detail: &str) {
+    let e = AuditEntry {
+        at: now_millis(),
+        actor: caller.principal.actor(),
+        action: action.to_string(),
+        target: target.to_string(),
+        address: caller.addr.to_string(),
+        detail: detail.to_string(),
+    };
+    if let Err(err) = state.registry.audit(&e) {
+        tracing::warn!(error = %err, "could not write the audit log");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str) -> (IpAddr, u8) {
+        berth_store::parse_cidr(s).unwrap()
+    }
+
+    #[test]
+    fn cidrs() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(cidr_contains(cidr("10.0.0.0/8"), ip("10.1.2.3")));
+        assert!(!cidr_contains(cidr("10.0.0.0/8"), ip("11.1.2.3")));
+        assert!(cidr_contains(cidr("0.0.0.0/0"), ip("1.2.3.4")));
+        assert!(cidr_contains(cidr("127.0.0.1/32"), ip("::ffff:127.0.0.1")));
+        assert!(cidr_contains(cidr("2001:db8::/32"), ip("2001:db8:1::5")));
+        assert!(!cidr_contains(cidr("2001:db8::/32"), ip("2001:db9::5")));
+        assert!(!cidr_contains(cidr("2001:db8::/32"), ip("10.0.0.1")));
+        assert!(cidr_contains(cidr("::/0"), ip("::1")));
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let cfg = AuthConfig {
+            trusted_proxies: vec![cidr("127.0.0.1/32"), cidr("10.0.0.0/8")],
+            ..AuthConfig::default()
+        };
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7, 10.0.0.2".parse().unwrap(),
+        );
+        let proxy: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let other: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        assert_eq!(
+            client_addr(&cfg, proxy, &h, false).0,
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_addr(&cfg, other, &h, false).0, other.ip());
+        h.insert("x-forwarded-for", "not an ip".parse().unwrap());
+        assert_eq!(client_addr(&cfg, proxy, &h, false).0, proxy.ip());
+        h.insert("x-forwarded-for", "[2001:db8::1]:555".parse().unwrap());
+        assert_eq!(
+            client_addr(&cfg, proxy, &h, false).0,
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn patterns_and_namespaces() {
+        assert!(pattern_covers("acme/*", "acme"));
+        assert!(pattern_covers("*", "acme"));
+        assert!(pattern_covers("ac*", "acme"));
+        assert!(!pattern_covers("acme/web", "acme"));
+        assert!(!pattern_covers("acme/*x", "acme"));
+        assert!(pattern_touches("acme/web", "acme"));
+        assert!(pattern_touches("acme/*", "acme"));
+        assert!(pattern_touches("*", "acme"));
+        assert!(pattern_touches("a*", "acme"));
+        assert!(pattern_touches("acme", "acme"));
+        assert!(!pattern_touches("other/*", "acme"));
+        assert!(!pattern_touches("acmex/*", "acme"));
+    }
+
+    #[test]
+    fn basic_header() {
+        assert_eq!(
+            parse_basic("Basic YWxpY2U6cHc6d2l0aDpjb2xvbnM="),
+            Some(("alice".into(), "pw:with:colons".into()))
+        );
+        assert_eq!(parse_basic("Bearer x"), None);
+        assert_eq!(parse_basic("Basic !!!"), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! `/auth/token`: the Docker token endpoint (`GET`, credentials in a Basic
+//! header or none) and its OAuth2 form (`POST` with
+//! `grant_type=password`, as containerd sends). It answers a short-lived
+//! JWT granting the intersection of the scopes asked for and the caller's
+//! rights.
+
+use berth_oci::ErrorCode;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::auth::{self, AuthFailure, AuthMode, Caller, Principal};
+use crate::error::ApiError;
+use crate::{full, AppState, Body};
+
+const MAX_FORM: usize = 64 << 10;
+
+/// The 401/429 answer to failed credentials on `/auth/token`.
+pub(crate) fn failure_error(f: AuthFailure) -> ApiError {
+    match f {
+        AuthFailure::Unauthorized(m) => ApiError::new(ErrorCode::Unauthorized, m).with_header(
+            http::header::WWW_AUTHENTICATE,
+            "Basic realm=\"berth\"".into(),
+        ),
+        AuthFailure::Throttled(after) => ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!("too many failed logins; retry in {after} s"),
+        )
+        .with_header(http::header::RETRY_AFTER, after.to_string()),
+    }
+}
+
+pub(crate) async fn dispatch(
+    state: &AppState,
+    caller: Caller,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match handle(state, caller, req).await {
+        Ok(r) => r,
+        Err(e) => crate::v2::error_response(e),
+    }
+}
+
+fn pairs(s: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+}
+
+async fn handle(
+    state: &AppState,
+    caller: Caller,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let cfg = &state.config.auth;
+    if cfg.mode == AuthMode::None {
+        return Err(ApiError::new(
+            ErrorCode::Unsupported,
+            "authentication is off (auth.mode = \"none\"); no token is needed",
+        )
+        .with_status(404));
+    }
+    let method = req.method().clone();
+    let mut params = pairs(req.uri().query().unwrap_or(""));
+    let mut principal = caller.principal.clone();
+    let post = method == Method::POST;
+    if post {
+        let body = http_body_util::Limited::new(req.into_body(), MAX_FORM)
+            .collect()
+            .await
+            .map_err(|_| {
+                ApiError::new(ErrorCode::Unsupported, "form body too large or unreadable")
+                    .with_status(400)
+            })?
+            .to_bytes();
+        params.extend(pairs(&String::from_utf8_lossy(&body)));
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        match get("grant_type").as_deref() {
+            Some("password") => {
+                let user = get("username").unwrap_or_default();
+                let pw = get("password").unwrap_or_default();
+                principal = auth::login(state, caller.addr, &user, &pw)
+                    .await
+                    .map_err(failure_error)?;
+            }
+            Some("refresh_token") => {
+                return Err(ApiError::new(
+                    ErrorCode::Unsupported,
+                    "refresh tokens are not issued; use grant_type=password",
+                )
+                .with_status(400));
+            }
+            Some(other) => {
+                return Err(ApiError::new(
+                    ErrorCode::Unsupported,
+                    format!("grant_type {other:?} is not supported; use password"),
+                )
+                .with_status(400));
+            }
+            None => {}
+        }
+    } else if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::new(
+            ErrorCode::Unsupported,
+            format!("{method} is not allowed on /auth/token; use GET or POST"),
+        )
+        .with_status(405));
+    }
+    if let Some((_, s)) = params.iter().find(|(k, _)| k == "service") {
+        if *s != cfg.service {
+            return Err(ApiError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "this token endpoint serves service {:?}, not {s:?}",
+                    cfg.service
+                ),
+            )
+            .with_status(400));
+        }
+    }
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let reg = &state.registry;
+    let access = auth::grant_scopes(reg, &principal, &scopes)?;
+    let sub = auth::subject_of(&principal);
+    let (token, claims) = auth::issue_jwt(state, &sub, access.clone()).await?;
+    let issued_at = time::OffsetDateTime::from_unix_timestamp(claims.iat)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let granted: Vec<String> = access
+        .iter()
+        .map(|a| format!("{}:{}:{}", a.typ, a.name, a.actions.join(",")))
+        .collect();
+    if !matches!(principal, Principal::Anonymous) {
+        tracing::debug!(subject = %sub, scopes = ?granted, "token issued");
+    }
+    let body = serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": claims.exp - claims.iat,
+        "issued_at": issued_at,
+        "scope": granted.join(" "),
+    })
+    .to_string();
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len())
+        .header("cache-control", "no-store")
+        .body(full(body))
+        .expect("valid response"))
+}
