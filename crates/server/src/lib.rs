@@ -10,6 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+mod query;
 pub mod router;
 pub mod tls;
 mod token;

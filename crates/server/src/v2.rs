@@ -11,6 +11,7 @@ use hyper::body::{Frame, Incoming};
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
+use crate::query::Query;
 use crate::router::{self, Endpoint};
 use crate::{full, AppState, Body};
 
@@ -465,24 +466,7 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Query parameters, decoded.
-struct Query(Vec<(String, String)>);
-
 impl Query {
-    fn parse(q: Option<&str>) -> Query {
-        Query(
-            q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-                .unwrap_or_default(),
-        )
-    }
-
-    fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    }
-
     fn n(&self, default: usize) -> Result<usize> {
         match self.get("n") {
             None | Some("") => Ok(default),

@@ -24,6 +24,7 @@ use serde::Serialize;
 use utoipa::OpenApi;
 
 use crate::auth::Caller;
+use crate::query::Query;
 use crate::{full, AppState, Body};
 use dto::*;
 
@@ -408,24 +409,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
         .map_err(|e| MgmtError::invalid("body", format!("invalid JSON body: {e}")))
 }
 
-/// Query parameters, decoded.
-struct Query(Vec<(String, String)>);
-
 impl Query {
-    fn parse(q: Option<&str>) -> Query {
-        Query(
-            q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-                .unwrap_or_default(),
-        )
-    }
-
-    fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// `page` (from 1) and `page_size` (1 to 100, default 20).
     fn page(&self) -> Result<(u64, u64)> {
         let num = |k: &str, default: u64| -> Result<u64> {
