@@ -30,6 +30,29 @@ step_docker_push() {
     echo "docker pushed $IMG as $PUSH_DIGEST (image ID $IMAGE_ID)" >&2
 }
 
+# The management plane shows what docker pushed (Berth only): namespace team
+# and repository team/app exist, the artifact is the pushed digest, and the
+# sizes equal the manifest plus the config and layer sizes docker sent.
+step_docker_push_in_management_api() {
+    local code m=$T/app.manifest.api want
+    code=$(http GET "http://$REG/v2/team/app/manifests/$PUSH_DIGEST" "$m" "$T/mm.hdr" "${ACCEPT_ALL[@]}")
+    [[ $code == 200 ]] || why "GET manifest -> $code" || return
+    want=$(($(fsize "$m") + $(jq '[.config.size] + [.layers[].size] | add' "$m")))
+    code=$(http GET "http://$REG/api/v1/namespaces/team" "$T/ns.json" "$T/ns.hdr")
+    [[ $code == 200 ]] || why "GET /api/v1/namespaces/team -> $code $(oneline "$T/ns.json")" || return
+    [[ $(jq -r .status "$T/ns.json") == ready && $(jq -r .is_public "$T/ns.json") == false ]] ||
+        why "namespace: $(oneline "$T/ns.json")" || return
+    code=$(http GET "http://$REG/api/v1/namespaces/team/repositories/app" "$T/repo.json" "$T/repo.hdr")
+    [[ $code == 200 ]] || why "GET repositories/app -> $code $(oneline "$T/repo.json")" || return
+    jq -e --arg d "$PUSH_DIGEST" '.artifacts | map(.digest) | index($d) != null' "$T/repo.json" >/dev/null ||
+        why "artifact $PUSH_DIGEST not listed: $(oneline "$T/repo.json")" || return
+    [[ $(jq -r --arg d "$PUSH_DIGEST" '.artifacts[] | select(.digest == $d) | .size' "$T/repo.json") == "$want" ]] ||
+        why "artifact size $(jq -r --arg d "$PUSH_DIGEST" '.artifacts[] | select(.digest == $d) | .size' "$T/repo.json"), expected $want" || return
+    [[ $(jq -r .repository.last_push "$T/repo.json") =~ ^20[0-9]{2}-[0-9]{2}-[0-9]{2}T ]] ||
+        why "last_push: $(jq -r .repository.last_push "$T/repo.json")" || return
+    (($(jq -r .repository.size "$T/repo.json") >= want)) || why "repository size below the image's size $want" || return
+}
+
 # What docker pushed is in the registry byte for byte: the manifest, the config (whose
 # digest is the image ID) and each layer (whose gunzipped digest is the config's diff_id).
 step_docker_registry_content() {

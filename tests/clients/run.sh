@@ -89,6 +89,7 @@ run dockerd_start "tools_docker" step_dockerd
 run docker_build "registry_start dockerd_start" step_docker_build
 run docker_push "docker_build" step_docker_push
 run docker_registry_content "docker_push" step_docker_registry_content
+if [[ $REGISTRY == berth ]]; then run docker_push_in_management_api "docker_push" step_docker_push_in_management_api; fi
 run docker_tags_catalog "docker_push" step_docker_tags
 run docker_push_mount "docker_push" step_docker_push_mount
 run docker_rmi "docker_build" step_docker_rmi
