@@ -93,6 +93,28 @@ fn slow_and_oversized_headers_are_cut_off() {
         "oversized header answered {resp:?}"
     );
 
+    // Connections that send nothing, or go idle after a request, are closed
+    // after the same timeout.
+    let mut silent = TcpStream::connect(&a).unwrap();
+    let start = Instant::now();
+    let (_, closed) = read_some(&mut silent, Duration::from_secs(5));
+    assert!(
+        closed && start.elapsed() < Duration::from_secs(4),
+        "silent connection kept {:?}",
+        start.elapsed()
+    );
+    let mut idle = TcpStream::connect(&a).unwrap();
+    idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let (resp, closed) = read_some(&mut idle, Duration::from_secs(5));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        closed && start.elapsed() < Duration::from_secs(4),
+        "idle keep-alive connection kept {:?}",
+        start.elapsed()
+    );
+
     // The server still serves.
     let r = common::client()
         .get(format!("{}/v2/", server.url()))

@@ -192,6 +192,11 @@ impl ParsedManifest {
         bytes: &[u8],
         content_type: Option<&str>,
     ) -> Result<ParsedManifest, ManifestError> {
+        // JSON text is UTF-8 (RFC 8259 §8.1). serde checks the strings it
+        // keeps, but skips invalid bytes inside fields it ignores.
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(ManifestError::Json(format!("not UTF-8: {e}")));
+        }
         if json_depth(bytes) > MAX_JSON_DEPTH {
             return Err(ManifestError::Invalid(format!(
                 "JSON nested deeper than {MAX_JSON_DEPTH} levels"
@@ -366,6 +371,21 @@ mod tests {
         // Brackets inside strings do not count.
         let s = format!(r#","x":"{}""#, "[".repeat(100));
         assert!(ParsedManifest::parse(image(&s).as_bytes(), None).is_ok());
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_in_ignored_fields() {
+        // Found by the `manifest` fuzz target: invalid UTF-8 inside a string
+        // of a field Berth does not read was accepted and stored, although
+        // JSON text is UTF-8.
+        let mut bytes = image(r#","x":"a?b""#).into_bytes();
+        assert!(ParsedManifest::parse(&bytes, None).is_ok());
+        let at = bytes.iter().position(|&b| b == b'?').unwrap();
+        bytes[at] = 0xff;
+        let e = ParsedManifest::parse(&bytes, None).unwrap_err();
+        assert!(matches!(e, ManifestError::Json(m) if m.contains("UTF-8")));
+        let other = b"{\"mediaType\":\"application/x-custom\",\"p\":{\"a\x8dch\":1}}";
+        assert!(ParsedManifest::parse(other, None).is_err());
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
                             serve_connection(state, peer, tls, header_timeout, max_buf, watcher).await;
                         }
                         None => {
-                            let Some(stream) = reject_tls(stream).await else { return };
+                            let Some(stream) = reject_tls(stream, header_timeout).await else { return };
                             serve_connection(state, peer, stream, header_timeout, max_buf, watcher).await;
                         }
                     }
@@ -202,9 +202,11 @@ async fn serve_connection<IO>(
 /// that Go servers send, which docker and containerd recognise ("server gave
 /// HTTP response to HTTPS client") and which lets them fall back to HTTP for
 /// insecure registries.
-async fn reject_tls(stream: TcpStream) -> Option<TcpStream> {
+async fn reject_tls(stream: TcpStream, wait: Duration) -> Option<TcpStream> {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(Duration::from_secs(30), stream.peek(&mut first)).await {
+    // A connection that sends nothing within the header timeout is closed,
+    // like an idle keep-alive one.
+    match tokio::time::timeout(wait, stream.peek(&mut first)).await {
         Ok(Ok(1)) if first[0] == 0x16 => {
             let mut stream = stream;
             let _ = stream
