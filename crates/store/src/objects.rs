@@ -269,30 +269,24 @@ fn file_stream(mut file: std::fs::File, start: u64, end: u64) -> ByteStream {
         let mut left = end - start;
         while left > 0 {
             let n = (left as usize).min(READ_BLOCK);
-            let mut buf = BytesMut::zeroed(n);
-            let mut got = 0;
-            while got < n {
-                match file.read(&mut buf[got..]) {
-                    Ok(0) => break,
-                    Ok(k) => got += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(Error::Storage {
-                            message: e.to_string(),
-                        }));
-                        return;
-                    }
-                }
+            // read_to_end fills spare capacity without zeroing it first:
+            // zeroing 1 MiB per block was nearly all of a pull's CPU time.
+            let mut buf = Vec::with_capacity(n);
+            if let Err(e) = (&mut file).take(n as u64).read_to_end(&mut buf) {
+                let _ = tx.blocking_send(Err(Error::Storage {
+                    message: e.to_string(),
+                }));
+                return;
             }
+            let got = buf.len();
             if got == 0 {
                 let _ = tx.blocking_send(Err(Error::Corrupt {
                     what: "blob file is shorter than recorded".into(),
                 }));
                 return;
             }
-            buf.truncate(got);
             left -= got as u64;
-            if tx.blocking_send(Ok(buf.freeze())).is_err() {
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 return; // client went away
             }
         }

@@ -80,9 +80,10 @@ impl Registry {
             created_at: now,
             updated_at: now,
         };
+        // Not flushed here: a session lost in a crash before its first chunk
+        // only makes the client start again; every chunk is flushed.
         self.meta()
             .transact(|tx| meta::tx_put(tx, Table::Uploads, id.to_string().as_bytes(), &rec))?;
-        self.durable().await?;
         let live = self.inner.uploads.entry(id);
         let mut l = live.lock().await;
         l.record = Some(rec);
@@ -229,7 +230,8 @@ impl Registry {
         body: Option<(ByteStream, Option<u64>)>,
     ) -> Result<()> {
         let (uuid, mut live) = self.session(repo, id).await?;
-        if let Some(body) = body {
+        // A final PUT with an empty body (docker's) adds no chunk.
+        if let Some(body) = body.filter(|(_, len)| *len != Some(0)) {
             self.append_locked(uuid, &mut live, body).await?;
         }
         let rec = live.record.clone().expect("loaded");

@@ -23,6 +23,9 @@ impl SledDb {
             // its answer); the background flush only bounds what a crash
             // loses of non-acknowledged updates such as pull times.
             .flush_every_ms(Some(1000))
+            // sled's page cache defaults to 1 GiB; a registry's metadata
+            // working set is far smaller, and RSS must stay bounded.
+            .cache_capacity(64 << 20)
             .open()
             .map_err(|e| match e {
                 // sled wraps the failed flock(2) in an I/O error of its own.
