@@ -18,11 +18,21 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
+step "tools the Rust tests call (skopeo for the HTTPS test)"
+if ! command -v skopeo >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends skopeo >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && apt-get install -y --no-install-recommends skopeo >/dev/null; }
+fi
+
 step "cargo test (unit, black-box HTTP, conformance)"
 cargo test --workspace --release
 
 cargo build --release --bin berth
 export BERTH_BIN="$PWD/target/release/berth"
+
+step "benchmark smoke run (tiny sizes; the real benchmark is bash bench/run.sh)"
+BENCH_SMOKE=1 bash bench/run.sh
 
 step "schemathesis against the management API's OpenAPI document"
 bash tests/api/schemathesis.sh
