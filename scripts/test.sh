@@ -31,6 +31,9 @@ cargo test --workspace --release
 cargo build --release --bin berth
 export BERTH_BIN="$PWD/target/release/berth"
 
+step "fuzz targets (cargo fuzz on stable via RUSTC_BOOTSTRAP, 10 s each)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash scripts/fuzz.sh
+
 step "benchmark smoke run (tiny sizes; the real benchmark is bash bench/run.sh)"
 BENCH_SMOKE=1 bash bench/run.sh
 
