@@ -417,8 +417,7 @@ fn scopes(data: &[u8]) {
         let mut seen = std::collections::HashSet::new();
         for a in &granted {
             if a.typ == "registry" {
-                // Not checked for duplicates: asking for registry:catalog
-                // twice lists it twice (harmless; reported).
+                assert!(seen.insert("registry:catalog".to_string()), "duplicate {a:?}");
                 assert_eq!(
                     (a.name.as_str(), &a.actions[..]),
                     ("catalog", &["*".to_string()][..])

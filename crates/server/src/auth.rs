@@ -953,6 +953,10 @@ pub fn grant_scopes(
         };
         if typ == "registry" && name == "catalog" {
             // The catalog is filtered per caller; anyone may ask for it.
+            // Asked twice, granted once.
+            if out.iter().any(|e| e.typ == "registry" && e.name == "catalog") {
+                continue;
+            }
             out.push(AccessEntry {
                 typ: "registry".into(),
                 name: "catalog".into(),
