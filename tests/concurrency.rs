@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{bytes, with_param};
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -32,26 +34,6 @@ fn abs(base: &str, loc: &str) -> String {
     } else {
         format!("{base}{loc}")
     }
-}
-
-fn with_param(url: &str, kv: &str) -> String {
-    if url.contains('?') {
-        format!("{url}&{kv}")
-    } else {
-        format!("{url}?{kv}")
-    }
-}
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Runs `f(i)` on THREADS threads released at the same instant; returns the

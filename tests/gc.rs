@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::{bytes, with_param};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -160,24 +162,7 @@ fn abs(base: &str, loc: &str) -> String {
     }
 }
 
-fn with_param(url: &str, kv: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{kv}")
-}
-
 // ------------------------------------------------------------- content ---
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn config_bytes(label: &str, arch: &str) -> Vec<u8> {
     json!({

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::bytes;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
@@ -133,18 +135,6 @@ fn ok(r: &R, status: u16) -> &Value {
 }
 
 // ------------------------------------------------------------- content ---
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Monolithic blob push; returns the status.
 fn push_blob_status(base: &str, repo: &str, data: &[u8]) -> u16 {

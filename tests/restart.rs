@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{bytes, with_param};
+
 use std::path::Path;
 
 use common::{client, digest, Server};
@@ -47,29 +49,6 @@ fn abs(base: &str, loc: &str) -> String {
     } else {
         format!("{base}{loc}")
     }
-}
-
-/// Appends a query parameter to a URL that may already have a query.
-fn with_param(url: &str, kv: &str) -> String {
-    if url.contains('?') {
-        format!("{url}&{kv}")
-    } else {
-        format!("{url}?{kv}")
-    }
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so that content is not
-/// trivially compressible or periodic.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn push_blob(c: &Client, base: &str, repo: &str, data: &[u8]) -> String {

@@ -954,7 +954,10 @@ pub fn grant_scopes(
         if typ == "registry" && name == "catalog" {
             // The catalog is filtered per caller; anyone may ask for it.
             // Asked twice, granted once.
-            if out.iter().any(|e| e.typ == "registry" && e.name == "catalog") {
+            if out
+                .iter()
+                .any(|e| e.typ == "registry" && e.name == "catalog")
+            {
                 continue;
             }
             out.push(AccessEntry {
