@@ -485,8 +485,13 @@ fn rows(f: &Fixture) -> Vec<Row> {
         row("upper-case sha256 hex", "GET", format!("/v2/test/a/blobs/sha256:{}", hex.to_uppercase()), 400, "DIGEST_INVALID"),
         row("unsupported algorithm md5", "GET", "/v2/test/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", 400, "DIGEST_INVALID"),
         row("delete blob with malformed digest", "DELETE", "/v2/test/a/blobs/sha256:..%2F..%2Fmeta", 400, "DIGEST_INVALID"),
-        row("manifest by malformed digest", "GET", "/v2/test/a/manifests/sha256:zz", 400, "DIGEST_INVALID"),
-        row("delete manifest by malformed digest", "DELETE", format!("/v2/test/a/manifests/sha256:{}", &hex[..10]), 400, "DIGEST_INVALID"),
+        // A reference that is neither a digest nor a tag names no manifest:
+        // 404 on reads and deletes, as the OCI conformance suite expects.
+        row("manifest by malformed digest", "GET", "/v2/test/a/manifests/sha256:zz", 404, "MANIFEST_UNKNOWN"),
+        row("delete manifest by malformed digest", "DELETE", format!("/v2/test/a/manifests/sha256:{}", &hex[..10]), 404, "MANIFEST_UNKNOWN"),
+        row("manifest PUT by malformed digest", "PUT", format!("/v2/test/a/manifests/sha256:{}", &hex[..10]), 400, "DIGEST_INVALID")
+            .manifest(OCI_MANIFEST, valid_other.clone())
+            .absent(&valid_other_d),
         row("referrers of malformed digest", "GET", "/v2/test/a/referrers/sha256:zz", 400, "DIGEST_INVALID"),
         row("monolithic push with malformed ?digest=", "POST", "/v2/test/a/blobs/uploads/?digest=sha256:zz", 400, "DIGEST_INVALID")
             .octet()
@@ -669,7 +674,10 @@ fn rows(f: &Fixture) -> Vec<Row> {
         row("invalid tag: plus sign", "PUT", "/v2/test/a/manifests/v1+x", 400, "MANIFEST_INVALID")
             .manifest(OCI_MANIFEST, valid_other.clone())
             .absent(&valid_other_d),
-        row("invalid tag on GET", "GET", "/v2/test/a/manifests/-v1", 400, "MANIFEST_INVALID"),
+        row("invalid tag on GET", "GET", "/v2/test/a/manifests/-v1", 404, "MANIFEST_UNKNOWN"),
+        row("conformance suite's invalid manifest name on GET", "GET", "/v2/test/a/manifests/.INVALID_MANIFEST_NAME", 404, "MANIFEST_UNKNOWN"),
+        row("invalid tag on DELETE", "DELETE", "/v2/test/a/manifests/.INVALID_MANIFEST_NAME", 404, "MANIFEST_UNKNOWN"),
+        row("invalid tag on GET of an unknown repository", "GET", "/v2/test/nope/manifests/-v1", 404, "MANIFEST_UNKNOWN"),
         row("unknown tag", "GET", "/v2/test/a/manifests/nope", 404, "MANIFEST_UNKNOWN"),
         // ---- wrong methods on known routes
         row("PATCH on a manifest", "PATCH", "/v2/test/a/manifests/v1", 405, "UNSUPPORTED").body(b"{}".to_vec()),

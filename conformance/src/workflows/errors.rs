@@ -122,10 +122,6 @@ pub fn errors(s: &mut Suite) {
             format!("/v2/{repo}/blobs/sha256:..%2F..%2F..%2Fetc%2Fpasswd"),
         ),
         (
-            "digest-invalid-manifest-path",
-            format!("/v2/{repo}/manifests/sha256:{}", &hex[..20]),
-        ),
-        (
             "digest-invalid-referrers-path",
             format!("/v2/{repo}/referrers/sha256:{}", "z".repeat(64)),
         ),
@@ -135,6 +131,43 @@ pub fn errors(s: &mut Suite) {
             c.raw("GET", target)?.expect_error(400, "DIGEST_INVALID")
         });
     }
+    // The OCI distribution-spec conformance suite names a nonexistent
+    // manifest `.INVALID_MANIFEST_NAME` and expects 404 on GET and HEAD:
+    // a reference that is neither a tag nor a digest names no manifest.
+    s.check(W, "manifest-invalid-reference-is-unknown", |c| {
+        let img = oci_image(c, "errors/invalid-reference", 1);
+        img.push(c, &repo, "latest")?;
+        for bad in [
+            ".INVALID_MANIFEST_NAME".to_string(),
+            "-leading-dash".to_string(),
+            format!("sha256:{}", &hex[..20]),
+        ] {
+            let target = format!("/v2/{repo}/manifests/{bad}");
+            c.get(&target)?.expect_error(404, "MANIFEST_UNKNOWN")?;
+            c.head(&target)?.expect(404)?;
+            c.delete(&target)?.expect_error(404, "MANIFEST_UNKNOWN")?;
+        }
+        // PUT with such a reference is still refused as invalid.
+        put_manifest(
+            c,
+            &repo,
+            ".INVALID_MANIFEST_NAME",
+            OCI_MANIFEST,
+            &img.manifest,
+        )?
+        .expect_error_any(&[(400, "MANIFEST_INVALID"), (400, "TAG_INVALID")])?;
+        put_manifest(
+            c,
+            &repo,
+            &format!("sha256:{}", &hex[..20]),
+            OCI_MANIFEST,
+            &img.manifest,
+        )?
+        .expect_error(400, "DIGEST_INVALID")?;
+        c.get(&format!("/v2/{repo}/manifests/latest"))?
+            .expect(200)
+            .map(|_| ())
+    });
     s.check(W, "digest-invalid-upload-put-query", |c| {
         let data = c.data("errors/bad-put-digest", 10);
         for bad in ["sha256:nothex", "sha256:..%2F..%2F..%2Fescape", "sha256"] {

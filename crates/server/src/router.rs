@@ -71,6 +71,22 @@ fn reference(s: &str) -> Result<Reference, ApiError> {
     })
 }
 
+/// For a `/v2/<name>/manifests/<reference>` path whose name is valid but
+/// whose reference is neither a valid digest nor a valid tag: the name and
+/// why the reference was refused. Reading or deleting such a manifest is a
+/// plain "no such manifest" (404), as in distribution and as the
+/// conformance suite expects; only a PUT keeps the 400 of [`parse`].
+pub fn invalid_manifest_reference(path: &str) -> Option<(RepoName, String)> {
+    let rest = path.strip_prefix("/v2/")?;
+    let (head, reference) = rest.rsplit_once('/')?;
+    let name_part = head.strip_suffix("/manifests")?;
+    let repo = name_part.parse::<RepoName>().ok()?;
+    match reference.parse::<Reference>() {
+        Ok(_) => None,
+        Err(e) => Some((repo, e.to_string())),
+    }
+}
+
 fn not_found(path: &str) -> ApiError {
     ApiError::new(ErrorCode::NameUnknown, format!("no route for {path}")).with_status(404)
 }
@@ -180,6 +196,14 @@ mod tests {
         assert_eq!(code("/v2/a/manifests/sha256:abc"), ErrorCode::DigestInvalid);
         assert_eq!(code("/v2/a/manifests/-bad"), ErrorCode::ManifestInvalid);
         assert_eq!(parse("/v3/x").unwrap_err().status, 404);
+        assert!(
+            invalid_manifest_reference("/v2/a/b/manifests/.INVALID_MANIFEST_NAME")
+                .is_some_and(|(r, _)| r.as_str() == "a/b")
+        );
+        assert!(invalid_manifest_reference("/v2/a/manifests/sha256:abc").is_some());
+        assert!(invalid_manifest_reference("/v2/a/manifests/latest").is_none());
+        assert!(invalid_manifest_reference("/v2/A/manifests/-x").is_none());
+        assert!(invalid_manifest_reference("/v2/a/tags/list").is_none());
         assert_eq!(parse("/v2/a").unwrap_err().status, 404);
     }
 }

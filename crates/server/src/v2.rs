@@ -59,7 +59,10 @@ pub(crate) fn error_response(e: ApiError) -> Response<Body> {
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>> {
-    let endpoint = router::parse(req.uri().path())?;
+    let endpoint = match router::parse(req.uri().path()) {
+        Ok(e) => e,
+        Err(e) => return Err(invalid_reference(state, &req, e)),
+    };
     if !endpoint.allows(req.method()) {
         return Err(ApiError::new(
             ErrorCode::Unsupported,
@@ -191,6 +194,39 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             }
         },
     }
+}
+
+/// The error for a path the router refused. A GET, HEAD or DELETE of a
+/// manifest whose reference is neither a digest nor a tag names a manifest
+/// that cannot exist: 404 MANIFEST_UNKNOWN (after the same authorisation as
+/// any manifest request, so the answer reveals nothing a 401 would hide).
+fn invalid_reference(state: &AppState, req: &Request<Incoming>, refused: ApiError) -> ApiError {
+    let m = req.method();
+    if !(*m == Method::GET || *m == Method::HEAD || *m == Method::DELETE) {
+        return refused;
+    }
+    let Some((repo, why)) = router::invalid_manifest_reference(req.uri().path()) else {
+        return refused;
+    };
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(|| Caller::open(std::net::Ipv4Addr::LOCALHOST.into()));
+    // Authorisation of a manifest request depends on the repository and
+    // the method only, never on the reference: any valid one stands in.
+    let Ok(tag) = "latest".parse() else {
+        return refused;
+    };
+    let stand_in = Endpoint::Manifest(repo, Reference::Tag(tag));
+    if let Err(e) = auth::authorize_v2(state, &caller, req.headers(), &stand_in, m) {
+        return e;
+    }
+    ApiError::new(
+        ErrorCode::ManifestUnknown,
+        format!("manifest unknown: {why}"),
+    )
+    .with_status(404)
 }
 
 async fn start_upload(

@@ -90,9 +90,16 @@ pub struct RepoDetail {
     pub artifacts: Vec<ArtifactInfo>,
 }
 
+// Persisted records (these settings, retention policies, every record in
+// `crate::records`) are read leniently: a field this binary does not know
+// (written by a newer one) is ignored and a missing one (written by an older
+// one) takes its default, so upgrades and rollbacks within one database
+// format keep opening. Request bodies are strict; they are the server's own
+// types.
+
 /// A garbage-collection schedule: days of the week and a UTC time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct GcSchedule {
     /// Weekday names, lower case (`monday` ... `sunday`).
     pub days: Vec<String>,
@@ -102,7 +109,7 @@ pub struct GcSchedule {
 
 /// Registry-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RegistrySettings {
     /// Display name.
     pub name: String,
@@ -118,7 +125,7 @@ pub struct RegistrySettings {
 
 /// Feature switches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct Features {
     /// Vulnerability scanning (recorded; no scanner yet).
     pub vulnerability_scanning: Toggle,
@@ -126,7 +133,7 @@ pub struct Features {
 
 /// An on/off switch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct Toggle {
     /// On or off.
     pub enabled: bool,

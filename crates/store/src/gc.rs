@@ -36,8 +36,9 @@ use crate::records::{
 };
 use crate::Registry;
 
-/// Options of one garbage-collection run.
+/// Options of one garbage-collection run (persisted in runs: lenient).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GcOptions {
     /// Report what would be deleted; delete nothing.
     pub dry_run: bool,
@@ -49,8 +50,9 @@ pub struct GcOptions {
     pub apply_retention: bool,
 }
 
-/// What a run deleted (or, dry, would delete).
+/// What a run deleted (or, dry, would delete). Persisted in runs: lenient.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct GcReport {
     /// Whether nothing was actually deleted.
     pub dry_run: bool,
@@ -710,14 +712,18 @@ pub struct GcRun {
     /// What started it: `api`, `schedule`.
     pub trigger: String,
     /// Options.
+    #[serde(default)]
     pub options: GcOptions,
     /// Start.
     pub started_at: Millis,
     /// End.
+    #[serde(default)]
     pub finished_at: Option<Millis>,
     /// The report, once finished.
+    #[serde(default)]
     pub report: Option<GcReport>,
     /// Why it failed.
+    #[serde(default)]
     pub error: Option<String>,
 }
 

@@ -84,6 +84,36 @@ impl StoreConfig {
 /// Settings-table key of the database format marker.
 const FORMAT_KEY: &[u8] = b"format";
 
+/// The metadata format this binary writes and reads. Within one format,
+/// records only gain fields (with defaults) and readers ignore fields they
+/// do not know, so an older or newer binary of the same format opens the
+/// database; a change older binaries cannot read raises the number, and a
+/// binary refuses a database of a format newer than its own instead of
+/// misreading it.
+const FORMAT: u64 = 1;
+
+/// The format marker as stored: `{"format": N}`; other fields are ignored.
+#[derive(serde::Deserialize)]
+struct FormatMarker {
+    format: u64,
+}
+
+fn check_format(shown: &str, raw: &[u8]) -> Result<()> {
+    let marker: FormatMarker = serde_json::from_slice(raw).map_err(|e| Error::Corrupt {
+        what: format!("the metadata database at {shown} has an unreadable format marker: {e}"),
+    })?;
+    if marker.format > FORMAT {
+        return Err(Error::Corrupt {
+            what: format!(
+                "the metadata database at {shown} has format {}, written by a newer Berth; \
+                 this binary reads format {FORMAT} and older: run the newer version",
+                marker.format
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A page of names (tags or repositories).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -131,7 +161,7 @@ impl Registry {
         // its creation. sled reads a mangled log as an empty database; serving
         // that would hide every stored image, so refuse to start instead.
         match meta.get(Table::Settings, FORMAT_KEY)? {
-            Some(_) => {}
+            Some(v) => check_format(&shown, &v)?,
             None if existed => {
                 return Err(Error::Corrupt {
                     what: format!(
@@ -141,7 +171,13 @@ impl Registry {
                 })
             }
             None => {
-                meta.transact_dyn(&|tx| tx.put(Table::Settings, FORMAT_KEY, br#"{"format":1}"#))?;
+                meta.transact_dyn(&|tx| {
+                    tx.put(
+                        Table::Settings,
+                        FORMAT_KEY,
+                        format!("{{\"format\":{FORMAT}}}").as_bytes(),
+                    )
+                })?;
                 meta.flush()?;
             }
         }

@@ -15,9 +15,10 @@ use crate::meta::{self, MetaDbExt, Table};
 use crate::records::{now_millis, Millis};
 use crate::Registry;
 
-/// One retention rule.
+/// One retention rule. Persisted: read leniently (unknown fields ignored,
+/// missing ones defaulted), like every stored record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RetentionPolicy {
     /// Repositories it applies to: a glob over the name within the
     /// namespace (`*` any characters, `?` one), default all.
@@ -43,6 +44,20 @@ pub struct RetentionPolicy {
 
 fn all() -> String {
     "*".into()
+}
+
+impl Default for RetentionPolicy {
+    /// Applies to every repository and deletes nothing.
+    fn default() -> Self {
+        RetentionPolicy {
+            repositories: all(),
+            keep_last: None,
+            older_than_days: None,
+            include_tags: None,
+            exclude_tags: None,
+            untagged_older_than_days: None,
+        }
+    }
 }
 
 /// What a policy deletes.
