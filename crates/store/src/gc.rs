@@ -736,6 +736,35 @@ pub(crate) struct RunGuard {
     busy: std::sync::atomic::AtomicBool,
 }
 
+/// The claim on [`RunGuard`] of the run going on: clears the flag when
+/// dropped, so a run that fails, panics or is never spawned frees the way
+/// for the next.
+pub(crate) struct RunningFlag {
+    reg: Registry,
+}
+
+impl RunningFlag {
+    pub(crate) fn claim(reg: &Registry) -> Result<RunningFlag> {
+        use std::sync::atomic::Ordering;
+        reg.inner
+            .gc_running
+            .busy
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| Error::GcBusy)?;
+        Ok(RunningFlag { reg: reg.clone() })
+    }
+}
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.reg
+            .inner
+            .gc_running
+            .busy
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// How often the scheduler looks at the clock.
 const SCHEDULER_TICK: Duration = Duration::from_secs(20);
 
@@ -743,16 +772,8 @@ impl Registry {
     /// Starts a run in the background and returns its record; refused with
     /// `GcBusy` while another run is going.
     pub async fn gc_start(&self, options: GcOptions, trigger: &str) -> Result<GcRun> {
-        use std::sync::atomic::Ordering;
-        if self
-            .inner
-            .gc_running
-            .busy
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(Error::GcBusy);
-        }
+        use futures::FutureExt;
+        let running = RunningFlag::claim(self)?;
         let run = GcRun {
             id: uuid::Uuid::new_v4().to_string(),
             status: "running".into(),
@@ -763,15 +784,17 @@ impl Registry {
             report: None,
             error: None,
         };
-        if let Err(e) = self.save_run(&run).await {
-            self.inner.gc_running.busy.store(false, Ordering::Release);
-            return Err(e);
-        }
+        self.save_run(&run).await?;
         let this = self.clone();
         let mut done = run.clone();
         tokio::spawn(async move {
+            // Moved into the task: the flag clears when the task ends, by
+            // return or by panic.
+            let _running = running;
             let (grace, ttl) = (this.inner.cfg.gc_grace, this.inner.cfg.upload_ttl);
-            let result = async {
+            let work = async {
+                #[cfg(test)]
+                this.inner.hooks.maybe_panic_in_gc();
                 let retention_deleted = if done.options.apply_retention && !done.options.dry_run {
                     this.retention_run_all().await?
                 } else {
@@ -780,8 +803,23 @@ impl Registry {
                 let mut report = this.gc_run(&done.options, grace, ttl).await?;
                 report.retention_deleted = retention_deleted;
                 Ok::<_, Error>(report)
-            }
-            .await;
+            };
+            // A panic in the run is recorded as a failure instead of leaving
+            // the run "running" forever; everything the run touched is in
+            // committed transactions, so nothing is half-written.
+            let result = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+                Ok(r) => r,
+                Err(p) => {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(Error::Metadata {
+                        message: format!("garbage collection panicked: {what}"),
+                    })
+                }
+            };
             done.finished_at = Some(now_millis());
             match result {
                 Ok(r) => {
@@ -797,7 +835,6 @@ impl Registry {
             if let Err(e) = this.save_run(&done).await {
                 tracing::error!(error = %e, "could not record the garbage-collection run");
             }
-            this.inner.gc_running.busy.store(false, Ordering::Release);
         });
         Ok(run)
     }

@@ -111,10 +111,16 @@ pub(crate) fn blob_links_prefix(digest: &Digest) -> Vec<u8> {
 
 /// `<digest>\0<repo>\0<manifest>`: `manifest` in `repo` references `digest`.
 pub(crate) fn blob_ref_key(digest: &Digest, repo: &RepoName, manifest: &Digest) -> Vec<u8> {
+    let mut k = blob_refs_prefix(digest, repo);
+    k.extend_from_slice(manifest.to_string().as_bytes());
+    k
+}
+
+/// `<digest>\0<repo>\0`: prefix of the manifests of `repo` referencing `digest`.
+pub(crate) fn blob_refs_prefix(digest: &Digest, repo: &RepoName) -> Vec<u8> {
     let mut k = blob_links_prefix(digest);
     k.extend_from_slice(repo.as_str().as_bytes());
     k.push(0);
-    k.extend_from_slice(manifest.to_string().as_bytes());
     k
 }
 

@@ -19,6 +19,8 @@ mod layout;
 mod manifests;
 mod meta;
 mod objects;
+#[cfg(test)]
+mod race_tests;
 mod records;
 mod retention;
 mod uploads;
@@ -138,6 +140,8 @@ struct Inner {
     deleting: admin::Deleting,
     pulls: admin::Pulls,
     gc_running: gc::RunGuard,
+    #[cfg(test)]
+    hooks: race_tests::Hooks,
 }
 
 impl Registry {
@@ -196,6 +200,8 @@ impl Registry {
                 deleting: admin::Deleting::default(),
                 pulls: admin::Pulls::default(),
                 gc_running: gc::RunGuard::default(),
+                #[cfg(test)]
+                hooks: race_tests::Hooks::default(),
             }),
         };
         // Namespace deletions interrupted by a stop resume now.
@@ -362,13 +368,14 @@ impl Registry {
                 }
             }
         }
+        let ref_rows = self.blob_ref_rows(repo, digest)?;
         let mounted = self.meta().transact(|tx| {
             match meta::tx_get::<BlobRecord>(tx, Table::Blobs, d.as_bytes())? {
                 Some(b) if b.state == records::BlobState::Live => {}
                 // Unknown, or being deleted: the client uploads instead.
                 _ => return Ok(false),
             }
-            self.link_in_tx(tx, repo, digest)?;
+            self.link_in_tx(tx, repo, digest, &ref_rows)?;
             Ok(true)
         })?;
         if mounted {
@@ -377,13 +384,32 @@ impl Registry {
         Ok(mounted)
     }
 
+    /// Keys of the `blob_refs` rows saying which manifests of `repo`
+    /// reference `digest`, for [`Registry::link_in_tx`].
+    fn blob_ref_rows(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .meta()
+            .scan(
+                Table::BlobRefs,
+                &layout::blob_refs_prefix(digest, repo),
+                None,
+                usize::MAX,
+            )?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
     /// Inside a transaction: the repository (and its namespace) exist, and
     /// may serve `digest`.
+    /// `ref_rows`: [`Registry::blob_ref_rows`] of `repo` and `digest`, read
+    /// before the transaction.
     fn link_in_tx(
         &self,
         tx: &dyn meta::Txn,
         repo: &RepoName,
         digest: &Digest,
+        ref_rows: &[Vec<u8>],
     ) -> meta::TxResult<()> {
         self.ensure_repo_in_tx(tx, repo)?;
         let key = layout::repo_key(repo, &digest.to_string());
@@ -393,6 +419,19 @@ impl Registry {
             link.touched_at = records::now_millis();
             meta::tx_put(tx, Table::Links, &key, &link)?;
         } else {
+            // Linked again after `DELETE /v2/<name>/blobs/<digest>` while
+            // manifests of the repository still reference the blob: the new
+            // link starts with their count, or garbage collection would take
+            // it as unreferenced. A transaction cannot scan, so the caller
+            // lists the rows before it and each is read again here (a
+            // concurrent removal conflicts). None can be added meanwhile: a
+            // manifest push needs the link this transaction creates.
+            let mut refs = 0;
+            for k in ref_rows {
+                if tx.get(Table::BlobRefs, k)?.is_some() {
+                    refs += 1;
+                }
+            }
             let now = records::now_millis();
             meta::tx_put(
                 tx,
@@ -401,7 +440,7 @@ impl Registry {
                 &LinkRecord {
                     created_at: now,
                     touched_at: now,
-                    refs: 0,
+                    refs,
                 },
             )?;
             tx.put(Table::BlobLinks, &layout::blob_link_key(digest, repo), b"")?;

@@ -87,6 +87,19 @@ fn blob_ref(d: &Descriptor) -> BlobRef {
     }
 }
 
+/// Inside a transaction: `tag` no longer names the manifest `digest` of
+/// `repo`; drops it from that manifest's list of tags.
+fn untag_in_tx(tx: &dyn Txn, repo: &RepoName, digest: &Digest, tag: &str) -> TxResult<()> {
+    let key = layout::repo_key(repo, &digest.to_string());
+    if let Some(mut rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &key)? {
+        if rec.tags.iter().any(|t| t == tag) {
+            rec.tags.retain(|t| t != tag);
+            meta::tx_put(tx, Table::Manifests, &key, &rec)?;
+        }
+    }
+    Ok(())
+}
+
 fn digest_of(alg: Algorithm, bytes: &[u8]) -> Digest {
     match alg {
         Algorithm::Sha256 => Digest::from_raw(alg, &Sha256::digest(bytes)),
@@ -170,9 +183,11 @@ impl Registry {
             annotations: parsed.annotations.clone(),
             pushed_at: now,
             last_pull: None,
+            tags: Vec::new(),
         };
         let d = digest.to_string();
         let mkey = layout::repo_key(repo, &d);
+        let ref_rows = self.blob_ref_rows(repo, &digest)?;
         self.meta().transact(|tx| {
             self.check_references(tx, repo, &parsed)?;
             if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
@@ -183,22 +198,36 @@ impl Registry {
                     &BlobRecord::new(bytes.len() as u64),
                 )?;
             }
-            self.link_in_tx(tx, repo, &digest)?;
+            self.link_in_tx(tx, repo, &digest, &ref_rows)?;
             for target in gc::referenced(&record) {
                 gc::add_ref_in_tx(tx, &target, repo, &digest)?;
             }
-            meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
+            let mut record = record.clone();
+            if let Some(old) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)? {
+                record.tags = old.tags;
+            }
             if let Reference::Tag(tag) = reference {
+                let tkey = layout::repo_key(repo, tag.as_str());
+                if let Some(old) = meta::tx_get::<TagRecord>(tx, Table::Tags, &tkey)? {
+                    if old.digest != digest {
+                        untag_in_tx(tx, repo, &old.digest, tag.as_str())?;
+                    }
+                }
+                if !record.tags.iter().any(|t| t == tag.as_str()) {
+                    record.tags.push(tag.as_str().to_string());
+                    record.tags.sort();
+                }
                 meta::tx_put(
                     tx,
                     Table::Tags,
-                    &layout::repo_key(repo, tag.as_str()),
+                    &tkey,
                     &TagRecord {
                         digest: digest.clone(),
                         pushed_at: now,
                     },
                 )?;
             }
+            meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
             if let Some(subject) = &parsed.subject {
                 let desc = Descriptor {
                     media_type: parsed.media_type.clone(),
@@ -342,18 +371,22 @@ impl Registry {
             Reference::Tag(t) => {
                 let key = layout::repo_key(repo, t.as_str());
                 self.meta().transact(|tx| {
-                    if tx.get(Table::Tags, &key)?.is_none() {
+                    let Some(tag) = meta::tx_get::<TagRecord>(tx, Table::Tags, &key)? else {
                         return Err(unknown().into());
-                    }
-                    tx.delete(Table::Tags, &key)
+                    };
+                    tx.delete(Table::Tags, &key)?;
+                    untag_in_tx(tx, repo, &tag.digest, t.as_str())
                 })?;
             }
             Reference::Digest(d) => {
                 let ds = d.to_string();
                 let mkey = layout::repo_key(repo, &ds);
-                // Tags are keyed by name; find the ones naming this digest
-                // first, then re-check each inside the transaction.
-                let tag_keys: Vec<Vec<u8>> = self
+                // Tags are keyed by name and a transaction cannot scan: the
+                // tags the manifest record lists are read inside the
+                // transaction (a concurrent tag push writes that record, so
+                // the two serialise), plus a scan for tags set by versions
+                // that kept no such list; each is re-checked before it goes.
+                let scanned: Vec<Vec<u8>> = self
                     .meta()
                     .scan(Table::Tags, &layout::repo_prefix(repo), None, usize::MAX)?
                     .into_iter()
@@ -364,11 +397,17 @@ impl Registry {
                     })
                     .map(|(k, _)| k)
                     .collect();
+                #[cfg(test)]
+                self.inner.hooks.pause_after_tag_scan().await;
                 self.meta().transact(|tx| {
                     let Some(rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)?
                     else {
                         return Err(unknown().into());
                     };
+                    let mut tag_keys = scanned.clone();
+                    tag_keys.extend(rec.tags.iter().map(|t| layout::repo_key(repo, t)));
+                    tag_keys.sort();
+                    tag_keys.dedup();
                     tx.delete(Table::Manifests, &mkey)?;
                     if tx.get(Table::Links, &mkey)?.is_some() {
                         tx.delete(Table::Links, &mkey)?;

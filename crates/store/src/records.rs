@@ -179,6 +179,13 @@ pub struct ManifestRecord {
     /// Last pull (batched).
     #[serde(default)]
     pub last_pull: Option<Millis>,
+    /// Tags set to this manifest, kept in the same transactions as the tag
+    /// rows, so that deleting the manifest finds, inside its transaction,
+    /// every tag a concurrent push gave it. A hint: the tag rows are the
+    /// truth (each is checked before it is dropped), and a database written
+    /// by a version without this field is covered by a scan of the tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// A blob as a manifest references it.

@@ -350,11 +350,12 @@ impl Registry {
                     .await?;
                 consumed.store(moved, Ordering::Relaxed);
             }
+            let ref_rows = self.blob_ref_rows(repo, digest)?;
             self.meta().transact(|tx| {
                 if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
                     meta::tx_put(tx, Table::Blobs, d.as_bytes(), &BlobRecord::new(size))?;
                 }
-                self.link_in_tx(tx, repo, digest)?;
+                self.link_in_tx(tx, repo, digest, &ref_rows)?;
                 if let Some(id) = session {
                     tx.delete(Table::Uploads, id.to_string().as_bytes())?;
                 }

@@ -1,0 +1,238 @@
+//! Regression tests for races between concurrent store operations, made
+//! deterministic with hooks that exist only in test builds.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use berth_oci::{Digest, Reference, RepoName};
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::oneshot;
+
+use crate::meta::{MetaDbExt, Table};
+use crate::records::LinkRecord;
+use crate::{layout, GcOptions, Registry, StoreConfig};
+
+/// Points where a test stops an operation to run another one in between.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    // Why a Mutex: the test arms the hook from its task, the operation takes
+    // it from another; held only to swap the Option.
+    after_tag_scan: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+    panic_in_gc: AtomicBool,
+}
+
+impl Hooks {
+    /// In `manifest_delete`, between listing the tags outside the
+    /// transaction and the transaction: tells the test, waits for its go.
+    pub(crate) async fn pause_after_tag_scan(&self) {
+        let armed = self.after_tag_scan.lock().expect("hook lock").take();
+        if let Some((scanned, go)) = armed {
+            let _ = scanned.send(());
+            let _ = go.await;
+        }
+    }
+
+    /// In a background garbage-collection run: panics once when armed.
+    pub(crate) fn maybe_panic_in_gc(&self) {
+        if self.panic_in_gc.swap(false, Ordering::AcqRel) {
+            panic!("injected garbage-collection panic");
+        }
+    }
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn sha(b: &[u8]) -> Digest {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+        .parse()
+        .expect("valid digest")
+}
+
+async fn open(dir: &std::path::Path) -> Registry {
+    let mut cfg = StoreConfig::new(dir);
+    cfg.gc_scheduler = false;
+    cfg.gc_grace = Duration::ZERO;
+    Registry::open(cfg).await.expect("open registry")
+}
+
+async fn put_blob(reg: &Registry, repo: &RepoName, bytes: &'static [u8]) -> Digest {
+    let d = sha(bytes);
+    let body = futures::stream::iter([Ok(Bytes::from_static(bytes))]).boxed();
+    reg.blob_put(repo, &d, body, Some(bytes.len() as u64))
+        .await
+        .expect("blob put");
+    d
+}
+
+/// Pushes a one-layer image under `tag` and returns the manifest digest
+/// and the layer digest.
+async fn push_image(reg: &Registry, repo: &RepoName, tag: &str) -> (Digest, Digest) {
+    let config = put_blob(reg, repo, br#"{"architecture":"amd64","os":"linux"}"#).await;
+    let layer = put_blob(reg, repo, b"layer bytes for the race tests").await;
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 37},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 30}],
+    })
+    .to_string();
+    let put = reg
+        .manifest_put(
+            repo,
+            &Reference::Tag(tag.parse().expect("tag")),
+            Some(OCI_MANIFEST),
+            Bytes::from(m),
+        )
+        .await
+        .expect("manifest put");
+    (put.digest, layer)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A manifest DELETE that lists the tags to drop, then loses the race to a
+/// push giving the manifest another tag, must still drop that tag: no tag
+/// may point at a deleted manifest.
+#[test]
+fn manifest_delete_racing_a_tag_push_leaves_no_dangling_tag() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = open(dir.path()).await;
+        let repo: RepoName = "race/app".parse().unwrap();
+        let (m, _) = push_image(&reg, &repo, "v1").await;
+        let bytes = reg
+            .manifest_get(&repo, &Reference::Digest(m.clone()))
+            .await
+            .unwrap()
+            .bytes;
+
+        let (scanned_tx, scanned_rx) = oneshot::channel();
+        let (go_tx, go_rx) = oneshot::channel();
+        *reg.inner.hooks.after_tag_scan.lock().unwrap() = Some((scanned_tx, go_rx));
+        let deleter = {
+            let reg = reg.clone();
+            let repo = repo.clone();
+            let m = m.clone();
+            tokio::spawn(async move { reg.manifest_delete(&repo, &Reference::Digest(m)).await })
+        };
+        scanned_rx.await.expect("delete reached the hook");
+        // The concurrent push: same manifest, a new tag.
+        reg.manifest_put(
+            &repo,
+            &Reference::Tag("v2".parse().unwrap()),
+            Some(OCI_MANIFEST),
+            bytes,
+        )
+        .await
+        .expect("tag push");
+        go_tx.send(()).unwrap();
+        deleter.await.unwrap().expect("delete");
+
+        for t in ["v1", "v2"] {
+            let tag = Reference::Tag(t.parse().unwrap());
+            assert!(
+                reg.manifest_head(&repo, &tag).is_err(),
+                "tag {t} still resolves after its manifest was deleted"
+            );
+        }
+        let tags = reg.tags(&repo, None, 100).unwrap().items;
+        assert!(
+            tags.is_empty(),
+            "tags left pointing at a deleted manifest: {tags:?}"
+        );
+        let report = reg.fsck(false).await.expect("fsck");
+        assert!(report.is_clean(), "fsck after the race: {report:?}");
+    });
+}
+
+/// `DELETE /v2/<name>/blobs/<digest>` of a layer an image still uses, then
+/// the layer pushed again: the new link must count the image's reference,
+/// or garbage collection drops it and the image can no longer be pulled.
+#[test]
+fn blob_relinked_after_delete_counts_the_manifests_referencing_it() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = open(dir.path()).await;
+        let repo: RepoName = "race/relink".parse().unwrap();
+        let (_, layer) = push_image(&reg, &repo, "v1").await;
+        let link_key = layout::repo_key(&repo, &layer.to_string());
+        let refs = |reg: &Registry| {
+            reg.meta()
+                .get_json::<LinkRecord>(Table::Links, &link_key)
+                .unwrap()
+                .map(|l| l.refs)
+        };
+        assert_eq!(refs(&reg), Some(1));
+
+        reg.blob_unlink(&repo, &layer).await.expect("unlink");
+        assert_eq!(refs(&reg), None);
+        put_blob(&reg, &repo, b"layer bytes for the race tests").await;
+        assert_eq!(refs(&reg), Some(1), "re-linked layer lost its reference");
+
+        // Grace period zero: an unreferenced link would go now.
+        reg.gc_run(
+            &GcOptions::default(),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )
+        .await
+        .expect("gc");
+        reg.blob_size(&repo, &layer)
+            .expect("the image's layer is still served after garbage collection");
+        let report = reg.fsck(false).await.expect("fsck");
+        assert!(report.is_clean(), "fsck: {report:?}");
+    });
+}
+
+/// A background run that panics must not leave the "running" flag set
+/// (every later start refused) nor its record "running".
+#[test]
+fn gc_running_flag_clears_when_a_run_panics() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = open(dir.path()).await;
+        reg.inner.hooks.panic_in_gc.store(true, Ordering::Release);
+        let run = reg
+            .gc_start(GcOptions::default(), "api")
+            .await
+            .expect("start");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let finished = loop {
+            let r = reg.gc_run_get(&run.id).unwrap();
+            if r.status != "running" {
+                break r;
+            }
+            assert!(std::time::Instant::now() < deadline, "run never finished");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(finished.status, "failed");
+        assert!(
+            finished.error.as_deref().unwrap_or("").contains("panicked"),
+            "{finished:?}"
+        );
+        // The next run starts and succeeds.
+        let mut next = None;
+        while next.is_none() {
+            match reg.gc_start(GcOptions::default(), "api").await {
+                Ok(r) => next = Some(r),
+                Err(crate::Error::GcBusy) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "garbage collection still busy after the panicked run"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("start: {e}"),
+            }
+        }
+    });
+}
