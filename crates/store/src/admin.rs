@@ -267,16 +267,16 @@ impl Deleting {
     fn ns_key(ns: &str) -> String {
         format!("ns:{ns}")
     }
-    fn repo_key(repo: &str) -> String {
+    pub(crate) fn repo_key(repo: &str) -> String {
         format!("repo:{repo}")
     }
-    fn insert(&self, k: String) {
+    pub(crate) fn insert(&self, k: String) {
         self.names
             .write()
             .expect("deleting lock poisoned")
             .insert(k);
     }
-    fn remove(&self, k: &str) {
+    pub(crate) fn remove(&self, k: &str) {
         self.names
             .write()
             .expect("deleting lock poisoned")
@@ -552,7 +552,7 @@ impl Registry {
     }
 
     /// Removes every row of a repository, the repository row last.
-    fn purge_repo_rows(&self, repo: &RepoName) -> Result<()> {
+    pub(crate) fn purge_repo_rows(&self, repo: &RepoName) -> Result<()> {
         let prefix = layout::repo_prefix(repo);
         for table in [
             Table::Tags,
@@ -592,22 +592,6 @@ impl Registry {
         self.meta()
             .transact(|tx| tx.delete(Table::Repos, repo.as_str().as_bytes()))?;
         Ok(())
-    }
-
-    /// Deletes a repository with all its tags and artifacts; it disappears
-    /// from `_catalog` and `/v2` at once.
-    pub async fn repository_delete(&self, repo: &RepoName) -> Result<()> {
-        if !self.repo_exists(repo)? || self.inner.deleting.hides(repo) {
-            return Err(Error::RepoUnknown {
-                name: repo.to_string(),
-            });
-        }
-        let key = Deleting::repo_key(repo.as_str());
-        self.inner.deleting.insert(key.clone());
-        let r = self.purge_repo_rows(repo);
-        self.inner.deleting.remove(&key);
-        r?;
-        self.durable().await
     }
 
     /// Fails with `BeingDeleted` when pushes to `repo` must be refused.

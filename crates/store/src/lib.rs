@@ -22,6 +22,7 @@ mod objects;
 #[cfg(test)]
 mod race_tests;
 mod records;
+mod repo_delete;
 mod retention;
 mod uploads;
 
@@ -207,6 +208,10 @@ impl Registry {
         // Namespace deletions interrupted by a stop resume now.
         for ns in reg.load_deleting()? {
             reg.spawn_namespace_purge(ns);
+        }
+        // So do repository deletions.
+        for repo in reg.load_deleting_repos()? {
+            reg.spawn_repo_purge(repo);
         }
         reg.spawn_pull_flusher();
         if reg.inner.cfg.gc_scheduler {
@@ -483,7 +488,14 @@ impl Registry {
             created_at: now,
             last_push: None,
             last_pull: None,
+            deleting: false,
         });
+        if rec.deleting {
+            return Err(Error::BeingDeleted {
+                what: format!("repository {repo}"),
+            }
+            .into());
+        }
         rec.last_push = Some(now);
         meta::tx_put(tx, Table::Repos, key, &rec)
     }

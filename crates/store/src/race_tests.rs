@@ -22,6 +22,8 @@ pub(crate) struct Hooks {
     // it from another; held only to swap the Option.
     after_tag_scan: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
     panic_in_gc: AtomicBool,
+    // Why a Mutex: as `after_tag_scan`.
+    in_repo_purge: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Hooks {
@@ -32,6 +34,16 @@ impl Hooks {
         if let Some((scanned, go)) = armed {
             let _ = scanned.send(());
             let _ = go.await;
+        }
+    }
+
+    /// In a repository purge, before any row goes: tells the test, then
+    /// never continues (the test "crashes" the store there).
+    pub(crate) async fn pause_in_repo_purge(&self) {
+        let armed = self.in_repo_purge.lock().expect("hook lock").take();
+        if let Some(reached) = armed {
+            let _ = reached.send(());
+            std::future::pending::<()>().await;
         }
     }
 
@@ -234,5 +246,71 @@ fn gc_running_flag_clears_when_a_run_panics() {
                 Err(e) => panic!("start: {e}"),
             }
         }
+    });
+}
+
+/// A repository delete cut short (the store stops after the durable mark
+/// and after some rows went) leaves the repository hidden, not half there;
+/// on the next open the purge resumes and finishes, and nothing dangles.
+#[test]
+fn repository_delete_cut_short_stays_hidden_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo: RepoName = "race/doomed".parse().unwrap();
+    let keep: RepoName = "race/keep".parse().unwrap();
+    {
+        let rt = rt();
+        rt.block_on(async {
+            let reg = open(dir.path()).await;
+            push_image(&reg, &repo, "v1").await;
+            push_image(&reg, &repo, "v2").await;
+            push_image(&reg, &keep, "v1").await;
+            let (reached_tx, reached_rx) = oneshot::channel();
+            *reg.inner.hooks.in_repo_purge.lock().unwrap() = Some(reached_tx);
+            let deleter = reg.clone();
+            let r = repo.clone();
+            tokio::spawn(async move { deleter.repository_delete(&r).await });
+            reached_rx.await.expect("purge started");
+            // What a crash part-way through the purge leaves: some rows
+            // gone, the rest still there.
+            reg.meta()
+                .transact(|tx| tx.delete(Table::Tags, &layout::repo_key(&repo, "v1")))
+                .unwrap();
+            reg.flush_meta().await.unwrap();
+        });
+        // Dropping the runtime drops the stuck purge and every handle.
+    }
+    rt().block_on(async {
+        let reg = open(dir.path()).await;
+        // Hidden from the first moment, whether or not the purge is done.
+        let catalog = reg.catalog(None, 100).unwrap().items;
+        assert!(
+            !catalog.contains(&repo.to_string()),
+            "half-deleted repository listed: {catalog:?}"
+        );
+        assert!(
+            reg.manifest_head(&repo, &Reference::Tag("v2".parse().unwrap()))
+                .is_err(),
+            "half-deleted repository still serves a tag"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while reg
+            .meta()
+            .get(Table::Repos, repo.as_str().as_bytes())
+            .unwrap()
+            .is_some()
+        {
+            assert!(std::time::Instant::now() < deadline, "purge did not resume");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            reg.catalog(None, 100).unwrap().items,
+            vec![keep.to_string()]
+        );
+        reg.manifest_head(&keep, &Reference::Tag("v1".parse().unwrap()))
+            .expect("the other repository is untouched");
+        let report = reg.fsck(false).await.expect("fsck");
+        assert!(report.is_clean(), "fsck: {report:?}");
+        // The name is usable again.
+        push_image(&reg, &repo, "v3").await;
     });
 }

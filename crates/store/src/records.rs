@@ -82,6 +82,10 @@ pub struct RepoRecord {
     /// Last pull (batched, may lag a few seconds).
     #[serde(default)]
     pub last_pull: Option<Millis>,
+    /// Being deleted: hidden everywhere while its rows are purged, and the
+    /// purge resumes after a restart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 /// A blob whose bytes are stored.

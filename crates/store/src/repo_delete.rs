@@ -1,0 +1,95 @@
+//! Repository deletion: a durable mark first (the repository is hidden
+//! everywhere from then on, across restarts), then the rows, the
+//! repository row last. A purge a stop cut short resumes when the store
+//! opens again.
+
+use berth_oci::RepoName;
+
+use crate::admin::Deleting;
+use crate::error::{Error, Result};
+use crate::meta::{self, MetaDbExt, Table};
+use crate::records::{NamespaceRecord, NamespaceStatus, RepoRecord};
+use crate::Registry;
+
+impl Registry {
+    /// Deletes a repository with all its tags and artifacts; it disappears
+    /// from `_catalog` and `/v2` at once. The mark that hides it is durable
+    /// before any row goes, so a crash part-way leaves it hidden, and the
+    /// purge resumes on restart: it is either all there or all gone.
+    pub async fn repository_delete(&self, repo: &RepoName) -> Result<()> {
+        let unknown = || Error::RepoUnknown {
+            name: repo.to_string(),
+        };
+        if !self.repo_exists(repo)? || self.inner.deleting.hides(repo) {
+            return Err(unknown());
+        }
+        let key = repo.as_str().as_bytes();
+        self.meta().transact(|tx| {
+            let Some(mut rec) = meta::tx_get::<RepoRecord>(tx, Table::Repos, key)? else {
+                return Err(unknown().into());
+            };
+            if rec.deleting {
+                return Err(unknown().into());
+            }
+            rec.deleting = true;
+            meta::tx_put(tx, Table::Repos, key, &rec)
+        })?;
+        self.inner
+            .deleting
+            .insert(Deleting::repo_key(repo.as_str()));
+        self.durable().await?;
+        self.purge_repo(repo).await
+    }
+
+    /// Purges a repository marked as being deleted, then makes its name
+    /// usable again.
+    async fn purge_repo(&self, repo: &RepoName) -> Result<()> {
+        #[cfg(test)]
+        self.inner.hooks.pause_in_repo_purge().await;
+        let r = self.purge_repo_rows(repo);
+        if r.is_ok() {
+            self.inner
+                .deleting
+                .remove(&Deleting::repo_key(repo.as_str()));
+        }
+        r?;
+        self.durable().await?;
+        tracing::info!(repository = %repo, "repository deleted");
+        Ok(())
+    }
+
+    /// Repositories whose deletion a stop interrupted, now hidden again;
+    /// those of namespaces being deleted are left to the namespace's purge.
+    pub(crate) fn load_deleting_repos(&self) -> Result<Vec<RepoName>> {
+        let mut out = Vec::new();
+        for (k, v) in self.meta().scan(Table::Repos, b"", None, usize::MAX)? {
+            let rec: RepoRecord = meta::decode(Table::Repos, &v)?;
+            if !rec.deleting {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(&k).unwrap_or("").parse::<RepoName>() else {
+                continue;
+            };
+            self.inner
+                .deleting
+                .insert(Deleting::repo_key(name.as_str()));
+            let ns_deleting = self
+                .meta()
+                .get_json::<NamespaceRecord>(Table::Namespaces, name.namespace().as_bytes())?
+                .is_some_and(|n| n.status == NamespaceStatus::Deleting);
+            if !ns_deleting {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn spawn_repo_purge(&self, repo: RepoName) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.purge_repo(&repo).await {
+                tracing::error!(repository = %repo, error = %e, "repository deletion failed; it will resume on restart");
+            }
+        });
+    }
+}
