@@ -65,6 +65,15 @@ pub struct ServerSection {
     pub max_header_bytes: usize,
     /// Most blob uploads receiving bytes at once (more get 429).
     pub max_concurrent_uploads: usize,
+    /// Most blob uploads one client (user, token, or address when
+    /// anonymous) may have receiving bytes at once (more get 429).
+    pub max_concurrent_uploads_per_client: usize,
+    /// Manifest bytes being received at once over all pushes (more get
+    /// 429).
+    pub max_manifest_bytes_in_flight: u64,
+    /// Seconds a request body may make no progress before the request is
+    /// answered 408 and its connection closed.
+    pub body_read_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -79,6 +88,9 @@ impl Default for ServerSection {
             max_connections: d.max_connections,
             max_header_bytes: d.max_header_bytes,
             max_concurrent_uploads: d.max_concurrent_uploads,
+            max_concurrent_uploads_per_client: d.max_concurrent_uploads_per_client,
+            max_manifest_bytes_in_flight: d.max_manifest_bytes_in_flight,
+            body_read_timeout_secs: d.body_read_timeout.as_secs(),
         }
     }
 }
