@@ -431,3 +431,160 @@ fn base64_basic(u: &str, p: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
 }
+
+/// A client bound to `ip` (a loopback address), so that tests can be
+/// several anonymous clients at once. Raw connections ([`stalled`]) come
+/// from 127.0.0.1.
+fn client_from(ip: &str) -> reqwest::blocking::Client {
+    common::install_tls_provider();
+    reqwest::blocking::Client::builder()
+        .local_address(Some(ip.parse().unwrap()))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn one_client_cannot_take_every_upload_place() {
+    let (server, _dir) = serve(
+        "[server]\nmax_concurrent_uploads = 8\nmax_concurrent_uploads_per_client = 2\nbody_read_timeout_secs = 2\n",
+    );
+    let url = server.url().to_string();
+    let a = addr(&url);
+    let me = client_from("127.0.0.1");
+    let other = client_from("127.0.0.2");
+    let session = |c: &reqwest::blocking::Client| {
+        let r = c
+            .post(format!("{url}/v2/share/app/blobs/uploads/"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.headers()["location"].to_str().unwrap().to_string()
+    };
+    let mine: Vec<String> = (0..3).map(|_| session(&me)).collect();
+    let theirs = session(&other);
+    // Two stalled chunks from 127.0.0.1 use its whole share.
+    let mut slow: Vec<TcpStream> = mine[..2]
+        .iter()
+        .map(|loc| stalled(&a, "PATCH", loc, "", 1000, 1))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = me
+        .patch(format!("{url}{}", mine[2]))
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429, "a third upload of the same client");
+    assert_eq!(r.headers()["retry-after"], "1");
+    let e: Value = r.json().unwrap();
+    assert_eq!(e["errors"][0]["code"], "TOOMANYREQUESTS");
+    assert!(
+        e["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_uploads_per_client"),
+        "{e}"
+    );
+    // Another client still uploads.
+    let r = other
+        .patch(format!("{url}{theirs}"))
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // The stalled bodies are dropped after the body read timeout, which
+    // gives the places back.
+    for s in &mut slow {
+        let head = read_head(s, Duration::from_secs(10));
+        assert_eq!(status_of(&head), 408, "{head:?}");
+    }
+    let r = me
+        .patch(format!("{url}{}", mine[2]))
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
+#[test]
+fn manifest_bytes_in_flight_are_bounded() {
+    let (server, _dir) = serve("[server]\nmax_manifest_bytes_in_flight = 16384\n");
+    let url = server.url().to_string();
+    let a = addr(&url);
+    let c = common::client();
+    let blobs = push_blobs(&c, &url, "budget/app", "budget");
+    let body = image(&blobs, MT, CONFIG_MT, LAYER_MT);
+    // Two stalled 6000-byte manifests take 12000 of the 16384 bytes.
+    let mut slow: Vec<TcpStream> = (0..2)
+        .map(|i| {
+            stalled(
+                &a,
+                "PUT",
+                &format!("/v2/budget/app/manifests/s{i}"),
+                &format!("Content-Type: {MT}\r\n"),
+                6000,
+                10,
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let padded = format!("{}{}", body, " ".repeat(6000 - body.len()));
+    let r = c
+        .put(format!("{url}/v2/budget/app/manifests/third"))
+        .header("content-type", MT)
+        .body(padded.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429, "a manifest past the budget");
+    assert_eq!(r.headers()["retry-after"], "1");
+    // A small one still fits.
+    let r = c
+        .put(format!("{url}/v2/budget/app/manifests/small"))
+        .header("content-type", MT)
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    drop(slow.drain(..));
+    std::thread::sleep(Duration::from_millis(300));
+    let r = c
+        .put(format!("{url}/v2/budget/app/manifests/third"))
+        .header("content-type", MT)
+        .body(padded)
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        201,
+        "the budget is given back when the stalled pushes go"
+    );
+}
+
+#[test]
+fn request_head_over_max_header_bytes_gets_431_at_the_limit() {
+    let (server, _dir) = serve("[server]\nmax_header_bytes = 65536\n");
+    let a = addr(server.url());
+    let send = |size: usize| {
+        let fixed = "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Pad: \r\n\r\n".len();
+        let head = format!(
+            "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(size - fixed)
+        );
+        assert_eq!(head.len(), size);
+        let mut s = TcpStream::connect(&a).unwrap();
+        let _ = s.write_all(head.as_bytes());
+        read_head(&mut s, Duration::from_secs(10))
+    };
+    for size in [65537, 70_000, 114 << 10] {
+        let head = send(size);
+        assert!(
+            head.starts_with("HTTP/1.1 431"),
+            "a {size}-byte head answered {head:?}"
+        );
+    }
+    let head = send(65536);
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "a head at the limit answered {head:?}"
+    );
+}

@@ -50,7 +50,8 @@ fn head_len<B>(req: &Request<B>) -> usize {
             .path_and_query()
             .map(|p| p.as_str().len())
             .unwrap_or(1)
-        + " HTTP/1.1\r\n".len();
+        + " HTTP/1.1\r\n".len()
+        + 1;
     let headers: usize = req
         .headers()
         .iter()
