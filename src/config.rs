@@ -103,6 +103,8 @@ pub struct StorageSection {
     pub data_dir: PathBuf,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
+    /// Most upload sessions open at once in one repository (more get 429).
+    pub max_open_uploads_per_repository: usize,
 }
 
 impl Default for StorageSection {
@@ -110,6 +112,7 @@ impl Default for StorageSection {
         StorageSection {
             data_dir: PathBuf::from("./berth-data"),
             max_manifest_bytes: 4 << 20,
+            max_open_uploads_per_repository: 1000,
         }
     }
 }
@@ -271,6 +274,7 @@ impl Config {
     pub fn store(&self) -> berth_store::StoreConfig {
         let mut c = berth_store::StoreConfig::new(&self.storage.data_dir);
         c.max_manifest_bytes = self.storage.max_manifest_bytes;
+        c.max_open_uploads_per_repository = self.storage.max_open_uploads_per_repository.max(1);
         c.gc_grace = std::time::Duration::from_secs(self.gc.grace_period_secs);
         c.upload_ttl = std::time::Duration::from_secs(self.gc.upload_ttl_secs);
         c

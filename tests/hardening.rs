@@ -588,3 +588,98 @@ fn request_head_over_max_header_bytes_gets_431_at_the_limit() {
         "a head at the limit answered {head:?}"
     );
 }
+
+#[test]
+fn upload_sessions_per_repository_are_limited_and_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("berth.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\nmax_open_uploads_per_repository = 3\n[gc]\nupload_ttl_secs = 2\n",
+    )
+    .unwrap();
+    let mut server = common::Server::start_in(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let c = common::client();
+    let start = |url: &str, repo: &str| {
+        c.post(format!("{url}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .unwrap()
+    };
+    let url = server.url().to_string();
+    let open: Vec<String> = (0..3)
+        .map(|_| {
+            let r = start(&url, "sess/app");
+            assert_eq!(r.status(), 202);
+            r.headers()["location"].to_str().unwrap().to_string()
+        })
+        .collect();
+    let refused = |url: &str| {
+        let r = start(url, "sess/app");
+        assert_eq!(r.status(), 429, "a session past the limit");
+        let e: Value = r.json().unwrap();
+        assert_eq!(e["errors"][0]["code"], "TOOMANYREQUESTS");
+        let detail = e["errors"][0]["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("finish or cancel") && detail.contains("expire after 2 s"),
+            "{detail}"
+        );
+    };
+    refused(&url);
+    // Other repositories have their own limit.
+    assert_eq!(start(&url, "sess/other").status(), 202);
+    // A cancelled session frees its place; so does a finished one.
+    let r = c.delete(format!("{url}{}", open[0])).send().unwrap();
+    assert_eq!(r.status(), 204);
+    let again = start(&url, "sess/app");
+    assert_eq!(again.status(), 202);
+    refused(&url);
+    let d = common::digest(b"done");
+    let r = c
+        .put(common::with_param(
+            &format!("{url}{}", open[1]),
+            &format!("digest={d}"),
+        ))
+        .body("done")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(start(&url, "sess/app").status(), 202);
+    // The count survives a restart: it comes from the recorded sessions.
+    server.restart();
+    let url = server.url().to_string();
+    refused(&url);
+    // Expired sessions free their places too.
+    std::thread::sleep(Duration::from_millis(2500));
+    let r = c
+        .post(format!("{url}/api/v1/gc"))
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = c
+            .get(format!("{url}/api/v1/gc/runs/{id}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["finished_at"].is_string() {
+            assert!(v["report"]["uploads_expired"].as_u64().unwrap() >= 3, "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "gc did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..3 {
+        assert_eq!(start(&url, "sess/app").status(), 202);
+    }
+    refused(&url);
+}
