@@ -65,6 +65,15 @@ pub struct ServerSection {
     pub max_header_bytes: usize,
     /// Most blob uploads receiving bytes at once (more get 429).
     pub max_concurrent_uploads: usize,
+    /// Most blob uploads one client (user, token, or address when
+    /// anonymous) may have receiving bytes at once (more get 429).
+    pub max_concurrent_uploads_per_client: usize,
+    /// Manifest bytes being received at once over all pushes (more get
+    /// 429).
+    pub max_manifest_bytes_in_flight: u64,
+    /// Seconds a request body may make no progress before the request is
+    /// answered 408 and its connection closed.
+    pub body_read_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -79,6 +88,9 @@ impl Default for ServerSection {
             max_connections: d.max_connections,
             max_header_bytes: d.max_header_bytes,
             max_concurrent_uploads: d.max_concurrent_uploads,
+            max_concurrent_uploads_per_client: d.max_concurrent_uploads_per_client,
+            max_manifest_bytes_in_flight: d.max_manifest_bytes_in_flight,
+            body_read_timeout_secs: d.body_read_timeout.as_secs(),
         }
     }
 }
@@ -91,6 +103,8 @@ pub struct StorageSection {
     pub data_dir: PathBuf,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
+    /// Most upload sessions open at once in one repository (more get 429).
+    pub max_open_uploads_per_repository: usize,
 }
 
 impl Default for StorageSection {
@@ -98,6 +112,7 @@ impl Default for StorageSection {
         StorageSection {
             data_dir: PathBuf::from("./berth-data"),
             max_manifest_bytes: 4 << 20,
+            max_open_uploads_per_repository: 1000,
         }
     }
 }
@@ -259,6 +274,7 @@ impl Config {
     pub fn store(&self) -> berth_store::StoreConfig {
         let mut c = berth_store::StoreConfig::new(&self.storage.data_dir);
         c.max_manifest_bytes = self.storage.max_manifest_bytes;
+        c.max_open_uploads_per_repository = self.storage.max_open_uploads_per_repository.max(1);
         c.gc_grace = std::time::Duration::from_secs(self.gc.grace_period_secs);
         c.upload_ttl = std::time::Duration::from_secs(self.gc.upload_ttl_secs);
         c

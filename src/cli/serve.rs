@@ -112,6 +112,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             max_connections: cfg.server.max_connections,
             max_header_bytes: cfg.server.max_header_bytes,
             max_concurrent_uploads: cfg.server.max_concurrent_uploads,
+            max_concurrent_uploads_per_client: cfg.server.max_concurrent_uploads_per_client,
+            max_manifest_bytes_in_flight: cfg.server.max_manifest_bytes_in_flight,
+            body_read_timeout: Duration::from_secs(cfg.server.body_read_timeout_secs.max(1)),
         },
     );
     state.tls = tls;

@@ -142,6 +142,19 @@ fn descriptors(
     }
 }
 
+/// A media type Berth stores must be one it can serve back: RFC 6838, no
+/// control characters (it becomes a `Content-Type` header).
+fn check_media_type(what: &str, value: &str) -> Result<(), ManifestError> {
+    if mt::is_valid(value) {
+        Ok(())
+    } else {
+        let shown: String = value.chars().take(200).collect();
+        Err(ManifestError::Invalid(format!(
+            "{what} {shown:?} is not a valid media type (type/subtype, RFC 6838)"
+        )))
+    }
+}
+
 /// Header values that say nothing about the manifest's type.
 fn is_generic_content_type(ct: &str) -> bool {
     matches!(
@@ -228,6 +241,10 @@ impl ParsedManifest {
                 }
             }
         };
+        check_media_type("mediaType", &media_type)?;
+        if let Some(a) = &raw.artifact_type {
+            check_media_type("artifactType", a)?;
+        }
         let kind = match media_type.as_str() {
             mt::OCI_MANIFEST | mt::DOCKER_MANIFEST => ManifestKind::Image,
             mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST => ManifestKind::Index,
@@ -257,6 +274,18 @@ impl ParsedManifest {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => Some(descriptor(v, "subject")?),
         };
+        let named = config
+            .iter()
+            .map(|d| ("config", d))
+            .chain(layers.iter().map(|d| ("layers", d)))
+            .chain(manifests.iter().map(|d| ("manifests", d)))
+            .chain(subject.iter().map(|d| ("subject", d)));
+        for (what, d) in named {
+            check_media_type(&format!("{what} mediaType"), &d.media_type)?;
+            if let Some(a) = &d.artifact_type {
+                check_media_type(&format!("{what} artifactType"), a)?;
+            }
+        }
         match kind {
             ManifestKind::Image => {
                 if config.is_none() {

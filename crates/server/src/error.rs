@@ -62,6 +62,7 @@ impl From<Error> for ApiError {
         let code = match &e {
             Error::BlobUnknown { .. } => ErrorCode::BlobUnknown,
             Error::UploadUnknown { .. } => ErrorCode::BlobUploadUnknown,
+            Error::TooManyUploads { .. } => ErrorCode::TooManyRequests,
             Error::UploadOffset { expected, .. } => {
                 let range = format!("0-{}", expected.saturating_sub(1));
                 return ApiError::new(ErrorCode::RangeInvalid, msg)

@@ -9,7 +9,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod error;
+mod limits;
 mod query;
 pub mod router;
 pub mod tls;
@@ -19,6 +21,7 @@ mod v2;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,6 +63,15 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most blob uploads receiving bytes at once; more get 429.
     pub max_concurrent_uploads: usize,
+    /// Most blob uploads one client (a user or token; an address for
+    /// anonymous callers) may have receiving bytes at once; more get 429.
+    pub max_concurrent_uploads_per_client: usize,
+    /// Manifest bytes being received at once, over all requests; a push
+    /// that would pass it gets 429.
+    pub max_manifest_bytes_in_flight: u64,
+    /// How long a request body may make no progress before the request is
+    /// answered 408 and its connection closed.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +83,9 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_header_bytes: 64 << 10,
             max_concurrent_uploads: 256,
+            max_concurrent_uploads_per_client: 32,
+            max_manifest_bytes_in_flight: 64 << 20,
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -89,6 +104,12 @@ pub struct AppState {
     /// Why: each upload holds buffers and a file; bounding how many receive
     /// bytes at once bounds memory and open files whatever clients do.
     pub(crate) uploads: Arc<Semaphore>,
+    /// Per-client share of the upload places, so that one client cannot
+    /// take them all.
+    pub(crate) client_uploads: Arc<limits::ClientSlots>,
+    /// Why: manifests are buffered whole before parsing; bounding the bytes
+    /// being received bounds that memory whatever the number of pushes.
+    pub(crate) manifest_bytes: Arc<Semaphore>,
     /// Why: each connection costs a task, buffers and a file descriptor.
     connections: Arc<Semaphore>,
 }
@@ -101,6 +122,10 @@ impl AppState {
             auth: Arc::default(),
             tls: None,
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1))),
+            client_uploads: Arc::default(),
+            manifest_bytes: Arc::new(Semaphore::new(limits::manifest_permits(
+                config.max_manifest_bytes_in_flight,
+            ))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             config,
         }
@@ -227,8 +252,11 @@ enum Plane {
     V2,
 }
 
-async fn handle(state: AppState, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
+async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let idle = state.config.body_read_timeout;
+    let req = req.map(|b| body::Incoming::new(b, idle, timed_out.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let plane = if path == "/api/v1" || path.starts_with("/api/v1/") {
@@ -240,18 +268,35 @@ async fn handle(state: AppState, peer: SocketAddr, mut req: Request<Incoming>) -
     };
     let (addr, scheme) =
         auth::client_addr(&state.config.auth, peer, req.headers(), state.tls.is_some());
-    let caller = match admit(&state, addr, scheme, &path, plane, &req).await {
+    // Head checks first: no body byte is read before the request is known
+    // to be admissible.
+    let admitted = match limits::check_head(&state, &req, plane) {
+        Err(resp) => Err(resp),
+        Ok(()) => admit(&state, addr, scheme, &path, plane, &req)
+            .await
+            .and_then(|c| limits::check_caller(&c, &req, plane).map(|()| c)),
+    };
+    let caller = match admitted {
         Ok(c) => c,
         Err(resp) => {
+            // Refused from the head: an unread body cannot be taken for the
+            // next request, so such a connection ends here.
+            let resp = limits::closing(resp, limits::body_pending(&req));
             access_log(peer, addr, &method, &path, &resp, start);
             return resp;
         }
     };
-    req.extensions_mut().insert(caller.clone());
+    // The caller is handed to each plane explicitly: no handler can run
+    // without one, and none can fall back to a default with every right.
     let resp = match plane {
-        Plane::Api => api::dispatch(&state, req).await,
+        Plane::Api => api::dispatch(&state, &caller, req).await,
         Plane::Token => token::dispatch(&state, caller.clone(), req).await,
-        Plane::V2 => v2::dispatch(&state, req).await,
+        Plane::V2 => v2::dispatch(&state, &caller, req).await,
+    };
+    let resp = if timed_out.load(Ordering::Relaxed) {
+        limits::body_timeout(idle, plane)
+    } else {
+        resp
     };
     if plane == Plane::V2 {
         auth::audit_v2(&state, &caller, &method, &path, resp.status().as_u16());
@@ -267,7 +312,7 @@ async fn admit(
     scheme: &'static str,
     path: &str,
     plane: Plane,
-    req: &Request<Incoming>,
+    req: &Request<body::Incoming>,
 ) -> Result<auth::Caller, Response<Body>> {
     let refuse = |status: u16, code: berth_oci::ErrorCode, api_code: &'static str, msg: String| {
         if plane == Plane::Api {

@@ -4,17 +4,17 @@
 //! JWT granting the intersection of the scopes asked for and the caller's
 //! rights.
 
+use crate::body::Incoming;
 use berth_oci::ErrorCode;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::auth::{self, AuthFailure, AuthMode, Caller, Principal};
 use crate::error::ApiError;
 use crate::{full, AppState, Body};
 
-const MAX_FORM: usize = 64 << 10;
+pub(crate) const MAX_FORM: usize = 64 << 10;
 
 /// The 401/429 answer to failed credentials on `/auth/token`.
 pub(crate) fn failure_error(f: AuthFailure) -> ApiError {

@@ -7,7 +7,9 @@ use futures::StreamExt;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, BodyStream, Empty, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
+
+use crate::body::Incoming;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
@@ -26,9 +28,16 @@ const TAGS_MAX: usize = 100_000;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+/// Handles a `/v2` request for `caller`, who was authenticated from the
+/// request head. The caller is a parameter, not looked up: a request that
+/// reaches here without one cannot be written.
+pub(crate) async fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let is_head = req.method() == Method::HEAD;
-    let mut resp = match route(state, req).await {
+    let mut resp = match route(state, caller, req).await {
         Ok(r) => r,
         Err(e) => error_response(e),
     };
@@ -55,13 +64,29 @@ pub(crate) fn error_response(e: ApiError) -> Response<Body> {
         b = b.header(k, v);
     }
     b = b.header(API_VERSION, "registry/2.0");
-    b.body(full(body)).expect("valid response")
+    b.body(full(body)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "error response could not be built");
+        let mut r = Response::new(full(Bytes::new()));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>> {
+/// Finishes a response. Header values may come from stored data (a
+/// manifest's media type); one that cannot be sent is a server fault,
+/// logged and answered 500, never a panic of the connection task.
+fn build(b: http::response::Builder, body: Body) -> Result<Response<Body>> {
+    b.body(body).map_err(build_failed)
+}
+
+async fn route(
+    state: &AppState,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
     let endpoint = match router::parse(req.uri().path()) {
         Ok(e) => e,
-        Err(e) => return Err(invalid_reference(state, &req, e)),
+        Err(e) => return Err(invalid_reference(state, caller, &req, e)),
     };
     if !endpoint.allows(req.method()) {
         return Err(ApiError::new(
@@ -69,25 +94,20 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             format!("{} is not allowed on {}", req.method(), req.uri().path()),
         ));
     }
-    let caller = req
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_else(|| Caller::open(std::net::Ipv4Addr::LOCALHOST.into()));
-    auth::authorize_v2(state, &caller, req.headers(), &endpoint, req.method())?;
+    auth::authorize_v2(state, caller, req.headers(), &endpoint, req.method())?;
     let q = Query::parse(req.uri().query());
     let m = req.method().clone();
     let reg = &state.registry;
     match endpoint {
-        Endpoint::Health => Ok(Response::builder()
-            .header(CONTENT_TYPE, "text/plain")
-            .body(full("ok\n"))
-            .expect("valid")),
+        Endpoint::Health => build(
+            Response::builder().header(CONTENT_TYPE, "text/plain"),
+            full("ok\n"),
+        ),
         Endpoint::Base => Ok(json(StatusCode::OK, "{}".to_string())),
         Endpoint::Catalog => {
             let n = q.n(CATALOG_MAX)?.min(CATALOG_MAX);
             let last = q.get("last");
-            let page = auth::catalog(state, &caller, last, n)?;
+            let page = auth::catalog(state, caller, last, n)?;
             let link = page
                 .more
                 .then(|| {
@@ -128,7 +148,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             if filter.is_some() {
                 r = r.header("oci-filters-applied", "artifactType");
             }
-            Ok(r.body(full(body)).expect("valid"))
+            build(r, full(body))
         }
         Endpoint::Manifest(repo, reference) => match m {
             Method::GET | Method::HEAD => {
@@ -149,7 +169,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                 Ok(accepted())
             }
         },
-        Endpoint::UploadStart(repo) => start_upload(state, &caller, &repo, &q, req).await,
+        Endpoint::UploadStart(repo) => start_upload(state, caller, &repo, &q, req).await,
         Endpoint::Upload(repo, id) => match m {
             Method::GET => {
                 let st = reg.upload_status(&repo, &id).await?;
@@ -161,7 +181,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                 ))
             }
             Method::PATCH => {
-                let _slot = upload_slot(state)?;
+                let _slot = upload_slot(state, caller)?;
                 let start = content_range_start(req.headers())?;
                 let (body, len) = body_stream(req);
                 let st = reg.upload_append(&repo, &id, start, body, len).await?;
@@ -179,7 +199,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                         "PUT must name the blob's digest: ?digest=<algorithm>:<hex>",
                     )
                 })?;
-                let _slot = upload_slot(state)?;
+                let _slot = upload_slot(state, caller)?;
                 let (body, len) = body_stream(req);
                 reg.upload_finish(&repo, &id, &digest, Some((body, len)))
                     .await?;
@@ -187,10 +207,10 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             }
             _ => {
                 reg.upload_cancel(&repo, &id).await?;
-                Ok(Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .body(full(Bytes::new()))
-                    .expect("valid"))
+                build(
+                    Response::builder().status(StatusCode::NO_CONTENT),
+                    full(Bytes::new()),
+                )
             }
         },
     }
@@ -200,7 +220,12 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
 /// manifest whose reference is neither a digest nor a tag names a manifest
 /// that cannot exist: 404 MANIFEST_UNKNOWN (after the same authorisation as
 /// any manifest request, so the answer reveals nothing a 401 would hide).
-fn invalid_reference(state: &AppState, req: &Request<Incoming>, refused: ApiError) -> ApiError {
+fn invalid_reference(
+    state: &AppState,
+    caller: &Caller,
+    req: &Request<Incoming>,
+    refused: ApiError,
+) -> ApiError {
     let m = req.method();
     if !(*m == Method::GET || *m == Method::HEAD || *m == Method::DELETE) {
         return refused;
@@ -208,18 +233,13 @@ fn invalid_reference(state: &AppState, req: &Request<Incoming>, refused: ApiErro
     let Some((repo, why)) = router::invalid_manifest_reference(req.uri().path()) else {
         return refused;
     };
-    let caller = req
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_else(|| Caller::open(std::net::Ipv4Addr::LOCALHOST.into()));
     // Authorisation of a manifest request depends on the repository and
     // the method only, never on the reference: any valid one stands in.
     let Ok(tag) = "latest".parse() else {
         return refused;
     };
     let stand_in = Endpoint::Manifest(repo, Reference::Tag(tag));
-    if let Err(e) = auth::authorize_v2(state, &caller, req.headers(), &stand_in, m) {
+    if let Err(e) = auth::authorize_v2(state, caller, req.headers(), &stand_in, m) {
         return e;
     }
     ApiError::new(
@@ -253,7 +273,7 @@ async fn start_upload(
         return Ok(upload_response(StatusCode::ACCEPTED, repo, &st.id, st.size));
     }
     if let Some(digest) = q.digest()? {
-        let _slot = upload_slot(state)?;
+        let _slot = upload_slot(state, caller)?;
         let (body, len) = body_stream(req);
         reg.blob_put(repo, &digest, body, len).await?;
         return Ok(blob_created(repo, &digest));
@@ -301,15 +321,14 @@ async fn get_blob(
             .header(CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end));
     }
     if head || len == 0 {
-        return Ok(b.body(full(Bytes::new())).expect("valid"));
+        return build(b, full(Bytes::new()));
     }
     let read = reg.blob_read(repo, digest, range).await?;
     let stream = read.body.map(|r| {
         r.map(Frame::data)
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
     });
-    Ok(b.body(BodyExt::boxed_unsync(StreamBody::new(stream)))
-        .expect("valid"))
+    build(b, BodyExt::boxed_unsync(StreamBody::new(stream)))
 }
 
 async fn get_manifest(
@@ -324,13 +343,14 @@ async fn get_manifest(
     } else {
         reg.manifest_get(repo, reference).await?
     };
-    Ok(Response::builder()
-        .header(CONTENT_TYPE, m.media_type.as_str())
-        .header(CONTENT_LENGTH, m.size)
-        .header(DOCKER_CONTENT_DIGEST, m.digest.to_string())
-        .header("etag", format!("\"{}\"", m.digest))
-        .body(full(m.bytes))
-        .expect("valid"))
+    build(
+        Response::builder()
+            .header(CONTENT_TYPE, m.media_type.as_str())
+            .header(CONTENT_LENGTH, m.size)
+            .header(DOCKER_CONTENT_DIGEST, m.digest.to_string())
+            .header("etag", format!("\"{}\"", m.digest)),
+        full(m.bytes),
+    )
 }
 
 async fn put_manifest(
@@ -340,11 +360,28 @@ async fn put_manifest(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let limit = state.registry.config().max_manifest_bytes;
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+    // The media type is stored and served back as Content-Type: it must be
+    // a valid one (RFC 6838), parameters allowed and then dropped.
+    let content_type = match req.headers().get(CONTENT_TYPE) {
+        None => None,
+        Some(v) => {
+            let text = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|t| t.is_empty() || media_type::is_valid(t))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::ManifestInvalid,
+                        format!(
+                            "Content-Type {:?} is not a valid media type (type/subtype, RFC 6838)",
+                            String::from_utf8_lossy(v.as_bytes())
+                        ),
+                    )
+                })?;
+            Some(text.split(';').next().unwrap_or("").trim().to_string())
+        }
+    };
     let (mut body, declared) = body_stream(req);
     if let Some(len) = declared.filter(|l| *l > limit) {
         drain(body).await;
@@ -353,6 +390,20 @@ async fn put_manifest(
             format!("manifest is {len} bytes; the limit is {limit} bytes"),
         ));
     }
+    // The manifest is buffered whole: reserve its bytes (the limit when no
+    // length is declared) in the registry-wide budget first.
+    let budget = state.config.max_manifest_bytes_in_flight;
+    let want = crate::limits::manifest_permits(declared.unwrap_or(limit))
+        .min(crate::limits::manifest_permits(budget)) as u32;
+    let _budget = state.manifest_bytes.try_acquire_many(want).map_err(|_| {
+        ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "{budget} bytes of manifests are being received already (server.max_manifest_bytes_in_flight); retry shortly"
+            ),
+        )
+        .with_header(http::header::RETRY_AFTER, "1".to_string())
+    })?;
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         buf.extend_from_slice(&chunk?);
@@ -376,7 +427,7 @@ async fn put_manifest(
     if let Some(s) = put.subject {
         r = r.header("oci-subject", s.to_string());
     }
-    Ok(r.body(full(Bytes::new())).expect("valid"))
+    build(r, full(Bytes::new()))
 }
 
 /// Reads and discards what is left of a rejected body (up to a bound), so
@@ -392,17 +443,38 @@ async fn drain(mut body: ByteStream) {
     }
 }
 
-/// A place among the uploads receiving bytes, or 429 when all are taken.
-fn upload_slot(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>> {
-    state.uploads.try_acquire().map_err(|_| {
-        ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!(
-                "{} uploads are receiving data already (server.max_concurrent_uploads); retry shortly",
-                state.config.max_concurrent_uploads
-            ),
-        )
-        .with_header(http::header::RETRY_AFTER, "1".to_string())
+/// A place among the uploads receiving bytes: one of the registry's and
+/// one of the caller's own share.
+struct UploadSlot<'a> {
+    _global: tokio::sync::SemaphorePermit<'a>,
+    _client: crate::limits::ClientSlot,
+}
+
+/// A place among the uploads receiving bytes, or 429 when all are taken or
+/// the caller already has its share.
+fn upload_slot<'a>(state: &'a AppState, caller: &Caller) -> Result<UploadSlot<'a>> {
+    let busy = |msg: String| {
+        ApiError::new(ErrorCode::TooManyRequests, msg)
+            .with_header(http::header::RETRY_AFTER, "1".to_string())
+    };
+    let global = state.uploads.try_acquire().map_err(|_| {
+        busy(format!(
+            "{} uploads are receiving data already (server.max_concurrent_uploads); retry shortly",
+            state.config.max_concurrent_uploads
+        ))
+    })?;
+    let max = state.config.max_concurrent_uploads_per_client;
+    let client = state
+        .client_uploads
+        .try_acquire(crate::limits::client_key(caller), max)
+        .ok_or_else(|| {
+            busy(format!(
+                "you have {max} uploads receiving data already (server.max_concurrent_uploads_per_client); finish one, then retry"
+            ))
+        })?;
+    Ok(UploadSlot {
+        _global: global,
+        _client: client,
     })
 }
 
@@ -412,7 +484,7 @@ fn json(status: StatusCode, body: String) -> Response<Body> {
         .header(CONTENT_TYPE, "application/json")
         .header(CONTENT_LENGTH, body.len())
         .body(full(body))
-        .expect("valid")
+        .unwrap_or_else(internal)
 }
 
 fn with_link(mut r: Response<Body>, link: Option<String>) -> Response<Body> {
@@ -429,7 +501,20 @@ fn accepted() -> Response<Body> {
         .status(StatusCode::ACCEPTED)
         .header(CONTENT_LENGTH, 0)
         .body(full(Bytes::new()))
-        .expect("valid")
+        .unwrap_or_else(internal)
+}
+
+/// The 500 answered when a response cannot be built.
+fn internal(e: http::Error) -> Response<Body> {
+    error_response(build_failed(e))
+}
+
+fn build_failed(e: http::Error) -> ApiError {
+    tracing::error!(error = %e, "response could not be built");
+    ApiError::new(
+        ErrorCode::Unknown,
+        "the response could not be built; see the server log",
+    )
 }
 
 fn blob_created(repo: &RepoName, digest: &Digest) -> Response<Body> {
@@ -439,7 +524,7 @@ fn blob_created(repo: &RepoName, digest: &Digest) -> Response<Body> {
         .header(DOCKER_CONTENT_DIGEST, digest.to_string())
         .header(CONTENT_LENGTH, 0)
         .body(full(Bytes::new()))
-        .expect("valid")
+        .unwrap_or_else(internal)
 }
 
 fn upload_response(status: StatusCode, repo: &RepoName, id: &str, size: u64) -> Response<Body> {
@@ -450,7 +535,7 @@ fn upload_response(status: StatusCode, repo: &RepoName, id: &str, size: u64) -> 
         .header(DOCKER_UPLOAD_UUID, id)
         .header(CONTENT_LENGTH, 0)
         .body(full(Bytes::new()))
-        .expect("valid")
+        .unwrap_or_else(internal)
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
@@ -523,5 +608,18 @@ impl Query {
                 ApiError::new(ErrorCode::DigestInvalid, e.to_string())
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_value_that_cannot_be_a_header_gives_500_not_a_panic() {
+        let b = Response::builder().header(CONTENT_TYPE, "application/x\u{1}y");
+        let e = build(b, full(Bytes::new())).unwrap_err();
+        assert_eq!(e.status, 500);
+        assert_eq!(e.code, ErrorCode::Unknown);
     }
 }

@@ -18,6 +18,20 @@ pub enum Error {
         /// Digest.
         digest: Digest,
     },
+    /// The repository has as many open upload sessions as it may.
+    #[error(
+        "repository {repo} has {limit} open upload sessions, the most it may have \
+         (storage.max_open_uploads_per_repository): finish or cancel some \
+         (DELETE on the session URL); idle sessions expire after {ttl_secs} s"
+    )]
+    TooManyUploads {
+        /// Repository.
+        repo: String,
+        /// The limit.
+        limit: usize,
+        /// Idle sessions expire after this many seconds.
+        ttl_secs: u64,
+    },
     /// No such upload session (never existed, finished, cancelled, expired,
     /// or belongs to another repository).
     #[error("upload session {id} is unknown")]

@@ -68,6 +68,8 @@ pub struct StoreConfig {
     pub upload_ttl: std::time::Duration,
     /// Run the garbage-collection scheduler (off for offline commands).
     pub gc_scheduler: bool,
+    /// Most upload sessions open at once in one repository.
+    pub max_open_uploads_per_repository: usize,
 }
 
 impl StoreConfig {
@@ -80,6 +82,7 @@ impl StoreConfig {
             gc_grace: std::time::Duration::from_secs(3600),
             upload_ttl: std::time::Duration::from_secs(24 * 3600),
             gc_scheduler: true,
+            max_open_uploads_per_repository: 1000,
         }
     }
 }

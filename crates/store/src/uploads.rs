@@ -34,6 +34,38 @@ pub(crate) struct Sessions {
     // Why a std Mutex: held only to look up or insert an entry, never
     // across an await.
     map: std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Live>>>>,
+    // Why: sessions per repository are limited, so the open ones are
+    // counted. Why a std Mutex: a check and an insert or removal, never
+    // held across an await. None until first needed, then loaded from the
+    // session rows in metadata, so the count survives a restart.
+    open: std::sync::Mutex<Option<OpenIndex>>,
+}
+
+/// Open sessions: which repository each belongs to, and how many each
+/// repository has.
+#[derive(Default)]
+struct OpenIndex {
+    repo_of: HashMap<Uuid, String>,
+    count: HashMap<String, usize>,
+}
+
+impl OpenIndex {
+    fn insert(&mut self, id: Uuid, repo: &str) {
+        if self.repo_of.insert(id, repo.to_string()).is_none() {
+            *self.count.entry(repo.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    fn remove(&mut self, id: &Uuid) {
+        if let Some(repo) = self.repo_of.remove(id) {
+            if let Some(n) = self.count.get_mut(&repo) {
+                *n -= 1;
+                if *n == 0 {
+                    self.count.remove(&repo);
+                }
+            }
+        }
+    }
 }
 
 pub(crate) struct Live {
@@ -56,8 +88,13 @@ impl Sessions {
             .clone()
     }
 
+    /// Forgets a session that ended (finished, cancelled, expired, or
+    /// found missing): its slot in the repository's count is free.
     pub(crate) fn remove(&self, id: &Uuid) {
         self.map.lock().expect("sessions lock poisoned").remove(id);
+        if let Some(ix) = self.open.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            ix.remove(id);
+        }
     }
 }
 
@@ -73,6 +110,7 @@ impl Registry {
     pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadState> {
         self.check_writable(repo)?;
         let id = Uuid::new_v4();
+        self.reserve_session(repo, id)?;
         let now = now_millis();
         let rec = UploadRecord {
             repo: repo.to_string(),
@@ -82,8 +120,13 @@ impl Registry {
         };
         // Not flushed here: a session lost in a crash before its first chunk
         // only makes the client start again; every chunk is flushed.
-        self.meta()
-            .transact(|tx| meta::tx_put(tx, Table::Uploads, id.to_string().as_bytes(), &rec))?;
+        if let Err(e) = self
+            .meta()
+            .transact(|tx| meta::tx_put(tx, Table::Uploads, id.to_string().as_bytes(), &rec))
+        {
+            self.inner.uploads.remove(&id);
+            return Err(e);
+        }
         let live = self.inner.uploads.entry(id);
         let mut l = live.lock().await;
         l.record = Some(rec);
@@ -92,6 +135,41 @@ impl Registry {
             id: id.to_string(),
             size: 0,
         })
+    }
+
+    /// Counts a new session against its repository's limit, or refuses it.
+    fn reserve_session(&self, repo: &RepoName, id: Uuid) -> Result<()> {
+        let limit = self.inner.cfg.max_open_uploads_per_repository;
+        let mut open = self
+            .inner
+            .uploads
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if open.is_none() {
+            // Once per process: count the sessions recorded in metadata.
+            let mut ix = OpenIndex::default();
+            for (k, v) in self.meta().scan(Table::Uploads, b"", None, usize::MAX)? {
+                let rec: UploadRecord = meta::decode(Table::Uploads, &v)?;
+                if let Some(uuid) = std::str::from_utf8(&k)
+                    .ok()
+                    .and_then(|k| Uuid::parse_str(k).ok())
+                {
+                    ix.insert(uuid, &rec.repo);
+                }
+            }
+            *open = Some(ix);
+        }
+        let ix = open.get_or_insert_with(OpenIndex::default);
+        if ix.count.get(repo.as_str()).copied().unwrap_or(0) >= limit {
+            return Err(Error::TooManyUploads {
+                repo: repo.to_string(),
+                limit,
+                ttl_secs: self.inner.cfg.upload_ttl.as_secs(),
+            });
+        }
+        ix.insert(id, repo.as_str());
+        Ok(())
     }
 
     /// Loads a session for `repo`, holding its lock for the caller.

@@ -2,9 +2,9 @@
 //! route, and the routes for users, namespace grants, scoped tokens, the
 //! signing key, the audit log and `GET /api/v1/me`.
 
+use crate::body::Incoming;
 use berth_store::{Action, AuditEntry as StoreAudit, Role, TokenInfo, TokenScope, UserInfo};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod dto;
 
+use crate::body::Incoming;
 use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};
 use berth_store::{
     ArtifactInfo, Error as StoreError, NamespaceInfo, NamespaceStatus,
@@ -18,7 +19,6 @@ use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use utoipa::OpenApi;
@@ -29,7 +29,7 @@ use crate::{full, AppState, Body};
 use dto::*;
 
 /// Largest accepted request body.
-const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 /// Largest page.
 const MAX_PAGE_SIZE: u64 = 100;
 const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -203,16 +203,17 @@ pub(crate) fn error(status: u16, code: &'static str, message: &str) -> Response<
     .response()
 }
 
-/// Handles a request whose path starts with `/api/v1`.
-pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Response<Body> {
-    let caller = req
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_else(|| Caller::open(std::net::Ipv4Addr::LOCALHOST.into()));
+/// Handles a request whose path starts with `/api/v1`, for `caller`, who
+/// was authenticated from the request head. The caller is a parameter, not
+/// looked up: a request cannot reach a handler without one.
+pub(crate) async fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = match route(state, &caller, req).await {
+    let resp = match route(state, caller, req).await {
         Ok(r) => r,
         Err(e) => e.response(),
     };
@@ -221,7 +222,7 @@ pub(crate) async fn dispatch(state: &AppState, req: Request<Incoming>) -> Respon
         let seg: Vec<String> = rest.trim_end_matches('/').split('/').map(decode).collect();
         let s: Vec<&str> = seg.iter().map(String::as_str).collect();
         if let Some(action) = access::audit_action(&s, &method) {
-            crate::auth::record(state, &caller, &action, &path, resp.status().as_str());
+            crate::auth::record(state, caller, &action, &path, resp.status().as_str());
         }
     }
     resp
