@@ -683,3 +683,133 @@ fn upload_sessions_per_repository_are_limited_and_freed() {
     }
     refused(&url);
 }
+
+/// Pushes an image `repo:tag` as `user` (Basic), with blobs unique to
+/// `salt`; returns the manifest digest.
+fn push_image_as(
+    c: &reqwest::blocking::Client,
+    url: &str,
+    repo: &str,
+    tag: &str,
+    salt: &str,
+    user: (&str, &str),
+) -> String {
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","salt":"{salt}"}}"#).into_bytes();
+    let layer = common::bytes(
+        salt.len() as u64 * 7919 + salt.as_bytes()[0] as u64,
+        3000 + salt.len(),
+    );
+    for b in [&config, &layer] {
+        let r = c
+            .post(format!(
+                "{url}/v2/{repo}/blobs/uploads/?digest={}",
+                common::digest(b)
+            ))
+            .basic_auth(user.0, Some(user.1))
+            .body(b.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "blob to {repo}");
+    }
+    let m = json!({
+        "schemaVersion": 2, "mediaType": MT,
+        "config": {"mediaType": CONFIG_MT, "digest": common::digest(&config), "size": config.len()},
+        "layers": [{"mediaType": LAYER_MT, "digest": common::digest(&layer), "size": layer.len()}],
+    })
+    .to_string();
+    let r = c
+        .put(format!("{url}/v2/{repo}/manifests/{tag}"))
+        .basic_auth(user.0, Some(user.1))
+        .header("content-type", MT)
+        .body(m.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "manifest to {repo}: {}", r.text().unwrap());
+    common::digest(m.as_bytes())
+}
+
+#[test]
+fn scoped_token_sees_nothing_outside_its_scope_in_the_management_api() {
+    let (server, _dir) = serve_token("");
+    let url = server.url().to_string();
+    let c = common::client();
+    let admin = ("admin", ADMIN_PW);
+    let r = c
+        .post(format!("{url}/api/v1/namespaces"))
+        .basic_auth(admin.0, Some(admin.1))
+        .json(&json!({"name": "priv", "is_public": false}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for (repo, salts) in [("priv/app", ["a1", "a2"]), ("priv/hidden", ["h1", "h2"])] {
+        for (i, salt) in salts.iter().enumerate() {
+            push_image_as(&c, &url, repo, &format!("v{i}"), salt, admin);
+        }
+    }
+    let r = c
+        .put(format!("{url}/api/v1/namespaces/priv/retention"))
+        .basic_auth(admin.0, Some(admin.1))
+        .json(&json!({"policies": [{"repositories": "*", "keep_last": 1}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let r = c
+        .post(format!("{url}/api/v1/tokens"))
+        .basic_auth(admin.0, Some(admin.1))
+        .json(&json!({"name": "ci", "scopes": [{"repository": "priv/app", "actions": ["pull"]}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let secret = r.json::<Value>().unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let get = |path: &str| {
+        let r = c
+            .get(format!("{url}/api/v1{path}"))
+            .basic_auth("ci", Some(&secret))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().unwrap())
+    };
+    let admin_view: Value = c
+        .get(format!("{url}/api/v1/namespaces/priv"))
+        .basic_auth(admin.0, Some(admin.1))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(admin_view["image_count"], 2);
+    let app: Value = serde_json::from_str(&get("/namespaces/priv/repositories/app").1).unwrap();
+
+    // Figures: only the repository in scope counts.
+    let (s, ns) = get("/namespaces/priv");
+    assert_eq!(s, 200, "{ns}");
+    let ns: Value = serde_json::from_str(&ns).unwrap();
+    assert_eq!(ns["image_count"], 1, "{ns}");
+    assert_eq!(ns["size"], app["repository"]["size"], "{ns} vs {app}");
+    assert!(ns["size"].as_u64().unwrap() < admin_view["size"].as_u64().unwrap());
+    let (_, list) = get("/namespaces");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["namespaces"][0]["image_count"], 1, "{list}");
+    assert_eq!(list["namespaces"][0]["size"], app["repository"]["size"], "{list}");
+
+    // The retention preview names nothing of priv/hidden.
+    let (s, preview) = get("/namespaces/priv/retention/preview");
+    assert_eq!(s, 200, "{preview}");
+    assert!(!preview.contains("hidden"), "{preview}");
+    assert!(preview.contains("priv/app"), "{preview}");
+
+    // A hidden repository answers exactly like a missing one.
+    for suffix in ["", "/tags", "/artifacts", "/tags/v0"] {
+        let hidden = get(&format!("/namespaces/priv/repositories/hidden{suffix}"));
+        let missing = get(&format!("/namespaces/priv/repositories/nothere{suffix}"));
+        assert_eq!(hidden.0, 404, "hidden{suffix}: {}", hidden.1);
+        assert_eq!(
+            hidden.1.replace("hidden", "NAME"),
+            missing.1.replace("nothere", "NAME"),
+            "hidden{suffix} differs from a missing repository"
+        );
+    }
+}
