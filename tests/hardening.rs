@@ -653,31 +653,8 @@ fn upload_sessions_per_repository_are_limited_and_freed() {
     refused(&url);
     // Expired sessions free their places too.
     std::thread::sleep(Duration::from_millis(2500));
-    let r = c
-        .post(format!("{url}/api/v1/gc"))
-        .json(&json!({}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
-    let id = r.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v: Value = c
-            .get(format!("{url}/api/v1/gc/runs/{id}"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if v["finished_at"].is_string() {
-            assert!(v["report"]["uploads_expired"].as_u64().unwrap() >= 3, "{v}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "gc did not finish: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let report = gc_run(&c, &url);
+    assert!(report["uploads_expired"].as_u64().unwrap() >= 3, "{report}");
     for _ in 0..3 {
         assert_eq!(start(&url, "sess/app").status(), 202);
     }
@@ -793,7 +770,10 @@ fn scoped_token_sees_nothing_outside_its_scope_in_the_management_api() {
     let (_, list) = get("/namespaces");
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["namespaces"][0]["image_count"], 1, "{list}");
-    assert_eq!(list["namespaces"][0]["size"], app["repository"]["size"], "{list}");
+    assert_eq!(
+        list["namespaces"][0]["size"], app["repository"]["size"],
+        "{list}"
+    );
 
     // The retention preview names nothing of priv/hidden.
     let (s, preview) = get("/namespaces/priv/retention/preview");
@@ -812,4 +792,112 @@ fn scoped_token_sees_nothing_outside_its_scope_in_the_management_api() {
             "hidden{suffix} differs from a missing repository"
         );
     }
+}
+
+/// Runs garbage collection through the API and waits for its report.
+fn gc_run(c: &reqwest::blocking::Client, url: &str) -> Value {
+    let r = c
+        .post(format!("{url}/api/v1/gc"))
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = c
+            .get(format!("{url}/api/v1/gc/runs/{id}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["finished_at"].is_string() {
+            return v["report"].clone();
+        }
+        assert!(Instant::now() < deadline, "gc did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn blob_file(data: &Path, digest: &str) -> std::path::PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    data.join("blobs/sha256").join(&hex[..2]).join(hex)
+}
+
+#[test]
+fn manifest_of_unknown_type_cannot_keep_another_namespaces_blob_alive() {
+    let (server, dir) = serve("[gc]\ngrace_period_secs = 0\n");
+    let url = server.url().to_string();
+    let data = dir.path().join("data");
+    let c = common::client();
+    let secret = push_blobs(&c, &url, "secret/vault", "vault");
+    let r = c
+        .put(format!("{url}/v2/secret/vault/manifests/v1"))
+        .header("content-type", MT)
+        .body(image(&secret, MT, CONFIG_MT, LAYER_MT))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let own = push_blobs(&c, &url, "priv/app", "own");
+    // Names the vault's layer and config next to its own blob.
+    let holder = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.example.holder.v1+json",
+        "config": {"mediaType": CONFIG_MT, "digest": secret[0].0, "size": secret[0].1},
+        "layers": [
+            {"mediaType": LAYER_MT, "digest": secret[1].0, "size": secret[1].1},
+            {"mediaType": LAYER_MT, "digest": own[1].0, "size": own[1].1},
+        ],
+    })
+    .to_string();
+    let r = c
+        .put(format!("{url}/v2/priv/app/manifests/holder"))
+        .body(holder.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    assert!(blob_file(&data, &secret[1].0).exists());
+
+    let r = c
+        .delete(format!("{url}/api/v1/namespaces/secret"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .get(format!("{url}/api/v1/namespaces/secret"))
+        .send()
+        .unwrap()
+        .status()
+        != 404
+    {
+        assert!(Instant::now() < deadline, "namespace secret not deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gc_run(&c, &url);
+    for (what, d) in [("layer", &secret[1].0), ("config", &secret[0].0)] {
+        assert!(
+            !blob_file(&data, d).exists(),
+            "the vault's {what} is still on disk, kept alive by priv/app's manifest"
+        );
+    }
+    // What priv/app holds itself stays, and the manifest is served as pushed.
+    assert!(
+        blob_file(&data, &own[1].0).exists(),
+        "priv/app's own layer was collected"
+    );
+    let r = c
+        .get(format!("{url}/v2/priv/app/manifests/holder"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), holder);
+    let r = c
+        .get(format!("{url}/v2/priv/app/blobs/{}", secret[1].0))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
