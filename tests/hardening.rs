@@ -144,7 +144,7 @@ fn stalled_request_body_gets_408_and_its_connection_closed() {
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     // A blob chunk, a manifest and a management body, each declaring more
     // than it sends.
-    let mut conns = vec![
+    let mut conns = [
         stalled(&a, "PATCH", &loc, "", 1 << 20, 100),
         stalled(
             &a,
