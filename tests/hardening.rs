@@ -1,187 +1,17 @@
 //! Security hardening, black-box: media types a manifest may carry, the
-//! explicit caller, stalled and oversized bodies, per-client upload shares,
-//! the manifest-bytes budget, upload sessions per repository, what the
-//! management API shows a scoped caller, cross-namespace references and
-//! request heads at the size limit. Each test is named after the finding it
-//! pins.
+//! explicit caller, stalled and oversized bodies, the per-client upload
+//! share, the manifest-bytes budget, and request heads at the size limit.
+//! Each test is named after the finding it pins.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::hardening::*;
 use serde_json::{json, Value};
-
-const MT: &str = "application/vnd.oci.image.manifest.v1+json";
-const ADMIN_PW: &str = "admin-password-1";
-
-fn addr(url: &str) -> String {
-    url.trim_start_matches("http://").to_string()
-}
-
-/// Starts `berth serve` with `config` (TOML) on a fresh directory.
-fn serve(config: &str) -> (common::Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("berth.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let s = common::Server::start_in(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
-    (s, dir)
-}
-
-/// `berth user add admin --admin` on `data`, before the server starts.
-fn add_admin(data: &Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["user", "add", "admin", "--admin", "--data-dir"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{ADMIN_PW}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
-}
-
-/// A token-mode server with an administrator `admin`.
-fn serve_token(extra: &str) -> (common::Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    add_admin(&dir.path().join("data"));
-    let cfg = dir.path().join("berth.toml");
-    std::fs::write(
-        &cfg,
-        format!("[auth]\nmode = \"token\"\nmax_failed_logins = 1000\n{extra}"),
-    )
-    .unwrap();
-    let s = common::Server::start_in(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
-    (s, dir)
-}
-
-/// Reads a response head: until the blank line, the connection closes, or
-/// `wait` passes.
-fn read_head(s: &mut TcpStream, wait: Duration) -> String {
-    let deadline = Instant::now() + wait;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    while Instant::now() < deadline && !out.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether the server closes the connection within `wait`.
-fn closes_within(s: &mut TcpStream, wait: Duration) -> bool {
-    let deadline = Instant::now() + wait;
-    let mut buf = [0u8; 4096];
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
-    false
-}
-
-/// Sends a request head and the first `sent` bytes of a body that declares
-/// `declared` bytes, then stalls.
-fn stalled(
-    a: &str,
-    method: &str,
-    path: &str,
-    headers: &str,
-    declared: usize,
-    sent: usize,
-) -> TcpStream {
-    let mut s = TcpStream::connect(a).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {declared}\r\n\r\n"
-    )
-    .unwrap();
-    s.write_all(&vec![b'{'; sent]).unwrap();
-    s
-}
-
-fn status_of(head: &str) -> u16 {
-    head.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Pushes a config and a layer to `repo`; returns their digests and sizes.
-fn push_blobs(
-    c: &reqwest::blocking::Client,
-    url: &str,
-    repo: &str,
-    salt: &str,
-) -> [(String, usize); 2] {
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","salt":"{salt}"}}"#).into_bytes();
-    let layer = format!("layer of {salt}").into_bytes();
-    for b in [&config, &layer] {
-        let r = c
-            .post(format!(
-                "{url}/v2/{repo}/blobs/uploads/?digest={}",
-                common::digest(b)
-            ))
-            .body(b.clone())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    [
-        (common::digest(&config), config.len()),
-        (common::digest(&layer), layer.len()),
-    ]
-}
-
-fn image(
-    blobs: &[(String, usize); 2],
-    media_type: &str,
-    config_mt: &str,
-    layer_mt: &str,
-) -> String {
-    json!({
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "config": {"mediaType": config_mt, "digest": blobs[0].0, "size": blobs[0].1},
-        "layers": [{"mediaType": layer_mt, "digest": blobs[1].0, "size": blobs[1].1}],
-    })
-    .to_string()
-}
-
-const CONFIG_MT: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER_MT: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 #[test]
 fn manifest_media_type_with_control_character_is_refused_and_nothing_stored() {
@@ -314,7 +144,7 @@ fn stalled_request_body_gets_408_and_its_connection_closed() {
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     // A blob chunk, a manifest and a management body, each declaring more
     // than it sends.
-    let mut conns = vec![
+    let mut conns = [
         stalled(&a, "PATCH", &loc, "", 1 << 20, 100),
         stalled(
             &a,
@@ -425,23 +255,6 @@ fn anonymous_callers_are_refused_before_their_body_is_read() {
     );
     let head = read_head(&mut s, Duration::from_secs(10));
     assert_eq!(status_of(&head), 413, "{head:?}");
-}
-
-fn base64_basic(u: &str, p: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-}
-
-/// A client bound to `ip` (a loopback address), so that tests can be
-/// several anonymous clients at once. Raw connections ([`stalled`]) come
-/// from 127.0.0.1.
-fn client_from(ip: &str) -> reqwest::blocking::Client {
-    common::install_tls_provider();
-    reqwest::blocking::Client::builder()
-        .local_address(Some(ip.parse().unwrap()))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
 }
 
 #[test]
@@ -587,99 +400,4 @@ fn request_head_over_max_header_bytes_gets_431_at_the_limit() {
         head.starts_with("HTTP/1.1 200"),
         "a head at the limit answered {head:?}"
     );
-}
-
-#[test]
-fn upload_sessions_per_repository_are_limited_and_freed() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("berth.toml");
-    std::fs::write(
-        &cfg,
-        "[storage]\nmax_open_uploads_per_repository = 3\n[gc]\nupload_ttl_secs = 2\n",
-    )
-    .unwrap();
-    let mut server = common::Server::start_in(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
-    let c = common::client();
-    let start = |url: &str, repo: &str| {
-        c.post(format!("{url}/v2/{repo}/blobs/uploads/"))
-            .send()
-            .unwrap()
-    };
-    let url = server.url().to_string();
-    let open: Vec<String> = (0..3)
-        .map(|_| {
-            let r = start(&url, "sess/app");
-            assert_eq!(r.status(), 202);
-            r.headers()["location"].to_str().unwrap().to_string()
-        })
-        .collect();
-    let refused = |url: &str| {
-        let r = start(url, "sess/app");
-        assert_eq!(r.status(), 429, "a session past the limit");
-        let e: Value = r.json().unwrap();
-        assert_eq!(e["errors"][0]["code"], "TOOMANYREQUESTS");
-        let detail = e["errors"][0]["detail"].as_str().unwrap().to_string();
-        assert!(
-            detail.contains("finish or cancel") && detail.contains("expire after 2 s"),
-            "{detail}"
-        );
-    };
-    refused(&url);
-    // Other repositories have their own limit.
-    assert_eq!(start(&url, "sess/other").status(), 202);
-    // A cancelled session frees its place; so does a finished one.
-    let r = c.delete(format!("{url}{}", open[0])).send().unwrap();
-    assert_eq!(r.status(), 204);
-    let again = start(&url, "sess/app");
-    assert_eq!(again.status(), 202);
-    refused(&url);
-    let d = common::digest(b"done");
-    let r = c
-        .put(common::with_param(
-            &format!("{url}{}", open[1]),
-            &format!("digest={d}"),
-        ))
-        .body("done")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    assert_eq!(start(&url, "sess/app").status(), 202);
-    // The count survives a restart: it comes from the recorded sessions.
-    server.restart();
-    let url = server.url().to_string();
-    refused(&url);
-    // Expired sessions free their places too.
-    std::thread::sleep(Duration::from_millis(2500));
-    let r = c
-        .post(format!("{url}/api/v1/gc"))
-        .json(&json!({}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
-    let id = r.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v: Value = c
-            .get(format!("{url}/api/v1/gc/runs/{id}"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if v["finished_at"].is_string() {
-            assert!(v["report"]["uploads_expired"].as_u64().unwrap() >= 3, "{v}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "gc did not finish: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for _ in 0..3 {
-        assert_eq!(start(&url, "sess/app").status(), 202);
-    }
-    refused(&url);
 }

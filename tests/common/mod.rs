@@ -3,6 +3,8 @@
 //! directory, and stops it by PID.
 #![allow(dead_code)]
 
+pub mod hardening;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

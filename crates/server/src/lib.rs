@@ -271,10 +271,14 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     // Head checks first: no body byte is read before the request is known
     // to be admissible.
     let admitted = match limits::check_head(&state, &req, plane) {
-        Err(resp) => Err(resp),
-        Ok(()) => admit(&state, addr, scheme, &path, plane, &req)
-            .await
-            .and_then(|c| limits::check_caller(&c, &req, plane).map(|()| c)),
+        Some(resp) => Err(resp),
+        None => match admit(&state, addr, scheme, &path, plane, &req).await {
+            Ok(c) => match limits::check_caller(&c, &req, plane) {
+                Some(resp) => Err(resp),
+                None => Ok(c),
+            },
+            Err(resp) => Err(resp),
+        },
     };
     let caller = match admitted {
         Ok(c) => c,

@@ -60,19 +60,20 @@ fn head_len<B>(req: &Request<B>) -> usize {
     line + headers + 2
 }
 
-/// Checks made on the head alone, before authentication.
+/// Checks made on the head alone, before authentication: the refusal, if
+/// any.
 pub(crate) fn check_head(
     state: &AppState,
     req: &Request<body::Incoming>,
     plane: Plane,
-) -> Result<(), Response<Body>> {
+) -> Option<Response<Body>> {
     // hyper's buffer limit is not exact (it stops reading once its buffer
     // has grown past the limit, and a head that arrived in fewer reads can
     // be larger): this makes the limit exact.
     let max = state.config.max_header_bytes;
     let len = head_len(req);
     if len > max {
-        return Err(refuse(
+        return Some(refuse(
             plane,
             431,
             "request_header_fields_too_large",
@@ -84,7 +85,7 @@ pub(crate) fn check_head(
     let cap = match plane {
         Plane::Api => api::MAX_BODY,
         Plane::Token => crate::token::MAX_FORM,
-        Plane::V2 => return Ok(()),
+        Plane::V2 => return None,
     };
     let declared = req
         .headers()
@@ -92,23 +93,23 @@ pub(crate) fn check_head(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > cap as u64) {
-        return Err(refuse(
+        return Some(refuse(
             plane,
             413,
             "payload_too_large",
             &format!("the request body is {n} bytes; this endpoint accepts at most {cap}"),
         ));
     }
-    Ok(())
+    None
 }
 
-/// Checks made once the caller is known, still before the body is read:
-/// every management write needs credentials.
+/// Checks made once the caller is known, still before the body is read
+/// (every management write needs credentials): the refusal, if any.
 pub(crate) fn check_caller(
     caller: &Caller,
     req: &Request<body::Incoming>,
     plane: Plane,
-) -> Result<(), Response<Body>> {
+) -> Option<Response<Body>> {
     let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if plane == Plane::Api && !read && matches!(caller.principal, Principal::Anonymous) {
         let mut r = api::error(
@@ -120,9 +121,9 @@ pub(crate) fn check_caller(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"berth\""),
         );
-        return Err(r);
+        return Some(r);
     }
-    Ok(())
+    None
 }
 
 /// Marks a refusal of a request whose body is still coming as the last

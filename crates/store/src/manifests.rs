@@ -199,6 +199,7 @@ impl Registry {
                 )?;
             }
             self.link_in_tx(tx, repo, &digest, &ref_rows)?;
+            let record = own_references(tx, repo, &record)?;
             for target in gc::referenced(&record) {
                 gc::add_ref_in_tx(tx, &target, repo, &digest)?;
             }
@@ -457,4 +458,44 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// Inside a transaction: the record as it may hold references. Images and
+/// indexes were checked to name only what the repository holds; a manifest
+/// of an unknown media type is stored as pushed, but only the descriptors
+/// linked to its own repository count as its references (are kept alive by
+/// it, and listed as its layers), so naming the digest of another
+/// repository's blob holds nothing.
+fn own_references(
+    tx: &dyn Txn,
+    repo: &RepoName,
+    record: &ManifestRecord,
+) -> TxResult<ManifestRecord> {
+    if record.kind != ManifestKind::Other {
+        return Ok(record.clone());
+    }
+    let linked = |d: &Digest| -> TxResult<bool> {
+        Ok(tx
+            .get(Table::Links, &layout::repo_key(repo, &d.to_string()))?
+            .is_some())
+    };
+    let mut own = record.clone();
+    own.config = match record.config.clone() {
+        Some(c) if linked(&c.digest)? => Some(c),
+        _ => None,
+    };
+    own.layers.clear();
+    for l in &record.layers {
+        if linked(&l.digest)? {
+            own.layers.push(l.clone());
+        }
+    }
+    own.children.clear();
+    for (d, p) in &record.children {
+        let key = layout::repo_key(repo, &d.to_string());
+        if tx.get(Table::Manifests, &key)?.is_some() {
+            own.children.push((d.clone(), p.clone()));
+        }
+    }
+    Ok(own)
 }

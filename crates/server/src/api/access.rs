@@ -76,6 +76,10 @@ fn require_repo(
 ) -> Result<()> {
     require_ns(state, caller, ns, Action::Pull)?;
     if let Ok(name) = super::resolve_repo(state, ns, repo) {
+        // A repository the caller may not pull answers like a missing one.
+        if !auth::may_repo_live(&state.registry, &caller.principal, &name, Action::Pull)? {
+            return Err(super::repo_not_found(ns, repo));
+        }
         if !auth::may_repo_live(&state.registry, &caller.principal, &name, action)? {
             return Err(refuse(caller, &format!("{} on {name}", action.as_str())));
         }

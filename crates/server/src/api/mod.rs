@@ -300,7 +300,7 @@ async fn route(
             update_namespace(state, &host, &ns, read_json(req).await?).await
         }
         (Route::Namespace(ns), Method::DELETE) => delete_namespace(state, &host, &ns).await,
-        (Route::Namespace(ns), _) => get_namespace(state, &host, &ns),
+        (Route::Namespace(ns), _) => get_namespace(state, caller, &host, &ns),
         (Route::Repositories(ns), _) => list_repositories(state, caller, &ns, &q),
         (Route::Repository(ns, repo), Method::DELETE) => delete_repository(state, &ns, &repo).await,
         (Route::Repository(ns, repo), _) => get_repository(state, &ns, &repo),
@@ -326,7 +326,7 @@ async fn route(
             put_retention(state, &ns, read_json(req).await?).await
         }
         (Route::Retention(ns), _) => get_retention(state, &ns),
-        (Route::RetentionPreview(ns), _) => preview_retention(state, &ns),
+        (Route::RetentionPreview(ns), _) => preview_retention(state, caller, &ns),
         (Route::RetentionRun(ns), _) => run_retention(state, &ns).await,
         (Route::GcRuns, _) => list_gc_runs(state, &q),
         (Route::GcRunOne(id), _) => get_gc_run(state, &id),
@@ -571,9 +571,36 @@ fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
             }
         }
     }
-    Err(MgmtError::not_found(format!(
+    Err(repo_not_found(ns, repo))
+}
+
+/// The answer for a repository that does not exist, and, word for word,
+/// for one the caller may not see.
+pub(super) fn repo_not_found(ns: &str, repo: &str) -> MgmtError {
+    MgmtError::not_found(format!(
         "repository {repo:?} does not exist in namespace {ns:?}"
-    )))
+    ))
+}
+
+/// A namespace's figures as the caller may see them: over the repositories
+/// it may pull. Callers who see every repository get the namespace's own
+/// deduplicated size; others the sum over what they see, so nothing about
+/// hidden repositories shows through.
+fn visible_figures(state: &AppState, caller: &Caller, n: &mut NamespaceInfo) -> Result<()> {
+    if caller.principal.is_admin() {
+        return Ok(());
+    }
+    let repos = state.registry.repositories(&n.name)?;
+    let total = repos.len();
+    let seen: Vec<_> = repos
+        .into_iter()
+        .filter(|r| access::sees_repo(state, caller, &r.name))
+        .collect();
+    if seen.len() != total {
+        n.repo_count = seen.len() as u64;
+        n.size = seen.iter().map(|r| r.size).sum();
+    }
+    Ok(())
 }
 
 fn parse_digest(d: &str) -> Result<Digest> {
@@ -667,10 +694,11 @@ fn list_namespaces(
         }
     });
     let total_count = all.len() as u64;
-    let namespaces = paginate(all, page)
-        .into_iter()
-        .map(|n| namespace_dto(n, host, &region))
-        .collect();
+    let mut namespaces = Vec::new();
+    for mut n in paginate(all, page) {
+        visible_figures(state, caller, &mut n)?;
+        namespaces.push(namespace_dto(n, host, &region));
+    }
     Ok(json_response(
         StatusCode::OK,
         &NamespaceList {
@@ -714,8 +742,14 @@ async fn create_namespace(
     responses(
         (status = 200, description = "The namespace", body = Namespace),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-fn get_namespace(state: &AppState, host: &str, ns: &str) -> Result<Response<Body>> {
-    let n = state.registry.namespace(ns)?;
+fn get_namespace(
+    state: &AppState,
+    caller: &Caller,
+    host: &str,
+    ns: &str,
+) -> Result<Response<Body>> {
+    let mut n = state.registry.namespace(ns)?;
+    visible_figures(state, caller, &mut n)?;
     Ok(json_response(
         StatusCode::OK,
         &namespace_dto(n, host, &region(state)?),
@@ -1204,11 +1238,14 @@ async fn put_retention(
     responses(
         (status = 200, description = "Exactly what a run would delete now", body = RetentionPlan),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-fn preview_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
-    Ok(json_response(
-        StatusCode::OK,
-        &plan_dto(state.registry.retention_preview(ns)?),
-    ))
+fn preview_retention(state: &AppState, caller: &Caller, ns: &str) -> Result<Response<Body>> {
+    let mut plan = state.registry.retention_preview(ns)?;
+    // Only what the caller may pull: a preview names tags and digests.
+    plan.tags
+        .retain(|t| access::sees_repo(state, caller, &t.repository));
+    plan.untagged
+        .retain(|a| access::sees_repo(state, caller, &a.repository));
+    Ok(json_response(StatusCode::OK, &plan_dto(plan)))
 }
 
 #[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/retention/run", tag = "retention",
