@@ -503,6 +503,19 @@ fn tag_dto(t: TagInfo) -> Tag {
 
 fn artifact_dto(a: ArtifactInfo) -> Artifact {
     let r = a.record;
+    let image = r.image;
+    let history = |h: &berth_oci::HistoryEntry| History {
+        created: h.created.clone(),
+        created_by: h.created_by.clone(),
+        comment: h.comment.clone(),
+    };
+    let layer = |b: &berth_store::BlobRef, h: Option<&berth_oci::HistoryEntry>| Layer {
+        digest: b.digest.to_string(),
+        media_type: b.media_type.clone(),
+        size: b.size,
+        annotations: b.annotations.clone(),
+        history: h.map(history),
+    };
     Artifact {
         digest: a.digest.to_string(),
         media_type: r.media_type,
@@ -521,16 +534,23 @@ fn artifact_dto(a: ArtifactInfo) -> Artifact {
         subject: r.subject.map(|s| s.to_string()),
         pushed_at: rfc3339(r.pushed_at),
         last_pull: r.last_pull.map(rfc3339),
+        image_id: r.config.as_ref().map(|c| c.digest.to_string()),
+        config: r.config.as_ref().map(|c| layer(c, None)),
+        platform: image.as_ref().map(|i| Platform {
+            os: i.os.clone(),
+            architecture: i.architecture.clone(),
+            variant: i.variant.clone(),
+        }),
         layers: r
-            .config
+            .layers
             .iter()
-            .chain(r.layers.iter())
-            .map(|b| Layer {
-                digest: b.digest.to_string(),
-                media_type: b.media_type.clone(),
-                size: b.size,
-            })
+            .enumerate()
+            .map(|(n, b)| layer(b, image.as_ref().and_then(|i| i.layer_history.get(n))))
             .collect(),
+        empty_history: image
+            .as_ref()
+            .map(|i| i.empty_history.iter().map(history).collect())
+            .unwrap_or_default(),
     }
 }
 
