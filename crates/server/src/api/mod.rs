@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod dto;
+mod gc_items;
 
 use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};
 use berth_store::{
@@ -123,6 +124,8 @@ enum Route {
     Gc,
     GcRuns,
     GcRunOne(String),
+    /// `gc/runs/<id>/manifests` (true) or `gc/runs/<id>/blobs` (false).
+    GcRunItems(String, bool),
     Retention(String),
     RetentionPreview(String),
     RetentionRun(String),
@@ -144,7 +147,7 @@ impl Route {
             Route::Gc | Route::RetentionRun(_) => &[Method::POST],
             Route::Retention(_) => &[Method::GET, Method::PUT],
             Route::RetentionPreview(_) => &[Method::GET],
-            Route::GcRuns | Route::GcRunOne(_) => &[Method::GET],
+            Route::GcRuns | Route::GcRunOne(_) | Route::GcRunItems(..) => &[Method::GET],
         }
     }
 }
@@ -164,6 +167,8 @@ fn parse(rest: &str) -> Option<Route> {
         ["gc"] => Route::Gc,
         ["gc", "runs"] => Route::GcRuns,
         ["gc", "runs", id] => Route::GcRunOne(id.to_string()),
+        ["gc", "runs", id, "manifests"] => Route::GcRunItems(id.to_string(), true),
+        ["gc", "runs", id, "blobs"] => Route::GcRunItems(id.to_string(), false),
         ["namespaces"] => Route::Namespaces,
         ["namespaces", ns] => Route::Namespace(ns.to_string()),
         ["namespaces", ns, "repositories"] => Route::Repositories(ns.to_string()),
@@ -248,6 +253,7 @@ fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Respon
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(access::AccessApiDoc::openapi());
+    doc.merge(gc_items::GcItemsApiDoc::openapi());
     access::add_security(&mut doc);
     doc
 }
@@ -329,6 +335,8 @@ async fn route(
         (Route::RetentionRun(ns), _) => run_retention(state, &ns).await,
         (Route::GcRuns, _) => list_gc_runs(state, &q),
         (Route::GcRunOne(id), _) => get_gc_run(state, &id),
+        (Route::GcRunItems(id, true), _) => gc_items::list_gc_run_manifests(state, &id, &q),
+        (Route::GcRunItems(id, false), _) => gc_items::list_gc_run_blobs(state, &id, &q),
     }
 }
 
