@@ -1140,12 +1140,14 @@ fn repository_detail_tags_artifacts_index_and_artifact_type() {
                 )
             })
             .collect();
-        let mut want = vec![(img.config.0.clone(), OCI_CONFIG.to_string(), img.config.1)];
-        want.extend(
-            img.layers
-                .iter()
-                .map(|(d, s)| (d.clone(), OCI_LAYER.to_string(), *s)),
-        );
+        // The config is apart (`config`, `image_id`), not the first layer.
+        assert_eq!(a["config"]["digest"], img.config.0.as_str());
+        assert_eq!(a["image_id"], img.config.0.as_str());
+        let want: Vec<(String, String, u64)> = img
+            .layers
+            .iter()
+            .map(|(d, s)| (d.clone(), OCI_LAYER.to_string(), *s))
+            .collect();
         assert_eq!(layers, want, "layers of {}", img.digest);
     }
     let ix = by(&index_digest);
@@ -1162,7 +1164,7 @@ fn repository_detail_tags_artifacts_index_and_artifact_type() {
     let sb = by(&sbom.digest);
     assert_eq!(sb["artifact_type"], "application/vnd.example.sbom.v1+json");
     assert_eq!(sb["size"], sbom.size());
-    assert_eq!(sb["layers"][0]["media_type"], OCI_EMPTY);
+    assert_eq!(sb["config"]["media_type"], OCI_EMPTY);
 
     // Size breakdown: per artifact, total counts shared blobs once.
     let sbk = &d["size_breakdown"];

@@ -385,12 +385,16 @@ fn print_namespaces(list: &[Value]) {
 
 fn print_artifacts(list: &[Value]) {
     table(
-        &["DIGEST", "TAGS", "TYPE", "SIZE", "PUSHED", "PULLED"],
+        &[
+            "DIGEST", "IMAGE ID", "TAGS", "TYPE", "SIZE", "PUSHED", "PULLED",
+        ],
         list.iter()
             .map(|a| {
                 let tags: Vec<String> = items(a, "tags").iter().map(s).collect();
                 vec![
                     short(&a["digest"]),
+                    // The config digest, shortened as `docker images` does.
+                    short(&a["image_id"]),
                     if tags.is_empty() {
                         "-".into()
                     } else {

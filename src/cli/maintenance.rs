@@ -58,6 +58,66 @@ async fn open(cfg: &Config, data_dir: Option<PathBuf>) -> anyhow::Result<Registr
         .with_context(|| format!("opening {dir}"))
 }
 
+/// Shows how far a long run is: a bar with counts and bytes on a terminal,
+/// a plain line every few seconds otherwise (logs, CI). Stops when dropped.
+struct ProgressDisplay {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProgressDisplay {
+    fn start(reg: &Registry, what: &'static str, unit: &'static str) -> ProgressDisplay {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = reg.progress();
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let task = tokio::spawn(async move {
+            let bar = tty.then(|| {
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                b.set_prefix(what);
+                b
+            });
+            let mut tick = tokio::time::interval(if tty {
+                std::time::Duration::from_millis(200)
+            } else {
+                std::time::Duration::from_secs(5)
+            });
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (done, total, bytes) = (
+                    p.done.load(Relaxed),
+                    p.total.load(Relaxed),
+                    p.bytes.load(Relaxed),
+                );
+                match &bar {
+                    Some(b) => {
+                        b.set_length(total);
+                        b.set_position(done);
+                        b.set_message(format!("{unit}, {}", indicatif::HumanBytes(bytes)));
+                    }
+                    None => eprintln!(
+                        "{what}: {done}/{total} {unit}, {}",
+                        indicatif::HumanBytes(bytes)
+                    ),
+                }
+            }
+        });
+        ProgressDisplay { task }
+    }
+}
+
+impl Drop for ProgressDisplay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,14 +134,28 @@ pub fn gc(cfg: Config, args: GcArgs) -> anyhow::Result<()> {
             apply_retention: false,
         };
         let ttl = std::time::Duration::from_secs(cfg.gc.upload_ttl_secs);
-        let report = reg.gc_offline(&opts, ttl).await?;
+        let display = ProgressDisplay::start(&reg, "gc", "blobs");
+        let report = reg.gc_offline(&opts, ttl).await;
+        drop(display);
+        let report = report?;
         reg.flush().await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             let verb = if report.dry_run { "would delete" } else { "deleted" };
-            for m in &report.manifests_deleted {
-                println!("untagged manifest {verb}: {m}");
+            for m in &report.manifests {
+                let tags = if m.tags.is_empty() {
+                    "no tags".to_string()
+                } else {
+                    format!("tags {}", m.tags.join(","))
+                };
+                println!(
+                    "manifest {verb}: {}@{} ({tags}): {}",
+                    m.repository, m.digest, m.reason
+                );
+            }
+            for b in &report.blobs {
+                println!("blob {verb}: {} ({} bytes)", b.digest, b.size);
             }
             println!(
                 "{verb}: {} manifests, {} blobs ({} bytes), {} expired uploads, {} orphan objects; {} ms",
@@ -101,7 +175,10 @@ pub fn fsck(cfg: Config, args: FsckArgs) -> anyhow::Result<()> {
     super::init_logging(cfg.log.format, "warn");
     let clean = runtime()?.block_on(async {
         let reg = open(&cfg, args.data_dir).await?;
-        let report = reg.fsck(args.repair).await?;
+        let display = ProgressDisplay::start(&reg, "fsck", "blobs checked");
+        let report = reg.fsck(args.repair).await;
+        drop(display);
+        let report = report?;
         reg.flush().await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);

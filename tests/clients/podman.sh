@@ -16,10 +16,14 @@ runroot = "$d/run"
 EOF
     # Ulimits: podman asks for RLIMIT_NOFILE/NPROC at their maxima when run as root, which
     # needs CAP_SYS_RESOURCE; ask for values below the current limits instead.
+    # Runtime: pinned to runc, which the suite installs. Left to choose, podman prefers crun
+    # where it is installed, and crun refuses hosts with cgroups in hybrid mode ("crun:
+    # cgroups in hybrid mode not supported"), so the run would depend on the machine.
     cat >"$d/containers.conf" <<EOF
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 [engine]
+runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$d/events.log"
@@ -41,6 +45,10 @@ step_podman_build() {
     PRAND=$(rand_hex)
     scratch_context "$T/ctx-podman" "$PRAND"
     PIMG=$REG/pod/app:1
+    local rt
+    rt=$("${PODMAN[@]}" info --format '{{.Host.OCIRuntime.Name}}' 2>"$T/pinfo.err") ||
+        why "podman info: $(oneline "$T/pinfo.err")" || return
+    [[ $rt == runc ]] || why "podman uses the OCI runtime $rt, not the pinned runc" || return
     timeout 300 "${PODMAN[@]}" build --format oci -t "$PIMG" -f "$T/ctx-podman/Containerfile" "$T/ctx-podman" >"$T/pbuild.out" 2>&1 ||
         why "podman build: $(tail -n 3 "$T/pbuild.out" | tr '\n' ' ')" || return
     PIMAGE_ID=sha256:$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$PIMG") || why "built image not found" || return

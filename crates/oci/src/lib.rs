@@ -8,6 +8,7 @@
 
 mod digest;
 mod error;
+pub mod image_config;
 pub mod manifest;
 pub mod media_type;
 mod name;
@@ -15,6 +16,7 @@ mod range;
 
 pub use digest::{Algorithm, Digest, DigestError};
 pub use error::ErrorCode;
+pub use image_config::{HistoryEntry, ImageDetails};
 pub use manifest::{Descriptor, ManifestError, ManifestKind, ParsedManifest, Platform};
 pub use name::{NameError, Reference, RepoName, Tag};
 pub use range::{ByteRange, RangeError};

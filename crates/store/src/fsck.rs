@@ -50,6 +50,7 @@ impl Registry {
         // Blob bytes against their records.
         let blobs = self.meta().scan(Table::Blobs, b"", None, usize::MAX)?;
         let mut known: BTreeSet<Digest> = BTreeSet::new();
+        self.inner.progress.start(blobs.len() as u64);
         for (k, v) in &blobs {
             let Some(d) = std::str::from_utf8(k)
                 .ok()
@@ -63,6 +64,7 @@ impl Registry {
             };
             let rec: BlobRecord = meta::decode(Table::Blobs, v)?;
             r.blobs_checked += 1;
+            self.inner.progress.step(rec.size);
             match self.hash_object(&d).await {
                 Ok((size, actual)) => {
                     if size != rec.size {

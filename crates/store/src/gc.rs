@@ -71,8 +71,66 @@ pub struct GcReport {
     /// Tags and untagged artifacts removed by retention policies.
     #[serde(default)]
     pub retention_deleted: Vec<String>,
+    /// Every manifest deleted (or, dry, that would be), with why.
+    #[serde(default)]
+    pub manifests: Vec<GcManifest>,
+    /// Every blob deleted (or, dry, that would be).
+    #[serde(default)]
+    pub blobs: Vec<GcBlob>,
     /// Wall time, milliseconds.
     pub duration_ms: u64,
+}
+
+/// A manifest a run deletes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct GcManifest {
+    /// Full repository name.
+    pub repository: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// Tags pointing at it (none: only manifests no tag reaches go).
+    pub tags: Vec<String>,
+    /// Why it goes.
+    pub reason: String,
+}
+
+/// A blob a run deletes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct GcBlob {
+    /// Digest.
+    pub digest: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// Counters of a long maintenance run (garbage collection, fsck), read by
+/// whoever shows progress.
+#[derive(Debug, Default)]
+pub struct Progress {
+    // Why atomics: the run updates them, a display task reads them; no
+    // value depends on another.
+    /// Items handled so far in the current phase.
+    pub done: std::sync::atomic::AtomicU64,
+    /// Items the current phase will handle.
+    pub total: std::sync::atomic::AtomicU64,
+    /// Bytes handled so far (deleted, or read and hashed).
+    pub bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    pub(crate) fn start(&self, total: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.store(0, Relaxed);
+        self.bytes.store(0, Relaxed);
+        self.total.store(total, Relaxed);
+    }
+    pub(crate) fn step(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
 }
 
 /// Why a link or reference could not be made: the blob is unknown or is
@@ -294,6 +352,30 @@ impl Registry {
         Ok(out)
     }
 
+    /// The untagged manifests a run deletes, with their tags and why.
+    fn describe_untagged(&self, untagged: &[(RepoName, Digest)]) -> Result<Vec<GcManifest>> {
+        let mut out = Vec::with_capacity(untagged.len());
+        for (repo, d) in untagged {
+            let rec: Option<ManifestRecord> = self
+                .meta()
+                .get_json(Table::Manifests, &layout::repo_key(repo, &d.to_string()))?;
+            let reason = match &rec {
+                Some(r) if r.subject.is_some() => {
+                    "untagged: a referrer whose subject no tag reaches"
+                }
+                Some(r) if r.kind == ManifestKind::Index => "untagged: an index no tag reaches",
+                _ => "untagged: no tag reaches it (directly, through an index or as a referrer)",
+            };
+            out.push(GcManifest {
+                repository: repo.to_string(),
+                digest: d.to_string(),
+                tags: rec.map(|r| r.tags).unwrap_or_default(),
+                reason: reason.to_string(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Upload sessions idle for longer than `ttl`.
     fn expired_uploads(&self, ttl: Duration) -> Result<Vec<(String, UploadRecord)>> {
         let cutoff = now_millis() - ttl.as_millis() as i64;
@@ -327,11 +409,13 @@ impl Registry {
             Vec::new()
         };
         report.manifests_deleted = untagged.iter().map(|(r, d)| format!("{r}@{d}")).collect();
+        report.manifests = self.describe_untagged(&untagged)?;
         report.uploads_expired = self.expired_uploads(upload_ttl)?.len() as u64;
         if opts.dry_run {
-            let (blobs, bytes, in_grace) = self.simulate(&untagged, grace)?;
-            report.blobs_deleted = blobs;
-            report.bytes_freed = bytes;
+            let (blobs, in_grace) = self.simulate(&untagged, grace)?;
+            report.blobs_deleted = blobs.len() as u64;
+            report.bytes_freed = blobs.iter().map(|b| b.size).sum();
+            report.blobs = blobs;
             report.blobs_in_grace = in_grace;
             report.duration_ms = start.elapsed().as_millis() as u64;
             return Ok(report);
@@ -359,13 +443,22 @@ impl Registry {
                 (r.state == BlobState::Deleting || (r.links == 0 && r.refs == 0)).then_some(d)
             })
             .collect();
+        self.inner.progress.start(candidates.len() as u64);
         for d in candidates {
             match self.delete_blob_if_unneeded(&d, grace, false).await? {
                 Some(size) => {
                     report.blobs_deleted += 1;
                     report.bytes_freed += size;
+                    report.blobs.push(GcBlob {
+                        digest: d.to_string(),
+                        size,
+                    });
+                    self.inner.progress.step(size);
                 }
-                None => report.blobs_in_grace += 1,
+                None => {
+                    report.blobs_in_grace += 1;
+                    self.inner.progress.step(0);
+                }
             }
         }
         report.duration_ms = start.elapsed().as_millis() as u64;
@@ -421,7 +514,7 @@ impl Registry {
         &self,
         untagged: &[(RepoName, Digest)],
         grace: Duration,
-    ) -> Result<(u64, u64, u64)> {
+    ) -> Result<(Vec<GcBlob>, u64)> {
         let now = now_millis();
         let cutoff = now - grace.as_millis() as i64;
         let mut blobs: HashMap<Digest, BlobRecord> = HashMap::new();
@@ -491,18 +584,21 @@ impl Registry {
                 touch(b, -1, 0);
             }
         }
-        let (mut n, mut bytes, mut in_grace) = (0, 0, 0);
-        for b in blobs.values() {
+        let (mut gone, mut in_grace) = (Vec::new(), 0);
+        for (d, b) in &blobs {
             if b.state == BlobState::Deleting
                 || (b.links == 0 && b.refs == 0 && b.updated_at <= cutoff)
             {
-                n += 1;
-                bytes += b.size;
+                gone.push(GcBlob {
+                    digest: d.to_string(),
+                    size: b.size,
+                });
             } else if b.links == 0 && b.refs == 0 {
                 in_grace += 1;
             }
         }
-        Ok((n, bytes, in_grace))
+        gone.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok((gone, in_grace))
     }
 
     async fn expire_upload(&self, id: &str, ttl: Duration) -> Result<()> {

@@ -43,7 +43,7 @@ pub use auth::{
 };
 pub use error::{Error, Result};
 pub use fsck::FsckReport;
-pub use gc::{GcOptions, GcReport, GcRun};
+pub use gc::{GcBlob, GcManifest, GcOptions, GcReport, GcRun, Progress};
 pub use manifests::{ManifestContent, PutManifest};
 pub use objects::{BlobRead, ByteStream};
 pub use records::{
@@ -144,6 +144,7 @@ struct Inner {
     deleting: admin::Deleting,
     pulls: admin::Pulls,
     gc_running: gc::RunGuard,
+    progress: Arc<gc::Progress>,
     #[cfg(test)]
     hooks: race_tests::Hooks,
 }
@@ -204,6 +205,7 @@ impl Registry {
                 deleting: admin::Deleting::default(),
                 pulls: admin::Pulls::default(),
                 gc_running: gc::RunGuard::default(),
+                progress: Arc::default(),
                 #[cfg(test)]
                 hooks: race_tests::Hooks::default(),
             }),
@@ -501,6 +503,12 @@ impl Registry {
         }
         rec.last_push = Some(now);
         meta::tx_put(tx, Table::Repos, key, &rec)
+    }
+
+    /// Counters of the maintenance run going on (garbage collection,
+    /// fsck), for a progress display.
+    pub fn progress(&self) -> Arc<gc::Progress> {
+        self.inner.progress.clone()
     }
 
     /// Flushes metadata before an acknowledgement.

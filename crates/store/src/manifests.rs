@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use berth_oci::{Algorithm, Descriptor, Digest, ManifestKind, ParsedManifest, Reference, RepoName};
+use berth_oci::{
+    Algorithm, Descriptor, Digest, ImageDetails, ManifestKind, ParsedManifest, Reference, RepoName,
+};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
@@ -84,6 +86,7 @@ fn blob_ref(d: &Descriptor) -> BlobRef {
         digest: d.digest.clone(),
         media_type: d.media_type.clone(),
         size: d.size,
+        annotations: d.annotations.clone(),
     }
 }
 
@@ -184,6 +187,10 @@ impl Registry {
             pushed_at: now,
             last_pull: None,
             tags: Vec::new(),
+            image: match &parsed.config {
+                Some(c) => self.image_details(c).await,
+                None => None,
+            },
         };
         let d = digest.to_string();
         let mkey = layout::repo_key(repo, &d);
@@ -254,6 +261,32 @@ impl Registry {
             digest,
             subject: parsed.subject.map(|s| s.digest),
         })
+    }
+
+    /// Platform and history of an image config, for listings. Reads at
+    /// most [`berth_oci::image_config::MAX_CONFIG_BYTES`]; a config that is
+    /// larger, unreadable or not an image config gives no details (they are
+    /// for display only and never fail a push).
+    async fn image_details(&self, config: &Descriptor) -> Option<ImageDetails> {
+        use berth_oci::image_config::{is_image_config, MAX_CONFIG_BYTES};
+        if !is_image_config(&config.media_type) || config.size > MAX_CONFIG_BYTES {
+            return None;
+        }
+        let read = self
+            .inner
+            .objects
+            .read(&layout::blob_path(&config.digest), None)
+            .await
+            .ok()?;
+        let mut body = read.body;
+        let mut buf = BytesMut::with_capacity(config.size as usize);
+        while let Some(c) = body.next().await {
+            buf.extend_from_slice(&c.ok()?);
+            if buf.len() as u64 > MAX_CONFIG_BYTES {
+                return None;
+            }
+        }
+        ImageDetails::parse(&buf)
     }
 
     /// Every config and layer must be linked to the repository and stored;

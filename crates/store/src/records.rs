@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_oci::{Digest, ManifestKind, Platform};
+use berth_oci::{Digest, ImageDetails, ManifestKind, Platform};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch.
@@ -190,6 +190,10 @@ pub struct ManifestRecord {
     /// by a version without this field is covered by a scan of the tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Platform and history from the image configuration, read at push
+    /// (images whose config is an OCI or Docker image config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageDetails>,
 }
 
 /// A blob as a manifest references it.
@@ -201,6 +205,9 @@ pub struct BlobRef {
     pub media_type: String,
     /// Size given in the manifest.
     pub size: u64,
+    /// Annotations given in the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// A tag.

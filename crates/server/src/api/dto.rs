@@ -2,6 +2,8 @@
 //! OpenAPI document is generated from the same types the handlers
 //! serialise and cannot drift from them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -193,7 +195,7 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-/// A layer (or config) of an artifact.
+/// A layer (or the config) of an artifact.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Layer {
     /// Digest.
@@ -202,6 +204,22 @@ pub struct Layer {
     pub media_type: String,
     /// Bytes, compressed as stored.
     pub size: u64,
+    /// Annotations given in the manifest's descriptor.
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// The image config's history entry that created this layer (images
+    /// with an OCI or Docker image config that records history).
+    pub history: Option<History>,
+}
+
+/// An image config history entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    /// When the step ran, as the config says (RFC 3339).
+    pub created: Option<String>,
+    /// The build step (`RUN ...`, `COPY ...`).
+    pub created_by: Option<String>,
+    /// Free text.
+    pub comment: Option<String>,
 }
 
 /// An artifact: a manifest and what it references.
@@ -225,8 +243,19 @@ pub struct Artifact {
     pub pushed_at: String,
     /// RFC 3339; may lag a few seconds.
     pub last_pull: Option<String>,
-    /// Config first, then layers.
+    /// The config digest: what `docker images` shows as IMAGE ID (images
+    /// only).
+    pub image_id: Option<String>,
+    /// The config descriptor (images only).
+    pub config: Option<Layer>,
+    /// Platform from the image config (images with an OCI or Docker image
+    /// config).
+    pub platform: Option<Platform>,
+    /// Layers in order, without the config.
     pub layers: Vec<Layer>,
+    /// History entries that created no layer (`empty_layer`: ENV, CMD,
+    /// LABEL...), in order.
+    pub empty_history: Vec<History>,
 }
 
 /// A page of artifacts.

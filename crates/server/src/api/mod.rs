@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod dto;
+mod gc_items;
 
 use crate::body::Incoming;
 use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};
@@ -123,6 +124,8 @@ enum Route {
     Gc,
     GcRuns,
     GcRunOne(String),
+    /// `gc/runs/<id>/manifests` (true) or `gc/runs/<id>/blobs` (false).
+    GcRunItems(String, bool),
     Retention(String),
     RetentionPreview(String),
     RetentionRun(String),
@@ -144,7 +147,7 @@ impl Route {
             Route::Gc | Route::RetentionRun(_) => &[Method::POST],
             Route::Retention(_) => &[Method::GET, Method::PUT],
             Route::RetentionPreview(_) => &[Method::GET],
-            Route::GcRuns | Route::GcRunOne(_) => &[Method::GET],
+            Route::GcRuns | Route::GcRunOne(_) | Route::GcRunItems(..) => &[Method::GET],
         }
     }
 }
@@ -164,6 +167,8 @@ fn parse(rest: &str) -> Option<Route> {
         ["gc"] => Route::Gc,
         ["gc", "runs"] => Route::GcRuns,
         ["gc", "runs", id] => Route::GcRunOne(id.to_string()),
+        ["gc", "runs", id, "manifests"] => Route::GcRunItems(id.to_string(), true),
+        ["gc", "runs", id, "blobs"] => Route::GcRunItems(id.to_string(), false),
         ["namespaces"] => Route::Namespaces,
         ["namespaces", ns] => Route::Namespace(ns.to_string()),
         ["namespaces", ns, "repositories"] => Route::Repositories(ns.to_string()),
@@ -249,6 +254,7 @@ fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Respon
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(access::AccessApiDoc::openapi());
+    doc.merge(gc_items::GcItemsApiDoc::openapi());
     access::add_security(&mut doc);
     doc
 }
@@ -330,6 +336,8 @@ async fn route(
         (Route::RetentionRun(ns), _) => run_retention(state, &ns).await,
         (Route::GcRuns, _) => list_gc_runs(state, &q),
         (Route::GcRunOne(id), _) => get_gc_run(state, &id),
+        (Route::GcRunItems(id, true), _) => gc_items::list_gc_run_manifests(state, &id, &q),
+        (Route::GcRunItems(id, false), _) => gc_items::list_gc_run_blobs(state, &id, &q),
     }
 }
 
@@ -504,6 +512,19 @@ fn tag_dto(t: TagInfo) -> Tag {
 
 fn artifact_dto(a: ArtifactInfo) -> Artifact {
     let r = a.record;
+    let image = r.image;
+    let history = |h: &berth_oci::HistoryEntry| History {
+        created: h.created.clone(),
+        created_by: h.created_by.clone(),
+        comment: h.comment.clone(),
+    };
+    let layer = |b: &berth_store::BlobRef, h: Option<&berth_oci::HistoryEntry>| Layer {
+        digest: b.digest.to_string(),
+        media_type: b.media_type.clone(),
+        size: b.size,
+        annotations: b.annotations.clone(),
+        history: h.map(history),
+    };
     Artifact {
         digest: a.digest.to_string(),
         media_type: r.media_type,
@@ -522,16 +543,23 @@ fn artifact_dto(a: ArtifactInfo) -> Artifact {
         subject: r.subject.map(|s| s.to_string()),
         pushed_at: rfc3339(r.pushed_at),
         last_pull: r.last_pull.map(rfc3339),
+        image_id: r.config.as_ref().map(|c| c.digest.to_string()),
+        config: r.config.as_ref().map(|c| layer(c, None)),
+        platform: image.as_ref().map(|i| Platform {
+            os: i.os.clone(),
+            architecture: i.architecture.clone(),
+            variant: i.variant.clone(),
+        }),
         layers: r
-            .config
+            .layers
             .iter()
-            .chain(r.layers.iter())
-            .map(|b| Layer {
-                digest: b.digest.to_string(),
-                media_type: b.media_type.clone(),
-                size: b.size,
-            })
+            .enumerate()
+            .map(|(n, b)| layer(b, image.as_ref().and_then(|i| i.layer_history.get(n))))
             .collect(),
+        empty_history: image
+            .as_ref()
+            .map(|i| i.empty_history.iter().map(history).collect())
+            .unwrap_or_default(),
     }
 }
 
