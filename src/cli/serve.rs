@@ -112,6 +112,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             max_connections: cfg.server.max_connections,
             max_header_bytes: cfg.server.max_header_bytes,
             max_concurrent_uploads: cfg.server.max_concurrent_uploads,
+            console: cfg.console.enabled,
         },
     );
     state.tls = tls;

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod error;
 mod query;
 pub mod router;
@@ -60,6 +61,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most blob uploads receiving bytes at once; more get 429.
     pub max_concurrent_uploads: usize,
+    /// Serve the web console at `/`; off, its paths answer 404.
+    pub console: bool,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_header_bytes: 64 << 10,
             max_concurrent_uploads: 256,
+            console: true,
         }
     }
 }
@@ -225,6 +229,7 @@ enum Plane {
     Api,
     Token,
     V2,
+    Console,
 }
 
 async fn handle(state: AppState, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
@@ -235,6 +240,8 @@ async fn handle(state: AppState, peer: SocketAddr, mut req: Request<Incoming>) -
         Plane::Api
     } else if path == "/auth/token" {
         Plane::Token
+    } else if console::owns(&path) {
+        Plane::Console
     } else {
         Plane::V2
     };
@@ -243,12 +250,18 @@ async fn handle(state: AppState, peer: SocketAddr, mut req: Request<Incoming>) -
     let caller = match admit(&state, addr, scheme, &path, plane, &req).await {
         Ok(c) => c,
         Err(resp) => {
+            let resp = if plane == Plane::Console {
+                console::with_security_headers(resp)
+            } else {
+                resp
+            };
             access_log(peer, addr, &method, &path, &resp, start);
             return resp;
         }
     };
     req.extensions_mut().insert(caller.clone());
     let resp = match plane {
+        Plane::Console => console::serve(state.config.console, &method, &path),
         Plane::Api => api::dispatch(&state, req).await,
         Plane::Token => token::dispatch(&state, caller.clone(), req).await,
         Plane::V2 => v2::dispatch(&state, req).await,
@@ -298,7 +311,8 @@ async fn admit(
             }
         }
     }
-    let principal = if path == "/healthz" {
+    // The console's static files need no credentials (its API calls do).
+    let principal = if path == "/healthz" || plane == Plane::Console {
         auth::Principal::Anonymous
     } else {
         match auth::authenticate(state, addr, req.headers()).await {
@@ -337,7 +351,7 @@ async fn admit(
                                 .with_header(http::header::WWW_AUTHENTICATE, challenge),
                         )
                     }
-                    (Plane::V2, f) => v2::error_response(token::failure_error(f)),
+                    (Plane::V2 | Plane::Console, f) => v2::error_response(token::failure_error(f)),
                 });
             }
         }
