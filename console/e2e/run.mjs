@@ -215,6 +215,7 @@ async function main() {
       assert(runs.body.runs[0].dry_run === true && runs.body.runs[0].report, 'API shows no dry-run report');
       await page.getByLabel(/CIDRs allowed/).fill('10.0.0.0/8');
       await page.getByRole('note').filter({ hasText: 'Lock-out warning' }).waitFor();
+      await page.getByLabel(/CIDRs allowed/).blur();
       await shot('settings');
       await page.getByLabel(/CIDRs allowed/).fill('');
     });

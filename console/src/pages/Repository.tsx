@@ -104,6 +104,7 @@ function ArtifactCard({ a, all, repo, host, onDelete }: { a: ArtifactPlus; all: 
   const refs = referrersOf(all, a.digest);
   const imageId = a.image_id ?? a.config?.digest ?? undefined;
   const platforms = a.platform ? [a.platform, ...a.platforms] : a.platforms;
+  const history = a.layers.some((l) => layerHistory(l as Record<string, unknown>) !== undefined);
   return (
     <article className="card artifact" aria-label={`Artifact ${shortDigest(a.digest)}`}>
       <div className="head">
@@ -127,14 +128,14 @@ function ArtifactCard({ a, all, repo, host, onDelete }: { a: ArtifactPlus; all: 
           <summary>Config and layers ({a.layers.length})</summary>
           <div className="scroll">
             <table>
-              <thead><tr><th>#</th><th>Digest</th><th className="num">Size</th><th>Created by</th><th className="opt">Media type</th></tr></thead>
+              <thead><tr><th>#</th><th>Digest</th><th className="num">Size</th>{history ? <th>Created by</th> : null}<th className="opt">Media type</th></tr></thead>
               <tbody>
                 {a.layers.map((l, i) => (
                   <tr key={`${l.digest}-${i}`}>
                     <td>{i}</td>
                     <td><code title={l.digest}>{shortDigest(l.digest)}</code></td>
                     <td className="num">{formatBytes(l.size)}</td>
-                    <td className="history">{layerHistory(l as Record<string, unknown>) ?? <span className="muted">—</span>}</td>
+                    {history ? <td className="history">{layerHistory(l as Record<string, unknown>) ?? <span className="muted">—</span>}</td> : null}
                     <td className="opt small">{l.media_type}</td>
                   </tr>
                 ))}
