@@ -247,3 +247,80 @@ fn console_disabled_answers_404_everywhere_it_lived() {
         200
     );
 }
+
+fn wait_for(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn storage_history_records_a_daily_sample_per_namespace() {
+    let (mut srv, dir) = Server::start();
+    let c = client();
+    let sample = dir.path().join("usage-daily.jsonl");
+    // The first sample is taken at start, before any namespace exists.
+    wait_for(&sample);
+    let r = c
+        .post(format!("{}/api/v1/namespaces", srv.url()))
+        .json(&serde_json::json!({"name": "acme"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    // One sample a day: a restart the same day adds none...
+    srv.restart();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let h: serde_json::Value = c
+        .get(format!("{}/api/v1/usage/history", srv.url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let samples = h["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{h}");
+    assert_eq!(samples[0]["namespaces"], serde_json::json!({}), "{h}");
+    // ...and without today's sample, the next start records one with acme.
+    srv.stop();
+    std::fs::remove_file(&sample).unwrap();
+    srv.restart();
+    wait_for(&sample);
+    let h: serde_json::Value = c
+        .get(format!("{}/api/v1/usage/history", srv.url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let samples = h["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{h}");
+    assert_eq!(samples[0]["namespaces"]["acme"], 0, "{h}");
+    let date = samples[0]["date"].as_str().unwrap();
+    assert_eq!(date.len(), 10, "{date}");
+    let post = c
+        .post(format!("{}/api/v1/usage/history", srv.url()))
+        .send()
+        .unwrap();
+    assert_eq!(post.status(), 405);
+}
+
+#[test]
+fn storage_history_needs_credentials_in_token_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("berth.toml");
+    std::fs::write(&cfg, "[auth]\nmode = \"token\"\n").unwrap();
+    let srv = Server::start_in(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let r = client()
+        .get(format!("{}/api/v1/usage/history", srv.url()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().unwrap().contains("unauthorized"));
+}

@@ -42,6 +42,11 @@ function assert(cond, msg) {
 // ---------------------------------------------------------------- the server
 function startBerth() {
   writeFileSync(join(tmp, 'berth.toml'), '[auth]\nmode = "token"\n');
+  // Six recorded days before today, so that the storage chart has a history.
+  mkdirSync(join(tmp, 'data'), { recursive: true });
+  const day = (k) => new Date(Date.now() - k * 86400_000).toISOString().slice(0, 10);
+  const lines = [6, 5, 4, 3, 2, 1].map((k) => JSON.stringify({ date: day(k), namespaces: { team: 300 + (6 - k) * 150 } }));
+  writeFileSync(join(tmp, 'data', 'usage-daily.jsonl'), `${lines.join('\n')}\n`);
   const child = spawn(bin, ['serve', '--config', join(tmp, 'berth.toml'), '--addr', '127.0.0.1:0', '--data-dir', join(tmp, 'data')], {
     env: { ...process.env, BERTH_ADMIN_PASSWORD: password, RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -249,7 +254,7 @@ async function main() {
       assert(!bad.ok, 'the token pushed outside team/*');
     });
 
-    await check('audit log and storage pages', async () => {
+    await check('audit log, and storage page with the size chart and daily history', async () => {
       await page.goto(`${base}/audit`);
       await page.getByRole('cell', { name: 'token.create' }).first().waitFor({ timeout: 10_000 }).catch(async () => {
         await page.getByRole('table').waitFor({ timeout: 5_000 });
@@ -257,6 +262,12 @@ async function main() {
       await shot('audit');
       await page.goto(`${base}/storage`);
       await page.getByRole('link', { name: 'team' }).waitFor({ timeout: 10_000 });
+      const chart = page.getByTestId('usage-chart');
+      await chart.waitFor({ timeout: 10_000 });
+      const legend = await chart.locator('figcaption').innerText();
+      assert(/team · 1\.\d\d KiB/.test(legend), `legend: ${legend}`);
+      const points = await chart.locator('circle').count();
+      assert(points === 7, `${points} points for six recorded days and now`);
       await shot('storage');
     });
 

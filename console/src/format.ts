@@ -121,3 +121,20 @@ export function referrersOf<T extends { subject?: string | null }>(all: readonly
 export function platformLabel(p: { os: string; architecture: string; variant?: string | null }): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
 }
+
+/** Chart series from daily samples: the `top` largest namespaces (by latest size) and the rest summed as "other". */
+export function usageSeries(samples: { date: string; namespaces: Record<string, number> }[], top = 5): { names: string[]; dates: string[]; values: number[][] } {
+  const dates = samples.map((s) => s.date);
+  const last = samples.length ? samples[samples.length - 1].namespaces : {};
+  const every = new Set<string>();
+  for (const s of samples) for (const n of Object.keys(s.namespaces)) every.add(n);
+  const ranked = [...every].sort((a, b) => (last[b] ?? 0) - (last[a] ?? 0) || a.localeCompare(b));
+  const names = ranked.slice(0, top);
+  const rest = ranked.slice(top);
+  const values = names.map((n) => samples.map((s) => s.namespaces[n] ?? 0));
+  if (rest.length > 0) {
+    names.push('other');
+    values.push(samples.map((s) => rest.reduce((sum, n) => sum + (s.namespaces[n] ?? 0), 0)));
+  }
+  return { names, dates, values };
+}

@@ -99,3 +99,20 @@ describe('artifact details', () => {
     expect(platformLabel({ os: 'linux', architecture: 'amd64', variant: null })).toBe('linux/amd64');
   });
 });
+
+import { usageSeries } from '../src/format';
+
+describe('usageSeries', () => {
+  it('keeps the largest namespaces and sums the rest, zero where absent', () => {
+    const samples: { date: string; namespaces: Record<string, number> }[] = [
+      { date: '2026-11-30', namespaces: { a: 1, b: 5 } },
+      { date: '2026-12-01', namespaces: { a: 10, b: 5, c: 1, d: 2 } },
+    ];
+    expect(usageSeries(samples, 2)).toEqual({
+      names: ['a', 'b', 'other'],
+      dates: ['2026-11-30', '2026-12-01'],
+      values: [[1, 10], [5, 5], [0, 3]],
+    });
+    expect(usageSeries([], 3)).toEqual({ names: [], dates: [], values: [] });
+  });
+});

@@ -128,3 +128,24 @@ export async function refresh(): Promise<void> {
 export function signOut(): void {
   session.save(null);
 }
+
+/** One day's storage sample (GET /api/v1/usage/history, not in the OpenAPI document). */
+export interface UsageSample {
+  date: string;
+  namespaces: Record<string, number>;
+}
+
+export async function usageHistory(): Promise<UsageSample[]> {
+  const s = session.load();
+  let res: Response;
+  try {
+    res = await fetch('/api/v1/usage/history', { credentials: 'omit', headers: s ? { Authorization: `Bearer ${s.token}` } : {} });
+  } catch (e) {
+    throw new ApiError(`Could not reach the registry: ${(e as Error).message}`, 0, 'network');
+  }
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw describeError(res.status, body);
+  const samples = (body as { samples?: UsageSample[] } | null)?.samples;
+  if (!Array.isArray(samples)) throw new ApiError('The registry answered an unexpected shape for the usage history.', res.status, 'shape');
+  return samples;
+}

@@ -15,6 +15,7 @@ mod query;
 pub mod router;
 pub mod tls;
 mod token;
+pub mod usage;
 mod v2;
 
 use std::convert::Infallible;
@@ -114,6 +115,8 @@ impl AppState {
 /// Serves `listener` until `shutdown` resolves, then drains connections.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
+    // Stopped below, so that it does not keep the registry open after run returns.
+    let sampler = usage::spawn_sampler(state.clone());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -173,6 +176,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout; dropping remaining connections"),
     }
+    sampler.abort();
     if let Err(e) = state.registry.flush().await {
         tracing::error!(error = %e, "final metadata flush failed");
     }
@@ -262,6 +266,7 @@ async fn handle(state: AppState, peer: SocketAddr, mut req: Request<Incoming>) -
     req.extensions_mut().insert(caller.clone());
     let resp = match plane {
         Plane::Console => console::serve(state.config.console, &method, &path),
+        Plane::Api if path == usage::PATH => usage::dispatch(&state, &caller, &method).await,
         Plane::Api => api::dispatch(&state, req).await,
         Plane::Token => token::dispatch(&state, caller.clone(), req).await,
         Plane::V2 => v2::dispatch(&state, req).await,
