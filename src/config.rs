@@ -23,6 +23,22 @@ pub struct Config {
     pub auth: AuthSection,
     /// `[gc]`
     pub gc: GcSection,
+    /// `[console]`
+    pub console: ConsoleSection,
+}
+
+/// `[console]`: the web console served at `/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// Serve the console; `false` makes its paths answer 404.
+    pub enabled: bool,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        ConsoleSection { enabled: true }
+    }
 }
 
 /// `[gc]`: garbage collection and upload expiry.

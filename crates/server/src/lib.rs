@@ -10,12 +10,14 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod error;
 mod limits;
 mod query;
 pub mod router;
 pub mod tls;
 mod token;
+pub mod usage;
 mod v2;
 
 use std::convert::Infallible;
@@ -72,6 +74,8 @@ pub struct ServerConfig {
     /// How long a request body may make no progress before the request is
     /// answered 408 and its connection closed.
     pub body_read_timeout: Duration,
+    /// Serve the web console at `/`; off, its paths answer 404.
+    pub console: bool,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             max_concurrent_uploads_per_client: 32,
             max_manifest_bytes_in_flight: 64 << 20,
             body_read_timeout: Duration::from_secs(60),
+            console: true,
         }
     }
 }
@@ -135,6 +140,8 @@ impl AppState {
 /// Serves `listener` until `shutdown` resolves, then drains connections.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
+    // Stopped below, so that it does not keep the registry open after run returns.
+    let sampler = usage::spawn_sampler(state.clone());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -194,6 +201,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout; dropping remaining connections"),
     }
+    sampler.abort();
     if let Err(e) = state.registry.flush().await {
         tracing::error!(error = %e, "final metadata flush failed");
     }
@@ -250,6 +258,7 @@ enum Plane {
     Api,
     Token,
     V2,
+    Console,
 }
 
 async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
@@ -263,6 +272,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
         Plane::Api
     } else if path == "/auth/token" {
         Plane::Token
+    } else if console::owns(&path) {
+        Plane::Console
     } else {
         Plane::V2
     };
@@ -286,6 +297,11 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
             // Refused from the head: an unread body cannot be taken for the
             // next request, so such a connection ends here.
             let resp = limits::closing(resp, limits::body_pending(&req));
+            let resp = if plane == Plane::Console {
+                console::with_security_headers(resp)
+            } else {
+                resp
+            };
             access_log(peer, addr, &method, &path, &resp, start);
             return resp;
         }
@@ -293,6 +309,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     // The caller is handed to each plane explicitly: no handler can run
     // without one, and none can fall back to a default with every right.
     let resp = match plane {
+        Plane::Console => console::serve(state.config.console, &method, &path),
+        Plane::Api if path == usage::PATH => usage::dispatch(&state, &caller, &method).await,
         Plane::Api => api::dispatch(&state, &caller, req).await,
         Plane::Token => token::dispatch(&state, caller.clone(), req).await,
         Plane::V2 => v2::dispatch(&state, &caller, req).await,
@@ -347,7 +365,8 @@ async fn admit(
             }
         }
     }
-    let principal = if path == "/healthz" {
+    // The console's static files need no credentials (its API calls do).
+    let principal = if path == "/healthz" || plane == Plane::Console {
         auth::Principal::Anonymous
     } else {
         match auth::authenticate(state, addr, req.headers()).await {
@@ -386,7 +405,7 @@ async fn admit(
                                 .with_header(http::header::WWW_AUTHENTICATE, challenge),
                         )
                     }
-                    (Plane::V2, f) => v2::error_response(token::failure_error(f)),
+                    (Plane::V2 | Plane::Console, f) => v2::error_response(token::failure_error(f)),
                 });
             }
         }

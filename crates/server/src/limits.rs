@@ -85,7 +85,9 @@ pub(crate) fn check_head(
     let cap = match plane {
         Plane::Api => api::MAX_BODY,
         Plane::Token => crate::token::MAX_FORM,
-        Plane::V2 => return None,
+        // /v2 bodies are streamed blobs and manifests with limits of their
+        // own; console requests carry no body that is read.
+        Plane::V2 | Plane::Console => return None,
     };
     let declared = req
         .headers()

@@ -1,0 +1,203 @@
+//! Storage use over time, for the console's storage chart: once a day (UTC)
+//! the server records each namespace's size, and
+//! `GET /api/v1/usage/history` returns the samples, restricted to the
+//! namespaces the caller may see.
+//!
+//! Samples are JSON lines appended to `<data_dir>/usage-daily.jsonl`, one
+//! per day: `{"date":"2026-12-01","namespaces":{"team":1234}}`. A line is
+//! written whole with one `write` call; a torn last line after a crash is
+//! skipped when reading, and that day is sampled again. The file is
+//! history, not registry state: losing it loses the chart, nothing else.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, Caller};
+use crate::{full, AppState, Body};
+
+/// The endpoint's path.
+pub const PATH: &str = "/api/v1/usage/history";
+const FILE: &str = "usage-daily.jsonl";
+/// Most days returned (and read): a bit over a year.
+const MAX_DAYS: usize = 400;
+
+/// One day's sizes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sample {
+    /// UTC date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Namespace name -> bytes stored.
+    pub namespaces: BTreeMap<String, u64>,
+}
+
+fn file(state: &AppState) -> PathBuf {
+    state.registry.config().data_dir.join(FILE)
+}
+
+fn today() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    )
+}
+
+/// Parses the file's text: the last [`MAX_DAYS`] well-formed samples, one
+/// per date (the later line wins), oldest first.
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    let mut by_date: BTreeMap<String, Sample> = BTreeMap::new();
+    for line in text.lines() {
+        if let Ok(s) = serde_json::from_str::<Sample>(line) {
+            by_date.insert(s.date.clone(), s);
+        }
+    }
+    let all: Vec<Sample> = by_date.into_values().collect();
+    let skip = all.len().saturating_sub(MAX_DAYS);
+    all.into_iter().skip(skip).collect()
+}
+
+fn read_samples(path: &PathBuf) -> Vec<Sample> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => parse_samples(&t),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Records today's sample unless the file has one already.
+fn sample_now(state: &AppState) -> Result<bool, String> {
+    let path = file(state);
+    let date = today();
+    if read_samples(&path).iter().any(|s| s.date == date) {
+        return Ok(false);
+    }
+    let namespaces = state
+        .registry
+        .namespaces()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|n| (n.name, n.size))
+        .collect();
+    let mut line =
+        serde_json::to_string(&Sample { date, namespaces }).map_err(|e| e.to_string())?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(line.as_bytes())
+        .and_then(|_| f.sync_data())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(true)
+}
+
+/// Samples at start and then every hour (a new day is noticed within an
+/// hour); the work runs on the blocking pool, as it reads metadata and the
+/// file.
+pub fn spawn_sampler(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let s = state.clone();
+            match tokio::task::spawn_blocking(move || sample_now(&s)).await {
+                Ok(Ok(true)) => tracing::debug!("recorded today's storage-use sample"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "recording the storage-use sample failed"),
+                Err(e) => tracing::warn!(error = %e, "storage-use sampler task failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    })
+}
+
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    let body = v.to_string();
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len())
+        .body(full(body))
+        .expect("valid response")
+}
+
+/// `GET /api/v1/usage/history`: `{"samples":[{"date", "namespaces"}]}`.
+pub(crate) async fn dispatch(state: &AppState, caller: &Caller, method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = crate::api::error(
+            405,
+            "method_not_allowed",
+            &format!("{method} is not allowed on {PATH}; use GET"),
+        );
+        r.headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
+        return r;
+    }
+    if caller.principal.is_anonymous() {
+        return crate::api::error(401, "unauthorized", "sign in to see storage use");
+    }
+    let s = state.clone();
+    let c = caller.clone();
+    let samples = tokio::task::spawn_blocking(move || {
+        read_samples(&file(&s))
+            .into_iter()
+            .map(|mut sample| {
+                sample.namespaces.retain(|ns, _| {
+                    auth::may_namespace(&s.registry, &c.principal, ns, berth_store::Action::Pull)
+                        .unwrap_or(false)
+                });
+                sample
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    match samples {
+        Ok(samples) => json(StatusCode::OK, &serde_json::json!({ "samples": samples })),
+        Err(e) => {
+            tracing::error!(error = %e, "reading storage-use samples failed");
+            crate::api::error(500, "internal", "reading storage-use samples failed")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_and_duplicate_lines_are_handled() {
+        let text = concat!(
+            "{\"date\":\"2026-11-30\",\"namespaces\":{\"a\":1}}\n",
+            "{\"date\":\"2026-12-01\",\"namespaces\":{\"a\":2}}\n",
+            "{\"date\":\"2026-12-01\",\"namespaces\":{\"a\":3}}\n",
+            "{\"date\":\"2026-12-02\",\"names"
+        );
+        let s = parse_samples(text);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].date, "2026-11-30");
+        assert_eq!(s[1].namespaces["a"], 3);
+    }
+
+    #[test]
+    fn keeps_the_last_days_only() {
+        let text: String = (0..MAX_DAYS + 10)
+            .map(|i| format!("{{\"date\":\"d{i:05}\",\"namespaces\":{{}}}}\n"))
+            .collect();
+        let s = parse_samples(&text);
+        assert_eq!(s.len(), MAX_DAYS);
+        assert_eq!(s[0].date, "d00010");
+    }
+
+    #[test]
+    fn today_is_a_date() {
+        let t = today();
+        assert_eq!(t.len(), 10);
+        assert_eq!(&t[4..5], "-");
+    }
+}
