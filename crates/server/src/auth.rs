@@ -24,21 +24,19 @@
 //!
 //! Anything anonymous may do, every authenticated caller may do too.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::RwLock;
+use std::time::Duration;
 
 use base64::Engine as _;
 use berth_oci::{Digest, ErrorCode, RepoName};
 use berth_store::{
-    Action, AuditEntry, Error as StoreError, Registry, Role, SigningKeys, TokenCheck, TokenInfo,
-    UserInfo, TOKEN_PREFIX,
+    Action, AuditEntry, Error as StoreError, Registry, Role, SigningKeys, TokenInfo, UserInfo,
+    TOKEN_PREFIX,
 };
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, Method};
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use crate::error::ApiError;
 use crate::router::Endpoint;
@@ -89,24 +87,14 @@ impl Default for AuthConfig {
 
 /// Window over which failed logins are counted.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
-/// How long a verified password is remembered (argon2 costs tens of
-/// milliseconds; clients using Basic on every request would pay it each
-/// time).
-const LOGIN_CACHE_TTL: Duration = Duration::from_secs(60);
-const LOGIN_CACHE_MAX: usize = 10_000;
-
 /// Runtime authentication state shared by all requests.
 #[derive(Default)]
 pub struct AuthState {
     // Why a RwLock: read on every bearer-token verification, written only
     // on first use and on rotation.
     keys: RwLock<Option<SigningKeys>>,
-    // Why a Mutex: counters updated on failed logins only; held for a map
-    // lookup.
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-    // Why a Mutex: a small map of recently verified passwords, touched for
-    // an insert or a lookup.
-    logins: Mutex<HashMap<[u8; 32], (String, u64, Instant)>>,
+    /// Failed-login counters, remembered logins, the hashing pool.
+    pub(crate) logins: crate::login::Logins,
 }
 
 /// Who is calling.
@@ -226,6 +214,26 @@ pub enum AuthFailure {
     Unauthorized(String),
     /// Too many failed logins; retry after this many seconds.
     Throttled(u64),
+    /// Too many logins being checked at once; retry after this many
+    /// seconds.
+    Busy(u64),
+}
+
+impl AuthFailure {
+    /// For a 429: the message and the `Retry-After` seconds.
+    pub fn throttle(&self) -> Option<(String, u64)> {
+        match self {
+            AuthFailure::Unauthorized(_) => None,
+            AuthFailure::Throttled(after) => Some((
+                format!("too many failed logins; retry in {after} s"),
+                *after,
+            )),
+            AuthFailure::Busy(after) => Some((
+                format!("too many logins are being checked at once; retry in {after} s"),
+                *after,
+            )),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------
@@ -327,63 +335,13 @@ pub fn allow_listed(reg: &Registry, ip: IpAddr) -> Result<bool, StoreError> {
 }
 
 // ---------------------------------------------------------------------
-// Throttling
+// Signing keys
 
 impl AuthState {
-    fn throttled(&self, keys: &[String], limit: u32) -> Option<u64> {
-        let now = Instant::now();
-        let map = self.failures.lock().expect("failures lock poisoned");
-        keys.iter()
-            .filter_map(|k| map.get(k))
-            .filter(|(n, since)| *n >= limit && now.duration_since(*since) < FAILURE_WINDOW)
-            .map(|(_, since)| (FAILURE_WINDOW - now.duration_since(*since)).as_secs() + 1)
-            .max()
-    }
-
-    fn record_failure(&self, keys: &[String]) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().expect("failures lock poisoned");
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-        }
-        for k in keys {
-            let e = map.entry(k.clone()).or_insert((0, now));
-            if now.duration_since(e.1) >= FAILURE_WINDOW {
-                *e = (0, now);
-            }
-            e.0 += 1;
-        }
-    }
-
-    fn clear_failures(&self, keys: &[String]) {
-        let mut map = self.failures.lock().expect("failures lock poisoned");
-        for k in keys {
-            map.remove(k);
-        }
-    }
-
-    fn cached_login(&self, key: &[u8; 32]) -> Option<(String, u64)> {
-        let map = self.logins.lock().expect("logins lock poisoned");
-        map.get(key)
-            .filter(|(_, _, at)| at.elapsed() < LOGIN_CACHE_TTL)
-            .map(|(n, v, _)| (n.clone(), *v))
-    }
-
-    fn remember_login(&self, key: [u8; 32], user: &UserInfo) {
-        let mut map = self.logins.lock().expect("logins lock poisoned");
-        if map.len() >= LOGIN_CACHE_MAX {
-            map.clear();
-        }
-        map.insert(
-            key,
-            (user.name.clone(), user.secret_version, Instant::now()),
-        );
-    }
-
     /// Forgets remembered passwords (after a password change or a
     /// user's deletion the cache would notice anyway; this frees memory).
     pub fn forget_logins(&self) {
-        self.logins.lock().expect("logins lock poisoned").clear();
+        self.logins.forget();
     }
 
     /// The signing keys, loaded from the store on first use.
@@ -407,7 +365,8 @@ impl AuthState {
 // ---------------------------------------------------------------------
 // Credentials
 
-fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
+/// Records a failed login in the audit log.
+pub(crate) fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
     let e = AuditEntry {
         at: now_millis(),
         actor: who.to_string(),
@@ -428,66 +387,7 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Checks a user name and password (or a scoped-token secret as the
-/// password, whatever the user name), with throttling per address and per
-/// user name.
-pub async fn login(
-    state: &AppState,
-    addr: IpAddr,
-    user: &str,
-    password: &str,
-) -> Result<Principal, AuthFailure> {
-    let cfg = &state.config.auth;
-    let reg = &state.registry;
-    let is_token = password.starts_with(TOKEN_PREFIX);
-    let mut keys = vec![format!("addr:{addr}")];
-    if !is_token {
-        keys.push(format!("user:{user}"));
-    }
-    if let Some(after) = state.auth.throttled(&keys, cfg.max_failed_logins) {
-        return Err(AuthFailure::Throttled(after));
-    }
-    let fail = |why: &str| {
-        state.auth.record_failure(&keys);
-        let who = if is_token { "token" } else { user };
-        audit_failure(state, addr, who, why);
-        AuthFailure::Unauthorized(format!("{why}; check the user name and password or token"))
-    };
-    if is_token {
-        return match reg.token_verify(password) {
-            Ok(TokenCheck::Valid(t)) => {
-                state.auth.clear_failures(&keys);
-                Ok(Principal::Token(t))
-            }
-            Ok(TokenCheck::Expired(_)) => Err(fail("the token has expired")),
-            Ok(TokenCheck::Invalid) => Err(fail("invalid or revoked token")),
-            Err(e) => Err(store_failure(e)),
-        };
-    }
-    let cache_key: [u8; 32] = {
-        let mut h = sha2::Sha256::new();
-        h.update(user.as_bytes());
-        h.update([0]);
-        h.update(password.as_bytes());
-        h.finalize().into()
-    };
-    if let Some((name, version)) = state.auth.cached_login(&cache_key) {
-        if let Ok(Some(u)) = reg.user(&name) {
-            if u.secret_version == version {
-                return Ok(Principal::User(u));
-            }
-        }
-    }
-    match reg.user_verify(user, password).await {
-        Ok(Some(u)) => {
-            state.auth.clear_failures(&keys);
-            state.auth.remember_login(cache_key, &u);
-            Ok(Principal::User(u))
-        }
-        Ok(None) => Err(fail("invalid user name or password")),
-        Err(e) => Err(store_failure(e)),
-    }
-}
+pub use crate::login::{check_password, login};
 
 fn store_failure(e: StoreError) -> AuthFailure {
     tracing::error!(error = %e, "credential check failed");

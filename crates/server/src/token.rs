@@ -23,11 +23,11 @@ pub(crate) fn failure_error(f: AuthFailure) -> ApiError {
             http::header::WWW_AUTHENTICATE,
             "Basic realm=\"berth\"".into(),
         ),
-        AuthFailure::Throttled(after) => ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!("too many failed logins; retry in {after} s"),
-        )
-        .with_header(http::header::RETRY_AFTER, after.to_string()),
+        f => {
+            let (msg, after) = f.throttle().unwrap_or_default();
+            ApiError::new(ErrorCode::TooManyRequests, msg)
+                .with_header(http::header::RETRY_AFTER, after.to_string())
+        }
     }
 }
 

@@ -675,8 +675,10 @@ async fn create_user(state: &AppState, caller: &Caller, c: CreateUser) -> Result
     Ok(json_response(StatusCode::CREATED, &user_dto(u)))
 }
 
+/// Whether the caller is `user` with its own credentials (a bearer token
+/// of that user is not: it acts only within its access claim).
 fn is_self(caller: &Caller, user: &str) -> bool {
-    matches!(caller.principal.effective(), Principal::User(u) if u.name == user)
+    matches!(&caller.principal, Principal::User(u) if u.name == user)
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "access",
@@ -746,12 +748,25 @@ async fn change_password(
 ) -> Result<Response<Body>> {
     let reg = &state.registry;
     if is_self(caller, user) {
+        // Counted and audited like a login: otherwise this would be an
+        // unthrottled oracle for the password.
         let current = c.current_password.as_deref().unwrap_or("");
-        if reg.user_verify(user, current).await?.is_none() {
-            return Err(MgmtError::invalid(
-                "current_password",
-                "give your current password to change it",
-            ));
+        match auth::check_password(state, caller.addr, user, current).await {
+            Ok(_) => {}
+            Err(f) => {
+                return Err(match f.throttle() {
+                    Some((msg, after)) => {
+                        let mut e =
+                            MgmtError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", msg);
+                        e.details = serde_json::json!({ "retry_after_secs": after });
+                        e
+                    }
+                    None => MgmtError::invalid(
+                        "current_password",
+                        "give your current password to change it",
+                    ),
+                })
+            }
         }
     } else {
         require_admin(caller, "changing other users' passwords")?;
