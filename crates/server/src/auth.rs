@@ -20,7 +20,7 @@
 //! | registry admin | everything |
 //! | user with a role on the namespace | reader: pull; writer: + push; admin: + delete, manage |
 //! | scoped token | the actions of its scopes on repositories its patterns match |
-//! | bearer JWT (from `/auth/token`) | what its `access` claim lists (on `/v2`) |
+//! | bearer JWT (from `/auth/token`) | what its `access` claim lists, while its subject still may (on `/v2` and `/api/v1`); never administration |
 //!
 //! Anything anonymous may do, every authenticated caller may do too.
 
@@ -142,9 +142,10 @@ impl Principal {
         matches!(self.effective(), Principal::Anonymous)
     }
 
-    /// Registry administrator (or auth off).
+    /// Registry administrator (or auth off). A bearer token never is: it
+    /// acts within its access claim, which holds no administration.
     pub fn is_admin(&self) -> bool {
-        match self.effective() {
+        match self {
             Principal::Open => true,
             Principal::User(u) => u.admin,
             _ => false,
@@ -193,6 +194,18 @@ pub struct Claims {
     pub jti: String,
     /// Granted access.
     pub access: Vec<AccessEntry>,
+    /// For a user subject: the user's identity, so that a user deleted and
+    /// created again under the same name is not the subject.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// For a user subject: the credential generation (a fingerprint of the
+    /// password hash) it was issued under; a password change ends it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gen: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One entry of a token's `access` claim.
@@ -438,50 +451,70 @@ pub async fn authenticate(
         return login(state, addr, "", bearer).await;
     }
     let claims = verify_jwt(state, bearer).await?;
-    let subject = resolve_subject(&state.registry, &claims.sub);
+    let subject = resolve_subject(&state.registry, &claims)?;
     Ok(Principal::Bearer {
         claims: Box::new(claims),
         subject: Box::new(subject),
     })
 }
 
-fn resolve_subject(reg: &Registry, sub: &str) -> Principal {
+/// Whom a verified JWT was issued to, as they are now: a user must still
+/// exist as the same user (identity) with the same password (generation),
+/// a scoped token must still exist and not have expired. Otherwise the JWT
+/// stops working at once, whatever its expiry.
+fn resolve_subject(reg: &Registry, claims: &Claims) -> Result<Principal, AuthFailure> {
+    let sub = claims.sub.as_str();
     if sub.is_empty() {
-        return Principal::Anonymous;
+        return Ok(Principal::Anonymous);
     }
     if let Some(id) = sub.strip_prefix("token:") {
         return match reg.token(id) {
-            Ok(t) if !t.expired(now_millis()) => Principal::Token(t),
-            _ => Principal::Anonymous,
+            Ok(t) if !t.expired(now_millis()) => Ok(Principal::Token(t)),
+            _ => Err(AuthFailure::Unauthorized(
+                "the scoped token this bearer token was issued for is revoked or expired".into(),
+            )),
         };
     }
     match reg.user(sub) {
-        Ok(Some(u)) => Principal::User(u),
-        _ => Principal::Anonymous,
+        Ok(Some(u)) if u.id == claims.uid && u.secret_version == claims.gen => {
+            Ok(Principal::User(u))
+        }
+        Ok(_) => Err(AuthFailure::Unauthorized(
+            "this bearer token's user changed their password or no longer exists; log in again"
+                .into(),
+        )),
+        Err(e) => Err(store_failure(e)),
     }
 }
 
 // ---------------------------------------------------------------------
 // JWT
 
-/// Issues a bearer token for `sub` with `access`.
+/// Issues a bearer token for `p` with `access`.
 pub async fn issue_jwt(
     state: &AppState,
-    sub: &str,
+    p: &Principal,
     access: Vec<AccessEntry>,
 ) -> Result<(String, Claims), StoreError> {
+    let sub = subject_of(p);
+    let (uid, gen) = match p {
+        Principal::User(u) => (u.id.clone(), u.secret_version),
+        _ => (String::new(), 0),
+    };
     let cfg = &state.config.auth;
     let keys = state.auth.keys(&state.registry).await?;
     let now = now_millis() / 1000;
     let claims = Claims {
         iss: cfg.service.clone(),
-        sub: sub.to_string(),
+        sub,
         aud: cfg.service.clone(),
         exp: now + cfg.token_ttl.as_secs() as i64,
         nbf: now - 1,
         iat: now,
         jti: hex::encode(berth_store::random_bytes::<12>()),
         access,
+        uid,
+        gen,
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(keys.current.kid.clone());
@@ -510,12 +543,16 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Claims, AuthFailure
         .keys(&state.registry)
         .await
         .map_err(store_failure)?;
+    // Only the current key verifies: rotating the key (after a leak, say)
+    // ends every token signed before, and clients fetch new ones.
     let kid = header.kid.unwrap_or_default();
-    let key = [Some(&keys.current), keys.previous.as_ref()]
-        .into_iter()
-        .flatten()
-        .find(|k| k.kid == kid)
-        .ok_or_else(bad)?;
+    let key = Some(&keys.current)
+        .filter(|k| k.kid == kid)
+        .ok_or_else(|| {
+            AuthFailure::Unauthorized(
+                "the bearer token was signed with a retired key; get a new one".into(),
+            )
+        })?;
     let secret = hex::decode(&key.secret_hex).map_err(|_| bad())?;
     let cfg = &state.config.auth;
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -581,19 +618,24 @@ pub fn may_repo(
                 || public_pull()?
         }
         Principal::Token(t) => t.allows(repo.as_str(), action) || public_pull()?,
-        Principal::Bearer { claims, .. } => claims_allow(claims, repo.as_str(), action),
+        // Within its access claim, and only while its subject still has
+        // the right: removing a grant takes effect at once.
+        Principal::Bearer { claims, subject } => {
+            claims_allow(claims, repo.as_str(), action) && may_repo(reg, subject, repo, action)?
+        }
     })
 }
 
-/// Same as [`may_repo`], but a bearer token is judged by its subject's
-/// current rights (management API, `_catalog`, token issuance).
+/// [`may_repo`] as the management API and token issuance use it: a bearer
+/// token is judged by its access claim and its subject's current rights
+/// together, as on `/v2`.
 pub fn may_repo_live(
     reg: &Registry,
     p: &Principal,
     repo: &RepoName,
     action: Action,
 ) -> Result<bool, StoreError> {
-    may_repo(reg, p.effective(), repo, action)
+    may_repo(reg, p, repo, action)
 }
 
 /// The part of a pattern before its first `*`.
@@ -631,7 +673,7 @@ pub fn may_namespace(
 ) -> Result<bool, StoreError> {
     let public_pull =
         || -> Result<bool, StoreError> { Ok(action == Action::Pull && ns_public(reg, ns)?) };
-    Ok(match p.effective() {
+    Ok(match p {
         Principal::Open => true,
         Principal::Anonymous => public_pull()?,
         Principal::User(u) => {
@@ -639,6 +681,20 @@ pub fn may_namespace(
                 || reg
                     .role_of(&u.name, ns)?
                     .is_some_and(|r| role_allows(r, action))
+                || public_pull()?
+        }
+        // A bearer token sees a namespace its access claim reaches into
+        // (while its subject still may); it never manages anything.
+        Principal::Bearer { claims, subject } => {
+            (action == Action::Pull
+                && claims.access.iter().any(|a| {
+                    a.typ == "repository"
+                        && a.name
+                            .parse::<RepoName>()
+                            .is_ok_and(|r| r.namespace() == ns)
+                        && a.actions.iter().any(|x| x == "pull" || x == "*")
+                })
+                && may_namespace(reg, subject, ns, Action::Pull)?)
                 || public_pull()?
         }
         Principal::Token(t) => {
@@ -651,7 +707,6 @@ pub fn may_namespace(
                     }
             }) || public_pull()?
         }
-        Principal::Bearer { .. } => false,
     })
 }
 

@@ -97,13 +97,8 @@ pub(super) fn authorize(
     let read = *m == Method::GET || *m == Method::HEAD;
     match route {
         Route::OpenApi | Route::Namespaces => Ok(()),
-        Route::Registry if read => {
-            if caller.principal.is_anonymous() {
-                Err(unauthorized())
-            } else {
-                Ok(())
-            }
-        }
+        // The settings include the allow-list: administrators only.
+        Route::Registry if read => require_admin(caller, "reading registry settings"),
         Route::Registry => require_admin(caller, "changing registry settings"),
         Route::Namespace(ns) | Route::Repositories(ns) if read => {
             require_ns(state, caller, ns, Action::Pull)
@@ -989,7 +984,7 @@ async fn get_signing_key(state: &AppState, caller: &Caller) -> Result<Response<B
 }
 
 #[utoipa::path(post, path = "/api/v1/signing-key", tag = "access",
-    responses((status = 200, description = "Rotated: new tokens are signed with a new key; tokens signed with the previous one stay valid until they expire", body = SigningKeyInfo)))]
+    responses((status = 200, description = "Rotated: new tokens are signed with a new key; tokens signed with the previous one stop working at once (clients get 401 and fetch new ones)", body = SigningKeyInfo)))]
 async fn rotate_signing_key(state: &AppState, caller: &Caller) -> Result<Response<Body>> {
     require_admin(caller, "rotating the signing key")?;
     let k = state.auth.rotate(&state.registry).await?;
