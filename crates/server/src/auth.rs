@@ -252,9 +252,22 @@ impl AuthFailure {
 // ---------------------------------------------------------------------
 // Client address and allow-list
 
-/// Whether `ip` is inside the CIDR `(net, len)`.
+/// Whether `ip` is inside the CIDR `(net, len)`. An IPv4-mapped network
+/// (`::ffff:a.b.c.d/N`, N >= 96) is the IPv4 network `a.b.c.d/(N - 96)`;
+/// any other IPv6 network contains IPv6 addresses only, so `::/0` admits
+/// every IPv6 client and no IPv4 one.
 pub fn cidr_contains((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
-    match (net.to_canonical(), ip.to_canonical()) {
+    let (net, len) = match net {
+        IpAddr::V6(n) if len >= 96 && n.to_ipv4_mapped().is_some() => (
+            IpAddr::V4(
+                n.to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            ),
+            len - 96,
+        ),
+        n => (n, len),
+    };
+    match (net, ip.to_canonical()) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
             let len = u32::from(len.min(32));
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
@@ -1032,6 +1045,18 @@ mod tests {
         assert!(!cidr_contains(cidr("2001:db8::/32"), ip("2001:db9::5")));
         assert!(!cidr_contains(cidr("2001:db8::/32"), ip("10.0.0.1")));
         assert!(cidr_contains(cidr("::/0"), ip("::1")));
+        assert!(!cidr_contains(cidr("::/0"), ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn ipv4_mapped_cidrs_use_the_prefix_minus_96() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let net = cidr("::ffff:10.0.0.0/104");
+        assert!(cidr_contains(net, ip("10.200.3.4")));
+        assert!(cidr_contains(net, ip("::ffff:10.200.3.4")));
+        assert!(!cidr_contains(net, ip("11.0.0.1")));
+        assert!(cidr_contains(cidr("::ffff:0.0.0.0/96"), ip("192.0.2.1")));
+        assert!(!cidr_contains(cidr("::ffff:10.0.0.1/128"), ip("10.0.0.2")));
     }
 
     #[test]

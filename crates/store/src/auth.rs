@@ -1145,4 +1145,46 @@ mod tests {
         assert_eq!(page[0].action, "act2");
         assert_eq!(page[1].action, "act1");
     }
+
+    #[tokio::test]
+    async fn audit_entries_older_than_retention_are_pruned_and_fields_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(crate::StoreConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let now = now_millis();
+        let day = 86_400_000;
+        for (i, at) in [now - 100 * day, now - 91 * day, now - 89 * day, now]
+            .iter()
+            .enumerate()
+        {
+            reg.audit(&AuditEntry {
+                at: *at,
+                actor: "x".repeat(if i == 3 { 45_000 } else { 3 }),
+                action: format!("act{i}"),
+                target: String::new(),
+                address: "127.0.0.1".into(),
+                detail: String::new(),
+            })
+            .unwrap();
+        }
+        assert_eq!(reg.audit_prune(now - 90 * day, 1).await.unwrap(), 1);
+        assert_eq!(reg.audit_prune(now - 90 * day, 1000).await.unwrap(), 1);
+        assert_eq!(reg.audit_prune(now - 90 * day, 1000).await.unwrap(), 0);
+        let (page, total) = reg.audit_page(0, 10).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(page[0].action, "act3");
+        assert_eq!(page[0].actor.len(), MAX_AUDIT_FIELD);
+        assert_eq!(page[1].action, "act2");
+    }
+
+    #[test]
+    fn argon2_with_reused_memory_verifies_like_the_crate() {
+        let phc = hash_password("correct horse").unwrap();
+        let mut mem = PasswordMemory::default();
+        assert!(verify_password("correct horse", &phc, &mut mem));
+        assert!(!verify_password("wrong horse", &phc, &mut mem));
+        assert!(verify_password("correct horse", &phc, &mut mem));
+        assert!(!verify_password("correct horse", "not a phc", &mut mem));
+    }
 }
