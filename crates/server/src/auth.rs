@@ -804,6 +804,24 @@ fn v2_needs(endpoint: &Endpoint, m: &Method) -> Option<(RepoName, Action, &'stat
     Some((repo.clone(), action, scope))
 }
 
+/// The `from` repository of a cross-repository mount request
+/// (`POST .../blobs/uploads/?mount=<digest>&from=<repo>`), if valid.
+fn mount_from(endpoint: &Endpoint, m: &Method, query: Option<&str>) -> Option<RepoName> {
+    if !matches!(endpoint, Endpoint::UploadStart(_)) || *m != Method::POST {
+        return None;
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    if !pairs.iter().any(|(k, _)| k == "mount") {
+        return None;
+    }
+    pairs
+        .iter()
+        .find(|(k, _)| k == "from")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 /// Decides a `/v2` request.
 pub fn authorize_v2(
     state: &AppState,
@@ -811,9 +829,32 @@ pub fn authorize_v2(
     headers: &HeaderMap,
     endpoint: &Endpoint,
     m: &Method,
+    query: Option<&str>,
 ) -> Result<(), ApiError> {
     if matches!(caller.principal, Principal::Open) {
         return Ok(());
+    }
+    if *endpoint == Endpoint::Catalog {
+        // As in Docker token authentication: the catalog needs a token for
+        // `registry:catalog:*`, so that clients holding credentials send
+        // them (an anonymous token for it lists the public repositories).
+        let allowed = match &caller.principal {
+            Principal::Anonymous => false,
+            Principal::Bearer { claims, .. } => claims
+                .access
+                .iter()
+                .any(|a| a.typ == "registry" && a.name == "catalog"),
+            _ => true,
+        };
+        if allowed {
+            return Ok(());
+        }
+        return Err(v2_refusal(
+            state,
+            caller,
+            headers,
+            Some("registry:catalog:*".into()),
+        ));
     }
     if *endpoint == Endpoint::Base {
         if matches!(caller.principal, Principal::Anonymous) {
@@ -827,12 +868,13 @@ pub fn authorize_v2(
     if may_repo(&state.registry, &caller.principal, &repo, action)? {
         return Ok(());
     }
-    Err(v2_refusal(
-        state,
-        caller,
-        headers,
-        Some(format!("repository:{repo}:{scope}")),
-    ))
+    // A mount also needs pull on its source: ask for both, so that a client
+    // requesting exactly the challenged scopes can mount.
+    let mut wanted = format!("repository:{repo}:{scope}");
+    if let Some(from) = mount_from(endpoint, m, query).filter(|f| *f != repo) {
+        wanted.push_str(&format!(" repository:{from}:pull"));
+    }
+    Err(v2_refusal(state, caller, headers, Some(wanted)))
 }
 
 /// Where a cross-repository mount may take a blob from, for this caller:

@@ -71,7 +71,14 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         .get::<Caller>()
         .cloned()
         .unwrap_or_else(|| Caller::open(std::net::Ipv4Addr::LOCALHOST.into()));
-    auth::authorize_v2(state, &caller, req.headers(), &endpoint, req.method())?;
+    auth::authorize_v2(
+        state,
+        &caller,
+        req.headers(),
+        &endpoint,
+        req.method(),
+        req.uri().query(),
+    )?;
     let q = Query::parse(req.uri().query());
     let m = req.method().clone();
     let reg = &state.registry;
