@@ -1263,7 +1263,7 @@ fn failed_logins_are_throttled_per_address_and_per_user() {
 fn set_allow_list(c: &Client, url: &str, list: &[&str]) {
     let r = c
         .patch(format!("{url}/api/v1/registry"))
-        .json(&json!({ "api_subnet_allow_list": list }))
+        .json(&json!({ "api_subnet_allow_list": list, "confirm_lockout": true }))
         .send()
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().unwrap());

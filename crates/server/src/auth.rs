@@ -350,14 +350,24 @@ pub fn client_addr(
 
 /// Whether the registry's subnet allow-list admits `ip` (empty = all).
 pub fn allow_listed(reg: &Registry, ip: IpAddr) -> Result<bool, StoreError> {
-    let s = reg.settings()?;
-    if s.api_subnet_allow_list.is_empty() {
-        return Ok(true);
+    Ok(list_admits(&reg.settings()?.api_subnet_allow_list, ip))
+}
+
+/// Whether an allow-list admits `ip`: an empty list admits everyone, a
+/// list holding `0.0.0.0/0` no one (IPv4 or IPv6), otherwise the
+/// addresses inside one of its CIDRs.
+pub fn list_admits(list: &[String], ip: IpAddr) -> bool {
+    if list.is_empty() {
+        return true;
     }
-    Ok(s.api_subnet_allow_list
+    let cidrs: Vec<(IpAddr, u8)> = list
         .iter()
         .filter_map(|c| berth_store::parse_cidr(c))
-        .any(|c| cidr_contains(c, ip)))
+        .collect();
+    let deny_all = cidrs
+        .iter()
+        .any(|(n, len)| *len == 0 && *n == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    !deny_all && cidrs.iter().any(|c| cidr_contains(*c, ip))
 }
 
 // ---------------------------------------------------------------------

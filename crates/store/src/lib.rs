@@ -30,8 +30,8 @@ use berth_oci::{ByteRange, Digest, RepoName};
 use object_store::local::LocalFileSystem;
 
 pub use admin::{
-    parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule, NamespaceInfo,
-    RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
+    normalize_cidr, parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule,
+    NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
 };
 pub use auth::truncate as truncate_str;
 pub use auth::{

@@ -1100,7 +1100,7 @@ pub(super) fn add_security(doc: &mut utoipa::openapi::OpenApi) {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some(
-                    "A scoped-token secret (berth_...) or a JWT from /auth/token",
+                    "A scoped-token secret (berth_...) or a JWT from /auth/token. A JWT acts only within its access claim (what it may pull, push, delete) and never administers: managing users, tokens, grants, the signing key and registry settings needs Basic credentials or a scoped token with manage.",
                 ))
                 .build(),
         ),
