@@ -25,6 +25,8 @@ pub struct Config {
     pub gc: GcSection,
     /// `[console]`
     pub console: ConsoleSection,
+    /// `[audit]`
+    pub audit: AuditSection,
 }
 
 /// `[console]`: the web console served at `/`.
@@ -38,6 +40,20 @@ pub struct ConsoleSection {
 impl Default for ConsoleSection {
     fn default() -> Self {
         ConsoleSection { enabled: true }
+    }
+}
+
+/// `[audit]`: the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Days an audit entry is kept; older ones are deleted hourly.
+    pub retention_days: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection { retention_days: 90 }
     }
 }
 
@@ -279,6 +295,10 @@ impl Config {
                 "auth.trusted_proxies: {p:?} is not a CIDR such as 10.0.0.0/8 or ::1/128"
             );
         }
+        anyhow::ensure!(
+            (1..=36_500).contains(&self.audit.retention_days),
+            "audit.retention_days must be between 1 and 36500"
+        );
         anyhow::ensure!(
             self.gc.upload_ttl_secs >= 1,
             "gc.upload_ttl_secs must be at least 1"

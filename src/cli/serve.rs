@@ -103,6 +103,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(t) = tls.clone() {
         spawn_reload_on_sighup(t);
     }
+    spawn_audit_pruning(registry.clone(), cfg.audit.retention_days);
     let mut state = AppState::new(
         registry,
         ServerConfig {
@@ -122,6 +123,36 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     berth_server::run(listener, state, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes audit entries older than `days`, at start and then hourly, a
+/// batch at a time so that a large backlog never holds the database long.
+fn spawn_audit_pruning(registry: Registry, days: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let before = now.saturating_sub((days as i64).saturating_mul(86_400_000));
+            let mut pruned = 0;
+            loop {
+                match registry.audit_prune(before, 1000).await {
+                    Ok(0) => break,
+                    Ok(n) => pruned += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning the audit log failed");
+                        break;
+                    }
+                }
+            }
+            if pruned > 0 {
+                tracing::info!(pruned, days, "old audit entries removed");
+            }
+        }
+    });
 }
 
 fn auth_config(cfg: &Config) -> AuthConfig {

@@ -20,25 +20,23 @@
 //! | registry admin | everything |
 //! | user with a role on the namespace | reader: pull; writer: + push; admin: + delete, manage |
 //! | scoped token | the actions of its scopes on repositories its patterns match |
-//! | bearer JWT (from `/auth/token`) | what its `access` claim lists (on `/v2`) |
+//! | bearer JWT (from `/auth/token`) | what its `access` claim lists, while its subject still may (on `/v2` and `/api/v1`); never administration |
 //!
 //! Anything anonymous may do, every authenticated caller may do too.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::RwLock;
+use std::time::Duration;
 
 use base64::Engine as _;
 use berth_oci::{Digest, ErrorCode, RepoName};
 use berth_store::{
-    Action, AuditEntry, Error as StoreError, Registry, Role, SigningKeys, TokenCheck, TokenInfo,
-    UserInfo, TOKEN_PREFIX,
+    Action, AuditEntry, Error as StoreError, Registry, Role, SigningKeys, TokenInfo, UserInfo,
+    TOKEN_PREFIX,
 };
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, Method};
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use crate::error::ApiError;
 use crate::router::Endpoint;
@@ -89,24 +87,14 @@ impl Default for AuthConfig {
 
 /// Window over which failed logins are counted.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
-/// How long a verified password is remembered (argon2 costs tens of
-/// milliseconds; clients using Basic on every request would pay it each
-/// time).
-const LOGIN_CACHE_TTL: Duration = Duration::from_secs(60);
-const LOGIN_CACHE_MAX: usize = 10_000;
-
 /// Runtime authentication state shared by all requests.
 #[derive(Default)]
 pub struct AuthState {
     // Why a RwLock: read on every bearer-token verification, written only
     // on first use and on rotation.
     keys: RwLock<Option<SigningKeys>>,
-    // Why a Mutex: counters updated on failed logins only; held for a map
-    // lookup.
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-    // Why a Mutex: a small map of recently verified passwords, touched for
-    // an insert or a lookup.
-    logins: Mutex<HashMap<[u8; 32], (String, u64, Instant)>>,
+    /// Failed-login counters, remembered logins, the hashing pool.
+    pub(crate) logins: crate::login::Logins,
 }
 
 /// Who is calling.
@@ -154,9 +142,10 @@ impl Principal {
         matches!(self.effective(), Principal::Anonymous)
     }
 
-    /// Registry administrator (or auth off).
+    /// Registry administrator (or auth off). A bearer token never is: it
+    /// acts within its access claim, which holds no administration.
     pub fn is_admin(&self) -> bool {
-        match self.effective() {
+        match self {
             Principal::Open => true,
             Principal::User(u) => u.admin,
             _ => false,
@@ -205,6 +194,18 @@ pub struct Claims {
     pub jti: String,
     /// Granted access.
     pub access: Vec<AccessEntry>,
+    /// For a user subject: the user's identity, so that a user deleted and
+    /// created again under the same name is not the subject.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// For a user subject: the credential generation (a fingerprint of the
+    /// password hash) it was issued under; a password change ends it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gen: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One entry of a token's `access` claim.
@@ -226,14 +227,47 @@ pub enum AuthFailure {
     Unauthorized(String),
     /// Too many failed logins; retry after this many seconds.
     Throttled(u64),
+    /// Too many logins being checked at once; retry after this many
+    /// seconds.
+    Busy(u64),
+}
+
+impl AuthFailure {
+    /// For a 429: the message and the `Retry-After` seconds.
+    pub fn throttle(&self) -> Option<(String, u64)> {
+        match self {
+            AuthFailure::Unauthorized(_) => None,
+            AuthFailure::Throttled(after) => Some((
+                format!("too many failed logins; retry in {after} s"),
+                *after,
+            )),
+            AuthFailure::Busy(after) => Some((
+                format!("too many logins are being checked at once; retry in {after} s"),
+                *after,
+            )),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------
 // Client address and allow-list
 
-/// Whether `ip` is inside the CIDR `(net, len)`.
+/// Whether `ip` is inside the CIDR `(net, len)`. An IPv4-mapped network
+/// (`::ffff:a.b.c.d/N`, N >= 96) is the IPv4 network `a.b.c.d/(N - 96)`;
+/// any other IPv6 network contains IPv6 addresses only, so `::/0` admits
+/// every IPv6 client and no IPv4 one.
 pub fn cidr_contains((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
-    match (net.to_canonical(), ip.to_canonical()) {
+    let (net, len) = match net {
+        IpAddr::V6(n) if len >= 96 && n.to_ipv4_mapped().is_some() => (
+            IpAddr::V4(
+                n.to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            ),
+            len - 96,
+        ),
+        n => (n, len),
+    };
+    match (net, ip.to_canonical()) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
             let len = u32::from(len.min(32));
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
@@ -316,74 +350,34 @@ pub fn client_addr(
 
 /// Whether the registry's subnet allow-list admits `ip` (empty = all).
 pub fn allow_listed(reg: &Registry, ip: IpAddr) -> Result<bool, StoreError> {
-    let s = reg.settings()?;
-    if s.api_subnet_allow_list.is_empty() {
-        return Ok(true);
+    Ok(list_admits(&reg.settings()?.api_subnet_allow_list, ip))
+}
+
+/// Whether an allow-list admits `ip`: an empty list admits everyone, a
+/// list holding `0.0.0.0/0` no one (IPv4 or IPv6), otherwise the
+/// addresses inside one of its CIDRs.
+pub fn list_admits(list: &[String], ip: IpAddr) -> bool {
+    if list.is_empty() {
+        return true;
     }
-    Ok(s.api_subnet_allow_list
+    let cidrs: Vec<(IpAddr, u8)> = list
         .iter()
         .filter_map(|c| berth_store::parse_cidr(c))
-        .any(|c| cidr_contains(c, ip)))
+        .collect();
+    let deny_all = cidrs
+        .iter()
+        .any(|(n, len)| *len == 0 && *n == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    !deny_all && cidrs.iter().any(|c| cidr_contains(*c, ip))
 }
 
 // ---------------------------------------------------------------------
-// Throttling
+// Signing keys
 
 impl AuthState {
-    fn throttled(&self, keys: &[String], limit: u32) -> Option<u64> {
-        let now = Instant::now();
-        let map = self.failures.lock().expect("failures lock poisoned");
-        keys.iter()
-            .filter_map(|k| map.get(k))
-            .filter(|(n, since)| *n >= limit && now.duration_since(*since) < FAILURE_WINDOW)
-            .map(|(_, since)| (FAILURE_WINDOW - now.duration_since(*since)).as_secs() + 1)
-            .max()
-    }
-
-    fn record_failure(&self, keys: &[String]) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().expect("failures lock poisoned");
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-        }
-        for k in keys {
-            let e = map.entry(k.clone()).or_insert((0, now));
-            if now.duration_since(e.1) >= FAILURE_WINDOW {
-                *e = (0, now);
-            }
-            e.0 += 1;
-        }
-    }
-
-    fn clear_failures(&self, keys: &[String]) {
-        let mut map = self.failures.lock().expect("failures lock poisoned");
-        for k in keys {
-            map.remove(k);
-        }
-    }
-
-    fn cached_login(&self, key: &[u8; 32]) -> Option<(String, u64)> {
-        let map = self.logins.lock().expect("logins lock poisoned");
-        map.get(key)
-            .filter(|(_, _, at)| at.elapsed() < LOGIN_CACHE_TTL)
-            .map(|(n, v, _)| (n.clone(), *v))
-    }
-
-    fn remember_login(&self, key: [u8; 32], user: &UserInfo) {
-        let mut map = self.logins.lock().expect("logins lock poisoned");
-        if map.len() >= LOGIN_CACHE_MAX {
-            map.clear();
-        }
-        map.insert(
-            key,
-            (user.name.clone(), user.secret_version, Instant::now()),
-        );
-    }
-
     /// Forgets remembered passwords (after a password change or a
     /// user's deletion the cache would notice anyway; this frees memory).
     pub fn forget_logins(&self) {
-        self.logins.lock().expect("logins lock poisoned").clear();
+        self.logins.forget();
     }
 
     /// The signing keys, loaded from the store on first use.
@@ -407,7 +401,8 @@ impl AuthState {
 // ---------------------------------------------------------------------
 // Credentials
 
-fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
+/// Records a failed login in the audit log.
+pub(crate) fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
     let e = AuditEntry {
         at: now_millis(),
         actor: who.to_string(),
@@ -428,66 +423,7 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Checks a user name and password (or a scoped-token secret as the
-/// password, whatever the user name), with throttling per address and per
-/// user name.
-pub async fn login(
-    state: &AppState,
-    addr: IpAddr,
-    user: &str,
-    password: &str,
-) -> Result<Principal, AuthFailure> {
-    let cfg = &state.config.auth;
-    let reg = &state.registry;
-    let is_token = password.starts_with(TOKEN_PREFIX);
-    let mut keys = vec![format!("addr:{addr}")];
-    if !is_token {
-        keys.push(format!("user:{user}"));
-    }
-    if let Some(after) = state.auth.throttled(&keys, cfg.max_failed_logins) {
-        return Err(AuthFailure::Throttled(after));
-    }
-    let fail = |why: &str| {
-        state.auth.record_failure(&keys);
-        let who = if is_token { "token" } else { user };
-        audit_failure(state, addr, who, why);
-        AuthFailure::Unauthorized(format!("{why}; check the user name and password or token"))
-    };
-    if is_token {
-        return match reg.token_verify(password) {
-            Ok(TokenCheck::Valid(t)) => {
-                state.auth.clear_failures(&keys);
-                Ok(Principal::Token(t))
-            }
-            Ok(TokenCheck::Expired(_)) => Err(fail("the token has expired")),
-            Ok(TokenCheck::Invalid) => Err(fail("invalid or revoked token")),
-            Err(e) => Err(store_failure(e)),
-        };
-    }
-    let cache_key: [u8; 32] = {
-        let mut h = sha2::Sha256::new();
-        h.update(user.as_bytes());
-        h.update([0]);
-        h.update(password.as_bytes());
-        h.finalize().into()
-    };
-    if let Some((name, version)) = state.auth.cached_login(&cache_key) {
-        if let Ok(Some(u)) = reg.user(&name) {
-            if u.secret_version == version {
-                return Ok(Principal::User(u));
-            }
-        }
-    }
-    match reg.user_verify(user, password).await {
-        Ok(Some(u)) => {
-            state.auth.clear_failures(&keys);
-            state.auth.remember_login(cache_key, &u);
-            Ok(Principal::User(u))
-        }
-        Ok(None) => Err(fail("invalid user name or password")),
-        Err(e) => Err(store_failure(e)),
-    }
-}
+pub use crate::login::{check_password, login};
 
 fn store_failure(e: StoreError) -> AuthFailure {
     tracing::error!(error = %e, "credential check failed");
@@ -538,50 +474,70 @@ pub async fn authenticate(
         return login(state, addr, "", bearer).await;
     }
     let claims = verify_jwt(state, bearer).await?;
-    let subject = resolve_subject(&state.registry, &claims.sub);
+    let subject = resolve_subject(&state.registry, &claims)?;
     Ok(Principal::Bearer {
         claims: Box::new(claims),
         subject: Box::new(subject),
     })
 }
 
-fn resolve_subject(reg: &Registry, sub: &str) -> Principal {
+/// Whom a verified JWT was issued to, as they are now: a user must still
+/// exist as the same user (identity) with the same password (generation),
+/// a scoped token must still exist and not have expired. Otherwise the JWT
+/// stops working at once, whatever its expiry.
+fn resolve_subject(reg: &Registry, claims: &Claims) -> Result<Principal, AuthFailure> {
+    let sub = claims.sub.as_str();
     if sub.is_empty() {
-        return Principal::Anonymous;
+        return Ok(Principal::Anonymous);
     }
     if let Some(id) = sub.strip_prefix("token:") {
         return match reg.token(id) {
-            Ok(t) if !t.expired(now_millis()) => Principal::Token(t),
-            _ => Principal::Anonymous,
+            Ok(t) if !t.expired(now_millis()) => Ok(Principal::Token(t)),
+            _ => Err(AuthFailure::Unauthorized(
+                "the scoped token this bearer token was issued for is revoked or expired".into(),
+            )),
         };
     }
     match reg.user(sub) {
-        Ok(Some(u)) => Principal::User(u),
-        _ => Principal::Anonymous,
+        Ok(Some(u)) if u.id == claims.uid && u.secret_version == claims.gen => {
+            Ok(Principal::User(u))
+        }
+        Ok(_) => Err(AuthFailure::Unauthorized(
+            "this bearer token's user changed their password or no longer exists; log in again"
+                .into(),
+        )),
+        Err(e) => Err(store_failure(e)),
     }
 }
 
 // ---------------------------------------------------------------------
 // JWT
 
-/// Issues a bearer token for `sub` with `access`.
+/// Issues a bearer token for `p` with `access`.
 pub async fn issue_jwt(
     state: &AppState,
-    sub: &str,
+    p: &Principal,
     access: Vec<AccessEntry>,
 ) -> Result<(String, Claims), StoreError> {
+    let sub = subject_of(p);
+    let (uid, gen) = match p {
+        Principal::User(u) => (u.id.clone(), u.secret_version),
+        _ => (String::new(), 0),
+    };
     let cfg = &state.config.auth;
     let keys = state.auth.keys(&state.registry).await?;
     let now = now_millis() / 1000;
     let claims = Claims {
         iss: cfg.service.clone(),
-        sub: sub.to_string(),
+        sub,
         aud: cfg.service.clone(),
         exp: now + cfg.token_ttl.as_secs() as i64,
         nbf: now - 1,
         iat: now,
         jti: hex::encode(berth_store::random_bytes::<12>()),
         access,
+        uid,
+        gen,
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(keys.current.kid.clone());
@@ -610,12 +566,16 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Claims, AuthFailure
         .keys(&state.registry)
         .await
         .map_err(store_failure)?;
+    // Only the current key verifies: rotating the key (after a leak, say)
+    // ends every token signed before, and clients fetch new ones.
     let kid = header.kid.unwrap_or_default();
-    let key = [Some(&keys.current), keys.previous.as_ref()]
-        .into_iter()
-        .flatten()
-        .find(|k| k.kid == kid)
-        .ok_or_else(bad)?;
+    let key = Some(&keys.current)
+        .filter(|k| k.kid == kid)
+        .ok_or_else(|| {
+            AuthFailure::Unauthorized(
+                "the bearer token was signed with a retired key; get a new one".into(),
+            )
+        })?;
     let secret = hex::decode(&key.secret_hex).map_err(|_| bad())?;
     let cfg = &state.config.auth;
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -681,19 +641,24 @@ pub fn may_repo(
                 || public_pull()?
         }
         Principal::Token(t) => t.allows(repo.as_str(), action) || public_pull()?,
-        Principal::Bearer { claims, .. } => claims_allow(claims, repo.as_str(), action),
+        // Within its access claim, and only while its subject still has
+        // the right: removing a grant takes effect at once.
+        Principal::Bearer { claims, subject } => {
+            claims_allow(claims, repo.as_str(), action) && may_repo(reg, subject, repo, action)?
+        }
     })
 }
 
-/// Same as [`may_repo`], but a bearer token is judged by its subject's
-/// current rights (management API, `_catalog`, token issuance).
+/// [`may_repo`] as the management API and token issuance use it: a bearer
+/// token is judged by its access claim and its subject's current rights
+/// together, as on `/v2`.
 pub fn may_repo_live(
     reg: &Registry,
     p: &Principal,
     repo: &RepoName,
     action: Action,
 ) -> Result<bool, StoreError> {
-    may_repo(reg, p.effective(), repo, action)
+    may_repo(reg, p, repo, action)
 }
 
 /// The part of a pattern before its first `*`.
@@ -731,7 +696,7 @@ pub fn may_namespace(
 ) -> Result<bool, StoreError> {
     let public_pull =
         || -> Result<bool, StoreError> { Ok(action == Action::Pull && ns_public(reg, ns)?) };
-    Ok(match p.effective() {
+    Ok(match p {
         Principal::Open => true,
         Principal::Anonymous => public_pull()?,
         Principal::User(u) => {
@@ -739,6 +704,20 @@ pub fn may_namespace(
                 || reg
                     .role_of(&u.name, ns)?
                     .is_some_and(|r| role_allows(r, action))
+                || public_pull()?
+        }
+        // A bearer token sees a namespace its access claim reaches into
+        // (while its subject still may); it never manages anything.
+        Principal::Bearer { claims, subject } => {
+            (action == Action::Pull
+                && claims.access.iter().any(|a| {
+                    a.typ == "repository"
+                        && a.name
+                            .parse::<RepoName>()
+                            .is_ok_and(|r| r.namespace() == ns)
+                        && a.actions.iter().any(|x| x == "pull" || x == "*")
+                })
+                && may_namespace(reg, subject, ns, Action::Pull)?)
                 || public_pull()?
         }
         Principal::Token(t) => {
@@ -751,7 +730,6 @@ pub fn may_namespace(
                     }
             }) || public_pull()?
         }
-        Principal::Bearer { .. } => false,
     })
 }
 
@@ -836,6 +814,24 @@ fn v2_needs(endpoint: &Endpoint, m: &Method) -> Option<(RepoName, Action, &'stat
     Some((repo.clone(), action, scope))
 }
 
+/// The `from` repository of a cross-repository mount request
+/// (`POST .../blobs/uploads/?mount=<digest>&from=<repo>`), if valid.
+fn mount_from(endpoint: &Endpoint, m: &Method, query: Option<&str>) -> Option<RepoName> {
+    if !matches!(endpoint, Endpoint::UploadStart(_)) || *m != Method::POST {
+        return None;
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    if !pairs.iter().any(|(k, _)| k == "mount") {
+        return None;
+    }
+    pairs
+        .iter()
+        .find(|(k, _)| k == "from")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 /// Decides a `/v2` request.
 pub fn authorize_v2(
     state: &AppState,
@@ -843,9 +839,32 @@ pub fn authorize_v2(
     headers: &HeaderMap,
     endpoint: &Endpoint,
     m: &Method,
+    query: Option<&str>,
 ) -> Result<(), ApiError> {
     if matches!(caller.principal, Principal::Open) {
         return Ok(());
+    }
+    if *endpoint == Endpoint::Catalog {
+        // As in Docker token authentication: the catalog needs a token for
+        // `registry:catalog:*`, so that clients holding credentials send
+        // them (an anonymous token for it lists the public repositories).
+        let allowed = match &caller.principal {
+            Principal::Anonymous => false,
+            Principal::Bearer { claims, .. } => claims
+                .access
+                .iter()
+                .any(|a| a.typ == "registry" && a.name == "catalog"),
+            _ => true,
+        };
+        if allowed {
+            return Ok(());
+        }
+        return Err(v2_refusal(
+            state,
+            caller,
+            headers,
+            Some("registry:catalog:*".into()),
+        ));
     }
     if *endpoint == Endpoint::Base {
         if matches!(caller.principal, Principal::Anonymous) {
@@ -859,12 +878,13 @@ pub fn authorize_v2(
     if may_repo(&state.registry, &caller.principal, &repo, action)? {
         return Ok(());
     }
-    Err(v2_refusal(
-        state,
-        caller,
-        headers,
-        Some(format!("repository:{repo}:{scope}")),
-    ))
+    // A mount also needs pull on its source: ask for both, so that a client
+    // requesting exactly the challenged scopes can mount.
+    let mut wanted = format!("repository:{repo}:{scope}");
+    if let Some(from) = mount_from(endpoint, m, query).filter(|f| *f != repo) {
+        wanted.push_str(&format!(" repository:{from}:pull"));
+    }
+    Err(v2_refusal(state, caller, headers, Some(wanted)))
 }
 
 /// Where a cross-repository mount may take a blob from, for this caller:
@@ -1077,6 +1097,18 @@ mod tests {
         assert!(!cidr_contains(cidr("2001:db8::/32"), ip("2001:db9::5")));
         assert!(!cidr_contains(cidr("2001:db8::/32"), ip("10.0.0.1")));
         assert!(cidr_contains(cidr("::/0"), ip("::1")));
+        assert!(!cidr_contains(cidr("::/0"), ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn ipv4_mapped_cidrs_use_the_prefix_minus_96() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let net = cidr("::ffff:10.0.0.0/104");
+        assert!(cidr_contains(net, ip("10.200.3.4")));
+        assert!(cidr_contains(net, ip("::ffff:10.200.3.4")));
+        assert!(!cidr_contains(net, ip("11.0.0.1")));
+        assert!(cidr_contains(cidr("::ffff:0.0.0.0/96"), ip("192.0.2.1")));
+        assert!(!cidr_contains(cidr("::ffff:10.0.0.1/128"), ip("10.0.0.2")));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod body;
 pub mod console;
 pub mod error;
 mod limits;
+mod login;
 mod query;
 pub mod router;
 pub mod tls;
@@ -387,12 +388,9 @@ async fn admit(
                         );
                         r
                     }
-                    (Plane::Api, auth::AuthFailure::Throttled(after)) => {
-                        let mut r = api::error(
-                            429,
-                            "too_many_requests",
-                            &format!("too many failed logins; retry in {after} s"),
-                        );
+                    (Plane::Api, f) => {
+                        let (msg, after) = f.throttle().unwrap_or_default();
+                        let mut r = api::error(429, "too_many_requests", &msg);
                         if let Ok(v) = http::HeaderValue::from_str(&after.to_string()) {
                             r.headers_mut().insert(http::header::RETRY_AFTER, v);
                         }

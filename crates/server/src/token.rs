@@ -23,11 +23,11 @@ pub(crate) fn failure_error(f: AuthFailure) -> ApiError {
             http::header::WWW_AUTHENTICATE,
             "Basic realm=\"berth\"".into(),
         ),
-        AuthFailure::Throttled(after) => ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!("too many failed logins; retry in {after} s"),
-        )
-        .with_header(http::header::RETRY_AFTER, after.to_string()),
+        f => {
+            let (msg, after) = f.throttle().unwrap_or_default();
+            ApiError::new(ErrorCode::TooManyRequests, msg)
+                .with_header(http::header::RETRY_AFTER, after.to_string())
+        }
     }
 }
 
@@ -110,6 +110,19 @@ async fn handle(
         )
         .with_status(405));
     }
+    // A bearer token is never exchanged for another: that would let it
+    // renew itself past its expiry, and widen to its subject's rights.
+    // Clients re-authenticate with their stored credentials instead.
+    if matches!(principal, Principal::Bearer { .. }) {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "a bearer token cannot be exchanged for a new one; authenticate with your user name and password (Basic) or a scoped token",
+        )
+        .with_header(
+            http::header::WWW_AUTHENTICATE,
+            "Basic realm=\"berth\"".into(),
+        ));
+    }
     if let Some((_, s)) = params.iter().find(|(k, _)| k == "service") {
         if *s != cfg.service {
             return Err(ApiError::new(
@@ -130,7 +143,7 @@ async fn handle(
     let reg = &state.registry;
     let access = auth::grant_scopes(reg, &principal, &scopes)?;
     let sub = auth::subject_of(&principal);
-    let (token, claims) = auth::issue_jwt(state, &sub, access.clone()).await?;
+    let (token, claims) = auth::issue_jwt(state, &principal, access.clone()).await?;
     let issued_at = time::OffsetDateTime::from_unix_timestamp(claims.iat)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .format(&time::format_description::well_known::Rfc3339)

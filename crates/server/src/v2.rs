@@ -94,7 +94,14 @@ async fn route(
             format!("{} is not allowed on {}", req.method(), req.uri().path()),
         ));
     }
-    auth::authorize_v2(state, caller, req.headers(), &endpoint, req.method())?;
+    auth::authorize_v2(
+        state,
+        caller,
+        req.headers(),
+        &endpoint,
+        req.method(),
+        req.uri().query(),
+    )?;
     let q = Query::parse(req.uri().query());
     let m = req.method().clone();
     let reg = &state.registry;

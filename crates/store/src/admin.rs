@@ -170,8 +170,38 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Validates an IPv4 or IPv6 CIDR such as `10.0.0.0/8` or `2001:db8::/32`.
+/// The canonical form of a CIDR: a bare address is `/32` (IPv4) or `/128`
+/// (IPv6), and host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`).
+pub fn normalize_cidr(s: &str) -> Option<String> {
+    let (ip, len) = parse_cidr(s)?;
+    let net = match ip {
+        std::net::IpAddr::V4(a) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
+            std::net::IpAddr::V4((u32::from(a) & mask).into())
+        }
+        std::net::IpAddr::V6(a) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
+            std::net::IpAddr::V6((u128::from(a) & mask).into())
+        }
+    };
+    Some(format!("{net}/{len}"))
+}
+
+/// Validates an IPv4 or IPv6 CIDR such as `10.0.0.0/8` or `2001:db8::/32`;
+/// a bare address means `/32` or `/128`.
 pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    if !s.contains('/') {
+        let ip: std::net::IpAddr = s.parse().ok()?;
+        return Some((ip, if ip.is_ipv4() { 32 } else { 128 }));
+    }
     let (ip, len) = s.split_once('/')?;
     let ip: std::net::IpAddr = ip.parse().ok()?;
     if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) || len.len() > 3 {
@@ -799,9 +829,17 @@ impl Registry {
             .unwrap_or_default())
     }
 
-    /// Replaces the settings after validating them.
+    /// Replaces the settings after validating them; allow-list entries are
+    /// stored in canonical form (see [`normalize_cidr`]).
     pub async fn settings_put(&self, s: &RegistrySettings) -> Result<()> {
         s.validate()?;
+        let mut s = s.clone();
+        s.api_subnet_allow_list = s
+            .api_subnet_allow_list
+            .iter()
+            .map(|c| normalize_cidr(c).unwrap_or_else(|| c.clone()))
+            .collect();
+        let s = &s;
         self.meta().transact(|tx: &dyn Txn| -> TxResult<()> {
             meta::tx_put(tx, Table::Settings, SETTINGS_KEY, s)
         })?;

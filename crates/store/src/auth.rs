@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use berth_oci::{Digest, RepoName};
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,11 @@ pub struct UserRecord {
     /// Last change (password or admin flag).
     #[serde(default)]
     pub updated_at: Millis,
+    /// Random identity, new for every user created: a user deleted and
+    /// created again under the same name is a different user (records
+    /// written before it existed are identified by their creation time).
+    #[serde(default)]
+    pub id: String,
 }
 
 /// A user as the rest of the program sees it (no hash).
@@ -124,6 +129,9 @@ pub struct UserInfo {
     /// A fingerprint of the stored hash: changes whenever the password
     /// does, so that caches of verified credentials can tell.
     pub secret_version: u64,
+    /// Identity of this user (see [`UserRecord::id`]); differs between a
+    /// user and a later one of the same name.
+    pub id: String,
 }
 
 /// A role granted to a user on a namespace.
@@ -256,6 +264,21 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Longest actor, target or detail stored in an audit entry, in bytes.
+pub const MAX_AUDIT_FIELD: usize = 256;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Secret prefix of scoped tokens, so that they are recognisable (and
 /// findable by secret scanners).
 pub const TOKEN_PREFIX: &str = "berth_";
@@ -352,11 +375,49 @@ fn hash_password(pw: &str) -> Result<String> {
         })
 }
 
-fn verify_password(pw: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
-        Err(_) => false,
+/// Argon2's working memory (about 19 MiB at the default cost), kept by a
+/// thread that verifies passwords again and again: allocating it afresh
+/// each time lets the allocator keep freed blocks around, and a burst of
+/// logins would leave the process hundreds of MiB larger.
+#[derive(Default)]
+pub struct PasswordMemory(Vec<argon2::Block>);
+
+/// Largest working memory a stored hash may ask for (blocks of 1 KiB).
+const MAX_ARGON2_BLOCKS: usize = 256 << 10;
+
+fn verify_password(pw: &str, phc: &str, mem: &mut PasswordMemory) -> bool {
+    let Ok(h) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(h.algorithm) else {
+        return false;
+    };
+    let version = match h.version.map(argon2::Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(&h) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_ARGON2_BLOCKS {
+        return false;
     }
+    if mem.0.len() < blocks {
+        mem.0.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(pw.as_bytes(), salt, &mut out, &mut mem.0[..blocks])
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// A hash of a random password, verified against when the user does not
@@ -377,6 +438,11 @@ fn user_info(name: &str, r: &UserRecord) -> UserInfo {
         created_at: r.created_at,
         updated_at: r.updated_at.max(r.created_at),
         secret_version: secret_version(&r.password_hash),
+        id: if r.id.is_empty() {
+            format!("c{}", r.created_at)
+        } else {
+            r.id.clone()
+        },
     }
 }
 
@@ -445,6 +511,7 @@ impl Registry {
             admin,
             created_at: now,
             updated_at: now,
+            id: hex::encode(random_bytes::<12>()),
         };
         self.meta().transact(|tx| {
             if tx.get(Table::Users, name.as_bytes())?.is_some() {
@@ -514,6 +581,20 @@ impl Registry {
     /// Checks a password; `None` when the user does not exist or the
     /// password is wrong (both take the time of one argon2 verification).
     pub async fn user_verify(&self, name: &str, password: &str) -> Result<Option<UserInfo>> {
+        let (reg, name, pw) = (self.clone(), name.to_string(), password.to_string());
+        blocking(move || reg.user_verify_blocking(&name, &pw, &mut PasswordMemory::default()))
+            .await?
+    }
+
+    /// [`Registry::user_verify`] on the calling thread: for a server
+    /// that runs verifications on a bounded pool of its own threads (each
+    /// costs about 19 MiB and tens of milliseconds of CPU).
+    pub fn user_verify_blocking(
+        &self,
+        name: &str,
+        password: &str,
+        mem: &mut PasswordMemory,
+    ) -> Result<Option<UserInfo>> {
         let rec = if validate_user_name(name).is_ok() {
             self.meta()
                 .get_json::<UserRecord>(Table::Users, name.as_bytes())?
@@ -523,12 +604,11 @@ impl Registry {
         if password.len() > MAX_PASSWORD_LEN {
             return Ok(None);
         }
-        let pw = password.to_string();
         let phc = rec
             .as_ref()
-            .map(|r| r.password_hash.clone())
-            .unwrap_or_else(|| DUMMY_HASH.clone());
-        let ok = blocking(move || verify_password(&pw, &phc)).await?;
+            .map(|r| r.password_hash.as_str())
+            .unwrap_or(DUMMY_HASH.as_str());
+        let ok = verify_password(password, phc, mem);
         Ok(match rec {
             Some(r) if ok => Some(user_info(name, &r)),
             _ => None,
@@ -820,8 +900,25 @@ impl Registry {
 
     // ----- audit -----
 
-    /// Appends to the audit log.
+    /// Appends to the audit log. Actor, target and detail are cut to
+    /// [`MAX_AUDIT_FIELD`] bytes: a client chooses the user name it tries,
+    /// and the log must not store whatever length it sends.
     pub fn audit(&self, e: &AuditEntry) -> Result<()> {
+        let capped;
+        let e = if [&e.actor, &e.target, &e.detail]
+            .iter()
+            .any(|f| f.len() > MAX_AUDIT_FIELD)
+        {
+            capped = AuditEntry {
+                actor: truncate(&e.actor, MAX_AUDIT_FIELD).to_string(),
+                target: truncate(&e.target, MAX_AUDIT_FIELD).to_string(),
+                detail: truncate(&e.detail, MAX_AUDIT_FIELD).to_string(),
+                ..e.clone()
+            };
+            &capped
+        } else {
+            e
+        };
         let seq = AUDIT_SEQ.fetch_add(1, Ordering::Relaxed);
         // Newest first in key order: invert the time, then invert the
         // sequence so that later entries of one millisecond come first.
@@ -832,6 +929,27 @@ impl Registry {
         );
         self.meta()
             .transact(|tx| meta::tx_put(tx, Table::Audit, key.as_bytes(), e))
+    }
+
+    /// Deletes audit entries written before `before` (milliseconds since
+    /// the epoch), at most `limit` of them; returns how many went.
+    pub async fn audit_prune(&self, before: Millis, limit: usize) -> Result<usize> {
+        // Keys hold the inverted time: older entries sort after this key.
+        let after = format!("{:016x}ffffffff", u64::MAX - before.max(0) as u64);
+        let rows = self
+            .meta()
+            .scan(Table::Audit, b"", Some(after.as_bytes()), limit)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.meta().transact(|tx| {
+            for (k, _) in &rows {
+                tx.delete(Table::Audit, k)?;
+            }
+            Ok(())
+        })?;
+        self.durable().await?;
+        Ok(rows.len())
     }
 
     /// A page of the audit log, newest first, and the number of entries.
@@ -1026,5 +1144,47 @@ mod tests {
         assert_eq!(total, 3);
         assert_eq!(page[0].action, "act2");
         assert_eq!(page[1].action, "act1");
+    }
+
+    #[tokio::test]
+    async fn audit_entries_older_than_retention_are_pruned_and_fields_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(crate::StoreConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let now = now_millis();
+        let day = 86_400_000;
+        for (i, at) in [now - 100 * day, now - 91 * day, now - 89 * day, now]
+            .iter()
+            .enumerate()
+        {
+            reg.audit(&AuditEntry {
+                at: *at,
+                actor: "x".repeat(if i == 3 { 45_000 } else { 3 }),
+                action: format!("act{i}"),
+                target: String::new(),
+                address: "127.0.0.1".into(),
+                detail: String::new(),
+            })
+            .unwrap();
+        }
+        assert_eq!(reg.audit_prune(now - 90 * day, 1).await.unwrap(), 1);
+        assert_eq!(reg.audit_prune(now - 90 * day, 1000).await.unwrap(), 1);
+        assert_eq!(reg.audit_prune(now - 90 * day, 1000).await.unwrap(), 0);
+        let (page, total) = reg.audit_page(0, 10).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(page[0].action, "act3");
+        assert_eq!(page[0].actor.len(), MAX_AUDIT_FIELD);
+        assert_eq!(page[1].action, "act2");
+    }
+
+    #[test]
+    fn argon2_with_reused_memory_verifies_like_the_crate() {
+        let phc = hash_password("correct horse").unwrap();
+        let mut mem = PasswordMemory::default();
+        assert!(verify_password("correct horse", &phc, &mut mem));
+        assert!(!verify_password("wrong horse", &phc, &mut mem));
+        assert!(verify_password("correct horse", &phc, &mut mem));
+        assert!(!verify_password("correct horse", "not a phc", &mut mem));
     }
 }

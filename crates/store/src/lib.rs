@@ -33,13 +33,14 @@ use berth_oci::{ByteRange, Digest, RepoName};
 use object_store::local::LocalFileSystem;
 
 pub use admin::{
-    parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule, NamespaceInfo,
-    RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
+    normalize_cidr, parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule,
+    NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
 };
+pub use auth::truncate as truncate_str;
 pub use auth::{
     glob_match, random_bytes, validate_password, validate_user_name, Action, AuditEntry, Grant,
-    GrantRecord, Role, SigningKey, SigningKeys, TokenCheck, TokenInfo, TokenRecord, TokenScope,
-    UserInfo, TOKEN_PREFIX,
+    GrantRecord, PasswordMemory, Role, SigningKey, SigningKeys, TokenCheck, TokenInfo, TokenRecord,
+    TokenScope, UserInfo, MAX_AUDIT_FIELD, TOKEN_PREFIX,
 };
 pub use error::{Error, Result};
 pub use fsck::FsckReport;

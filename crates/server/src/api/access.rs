@@ -101,13 +101,8 @@ pub(super) fn authorize(
     let read = *m == Method::GET || *m == Method::HEAD;
     match route {
         Route::OpenApi | Route::Namespaces => Ok(()),
-        Route::Registry if read => {
-            if caller.principal.is_anonymous() {
-                Err(unauthorized())
-            } else {
-                Ok(())
-            }
-        }
+        // The settings include the allow-list: administrators only.
+        Route::Registry if read => require_admin(caller, "reading registry settings"),
         Route::Registry => require_admin(caller, "changing registry settings"),
         Route::Namespace(ns) | Route::Repositories(ns) if read => {
             require_ns(state, caller, ns, Action::Pull)
@@ -679,8 +674,10 @@ async fn create_user(state: &AppState, caller: &Caller, c: CreateUser) -> Result
     Ok(json_response(StatusCode::CREATED, &user_dto(u)))
 }
 
+/// Whether the caller is `user` with its own credentials (a bearer token
+/// of that user is not: it acts only within its access claim).
 fn is_self(caller: &Caller, user: &str) -> bool {
-    matches!(caller.principal.effective(), Principal::User(u) if u.name == user)
+    matches!(&caller.principal, Principal::User(u) if u.name == user)
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "access",
@@ -750,12 +747,25 @@ async fn change_password(
 ) -> Result<Response<Body>> {
     let reg = &state.registry;
     if is_self(caller, user) {
+        // Counted and audited like a login: otherwise this would be an
+        // unthrottled oracle for the password.
         let current = c.current_password.as_deref().unwrap_or("");
-        if reg.user_verify(user, current).await?.is_none() {
-            return Err(MgmtError::invalid(
-                "current_password",
-                "give your current password to change it",
-            ));
+        match auth::check_password(state, caller.addr, user, current).await {
+            Ok(_) => {}
+            Err(f) => {
+                return Err(match f.throttle() {
+                    Some((msg, after)) => {
+                        let mut e =
+                            MgmtError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", msg);
+                        e.details = serde_json::json!({ "retry_after_secs": after });
+                        e
+                    }
+                    None => MgmtError::invalid(
+                        "current_password",
+                        "give your current password to change it",
+                    ),
+                })
+            }
         }
     } else {
         require_admin(caller, "changing other users' passwords")?;
@@ -978,7 +988,7 @@ async fn get_signing_key(state: &AppState, caller: &Caller) -> Result<Response<B
 }
 
 #[utoipa::path(post, path = "/api/v1/signing-key", tag = "access",
-    responses((status = 200, description = "Rotated: new tokens are signed with a new key; tokens signed with the previous one stay valid until they expire", body = SigningKeyInfo)))]
+    responses((status = 200, description = "Rotated: new tokens are signed with a new key; tokens signed with the previous one stop working at once (clients get 401 and fetch new ones)", body = SigningKeyInfo)))]
 async fn rotate_signing_key(state: &AppState, caller: &Caller) -> Result<Response<Body>> {
     require_admin(caller, "rotating the signing key")?;
     let k = state.auth.rotate(&state.registry).await?;
@@ -1094,7 +1104,7 @@ pub(super) fn add_security(doc: &mut utoipa::openapi::OpenApi) {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some(
-                    "A scoped-token secret (berth_...) or a JWT from /auth/token",
+                    "A scoped-token secret (berth_...) or a JWT from /auth/token. A JWT acts only within its access claim (what it may pull, push, delete) and never administers: managing users, tokens, grants, the signing key and registry settings needs Basic credentials or a scoped token with manage.",
                 ))
                 .build(),
         ),

@@ -329,6 +329,10 @@ pub struct PatchRegistry {
     /// New feature switches.
     #[serde(default)]
     pub features: Option<Features>,
+    /// Accept an allow-list that shuts out the caller's own address
+    /// (otherwise such a change answers 409).
+    #[serde(default)]
+    pub confirm_lockout: bool,
 }
 
 /// Tells "absent" (outer None) from "null" (Some(None)).
