@@ -40,6 +40,9 @@ BENCH_SMOKE=1 bash bench/run.sh
 step "schemathesis against the management API's OpenAPI document"
 bash tests/api/schemathesis.sh
 
+step "web console (Vitest, rebuild check, API types check, Playwright e2e in chromium)"
+bash scripts/console.sh
+
 step "real clients (docker, podman, buildah, skopeo, ctr, oras, helm)"
 bash tests/clients/run.sh
 

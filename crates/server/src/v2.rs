@@ -246,7 +246,7 @@ fn invalid_reference(
         return refused;
     };
     let stand_in = Endpoint::Manifest(repo, Reference::Tag(tag));
-    if let Err(e) = auth::authorize_v2(state, caller, req.headers(), &stand_in, m) {
+    if let Err(e) = auth::authorize_v2(state, caller, req.headers(), &stand_in, m, None) {
         return e;
     }
     ApiError::new(
