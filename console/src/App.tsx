@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useEffect, useState } from 'react';
-import { api, call, refresh, signOut, type Me } from './api/client';
+import { api, call, signOut, type Me } from './api/client';
 import { ErrorNote, Link, Loading } from './components';
 import { hrefFor, useRoute, type Route } from './router';
 import { SignIn } from './pages/SignIn';
@@ -38,12 +38,6 @@ export function App() {
   useEffect(() => {
     void whoAmI();
   }, [whoAmI]);
-
-  // Renew the bearer token while the tab is open (it lives minutes).
-  useEffect(() => {
-    const t = setInterval(() => void refresh(), 30_000);
-    return () => clearInterval(t);
-  }, []);
 
   if (state.kind === 'loading') return <main className="center"><Loading what="the console" /></main>;
   if (state.kind === 'error') {

@@ -1,42 +1,21 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { basic, fromAnswer, load, needsRefresh, save, type KV } from '../src/session';
-
-class Mem implements KV {
-  m = new Map<string, string>();
-  getItem(k: string) { return this.m.get(k) ?? null; }
-  setItem(k: string, v: string) { this.m.set(k, v); }
-  removeItem(k: string) { this.m.delete(k); }
-}
+import { basic, load, save } from '../src/session';
 
 describe('session', () => {
-  let kv: Mem;
-  beforeEach(() => {
-    kv = new Mem();
-    save(null, kv);
+  beforeEach(() => save(null));
+  it('keeps the credentials in memory and forgets them on sign-out', () => {
+    save({ authorization: basic('admin', 'pw') });
+    expect(load()?.authorization).toBe(`Basic ${btoa('admin:pw')}`);
+    save(null);
+    expect(load()).toBeNull();
   });
-  it('keeps the token from the token endpoint with its expiry', () => {
-    const s = fromAnswer({ token: 't', expires_in: 300 }, 1000);
-    expect(s).toEqual({ token: 't', expiresAt: 301_000 });
-    expect(fromAnswer({ access_token: 'a' }, 0).token).toBe('a');
-    expect(() => fromAnswer({}, 0)).toThrow(/without a token/);
-  });
-  it('stores in the given session storage and forgets on sign-out', () => {
-    save({ token: 't', expiresAt: Date.now() + 60_000 }, kv);
-    expect(JSON.parse(kv.getItem('berth.session') ?? '{}').token).toBe('t');
-    save(null, kv);
-    expect(kv.getItem('berth.session')).toBeNull();
-    expect(load(kv)).toBeNull();
-  });
-  it('drops expired or damaged entries', () => {
-    kv.setItem('berth.session', JSON.stringify({ token: 't', expiresAt: 5 }));
-    expect(load(kv, 10)).toBeNull();
-    expect(kv.getItem('berth.session')).toBeNull();
-    kv.setItem('berth.session', '{not json');
-    expect(load(kv)).toBeNull();
-  });
-  it('asks for renewal shortly before expiry', () => {
-    expect(needsRefresh({ token: 't', expiresAt: 300_000 }, 0)).toBe(false);
-    expect(needsRefresh({ token: 't', expiresAt: 300_000 }, 250_000)).toBe(true);
+  it('never writes to web storage', () => {
+    const writes: string[] = [];
+    const spy = { setItem: (k: string) => writes.push(k) };
+    Object.defineProperty(globalThis, 'sessionStorage', { value: spy, configurable: true });
+    Object.defineProperty(globalThis, 'localStorage', { value: spy, configurable: true });
+    save({ authorization: 'Bearer berth_x' });
+    expect(writes).toEqual([]);
   });
   it('encodes Basic credentials as UTF-8', () => {
     expect(basic('admin', 'pw')).toBe(`Basic ${btoa('admin:pw')}`);

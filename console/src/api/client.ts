@@ -70,7 +70,7 @@ function statusWords(status: number): string {
 const auth: Middleware = {
   onRequest({ request }) {
     const s = session.load();
-    if (s) request.headers.set('Authorization', `Bearer ${s.token}`);
+    if (s) request.headers.set('Authorization', s.authorization);
     return request;
   },
 };
@@ -93,36 +93,26 @@ export async function call<T>(p: Promise<{ data?: T; error?: unknown; response: 
   return r.data as T;
 }
 
-async function tokenRequest(authorization: string): Promise<session.Session> {
+/**
+ * Signs in with a user name and password, or (user empty) a scoped token's
+ * secret: /auth/token checks the credentials once (a wrong password is
+ * reported here, in words), then the tab keeps them in memory for its API
+ * calls.
+ */
+export async function signIn(user: string, secret: string): Promise<void> {
+  const authorization = user ? session.basic(user, secret) : `Bearer ${secret}`;
   let res: Response;
   try {
     res = await fetch('/auth/token', { headers: { Authorization: authorization }, credentials: 'omit', cache: 'no-store' });
   } catch (e) {
     throw new ApiError(`Could not reach the registry: ${(e as Error).message}`, 0, 'network');
   }
-  const body = await res.json().catch(() => null);
   if (!res.ok) {
+    const body = await res.json().catch(() => null);
     if (res.status === 401) throw new ApiError('Wrong user name, password or token.', 401, 'unauthorized');
     throw describeError(res.status, body);
   }
-  return session.fromAnswer(body as session.TokenAnswer);
-}
-
-/** Signs in with a user name and password, or (user empty) a scoped token's secret. */
-export async function signIn(user: string, secret: string): Promise<void> {
-  const s = await tokenRequest(user ? session.basic(user, secret) : `Bearer ${secret}`);
-  session.save(s);
-}
-
-/** Renews the session's token with itself, while it is still valid. */
-export async function refresh(): Promise<void> {
-  const s = session.load();
-  if (!s || !session.needsRefresh(s)) return;
-  try {
-    session.save(await tokenRequest(`Bearer ${s.token}`));
-  } catch {
-    /* the next API call reports what went wrong */
-  }
+  session.save({ authorization });
 }
 
 export function signOut(): void {
@@ -139,7 +129,7 @@ export async function usageHistory(): Promise<UsageSample[]> {
   const s = session.load();
   let res: Response;
   try {
-    res = await fetch('/api/v1/usage/history', { credentials: 'omit', headers: s ? { Authorization: `Bearer ${s.token}` } : {} });
+    res = await fetch('/api/v1/usage/history', { credentials: 'omit', headers: s ? { Authorization: s.authorization } : {} });
   } catch (e) {
     throw new ApiError(`Could not reach the registry: ${(e as Error).message}`, 0, 'network');
   }
