@@ -72,7 +72,7 @@ fn console_is_served_at_root_and_deep_links_with_security_headers() {
         "/ns/team/app",
         "/ns/team/a/b",
         "/settings",
-        "/whatever/x",
+        "/storage",
     ] {
         let r = c.get(format!("{}{deep}", srv.url())).send().unwrap();
         assert_eq!(r.status(), 200, "{deep}");
@@ -165,6 +165,16 @@ fn console_leaves_the_other_planes_alone() {
         .unwrap();
     assert_eq!(api.status(), 404);
     assert!(header(&api, "content-type").starts_with("application/json"));
+    // A path that is neither a console page nor one of its files stays the
+    // registry's 404 (the conformance suite probes `/v3/`).
+    for path in ["/v3/", "/nothing", "/nsx"] {
+        let r = c.get(format!("{}{path}", srv.url())).send().unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(
+            header(&r, "content-type").starts_with("application/json"),
+            "{path}"
+        );
+    }
     let openapi = c
         .get(format!("{}/api/v1/openapi.json", srv.url()))
         .send()

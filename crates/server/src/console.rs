@@ -27,10 +27,19 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
     img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The console's own page routes (its history router's deep links), beside
+/// the files of the build. Only these are the console's: every other path
+/// stays with `/v2`, so an unknown route still answers the registry's 404
+/// (clients and conformance suites probe such paths) instead of a page.
+const PAGES: [&str; 5] = ["/ns", "/settings", "/access", "/audit", "/storage"];
+
 /// Whether `path` belongs to the console rather than to another plane.
 pub(crate) fn owns(path: &str) -> bool {
-    let other = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-    !(other("/v2") || other("/api/v1") || path == "/auth/token" || path == "/healthz")
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    path == "/"
+        || PAGES.iter().any(|p| under(p))
+        || under("/assets")
+        || asset(path.trim_start_matches('/')).is_some()
 }
 
 fn content_type(path: &str) -> &'static str {
