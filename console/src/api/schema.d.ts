@@ -65,6 +65,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/gc/runs/{id}/blobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_gc_run_blobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gc/runs/{id}/manifests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_gc_run_manifests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me": {
         parameters: {
             query?: never;
@@ -312,12 +344,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Registry administrators only (the settings include the allow-list). */
         get: operations["get_registry_doc"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
+        /** @description Registry administrators only. `api_subnet_allow_list`: CIDRs allowed to reach the registry (every plane but /healthz); empty = everyone. A bare address means /32 or /128; host bits are cleared. WARNING: a list containing 0.0.0.0/0 DENIES ALL TRAFFIC, IPv4 and IPv6. `::/0` admits every IPv6 client and no IPv4 one; `::ffff:a.b.c.d/N` is the IPv4 network a.b.c.d/(N-96). A list that would shut out the caller's own address answers 409 unless the body has "confirm_lockout": true. Locked out: stop the server and run `berth auth clear-allow-list --data-dir <dir>`. */
         patch: operations["patch_registry"];
         trace?: never;
     };
@@ -425,14 +459,26 @@ export interface components {
         Artifact: {
             /** @description `artifactType`, or the config media type. */
             artifact_type?: string | null;
+            config?: null | components["schemas"]["Layer"];
             /** @description Manifest digest. */
             digest: string;
+            /**
+             * @description History entries that created no layer (`empty_layer`: ENV, CMD,
+             *     LABEL...), in order.
+             */
+            empty_history: components["schemas"]["History"][];
+            /**
+             * @description The config digest: what `docker images` shows as IMAGE ID (images
+             *     only).
+             */
+            image_id?: string | null;
             /** @description RFC 3339; may lag a few seconds. */
             last_pull?: string | null;
-            /** @description Config first, then layers. */
+            /** @description Layers in order, without the config. */
             layers: components["schemas"]["Layer"][];
             /** @description Manifest media type. */
             media_type: string;
+            platform?: null | components["schemas"]["Platform"];
             /** @description For indexes: each child's platform. */
             platforms: components["schemas"]["Platform"][];
             /** @description RFC 3339. */
@@ -577,6 +623,47 @@ export interface components {
             /** @description Vulnerability scanning (recorded; no scanner yet). */
             vulnerability_scanning: components["schemas"]["Toggle"];
         };
+        /** @description A blob a run deleted or would delete. */
+        GcBlob: {
+            /** @description Digest. */
+            digest: string;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+        };
+        /** @description A page of a run's blobs. */
+        GcBlobList: {
+            /** @description This page, ordered by digest. */
+            blobs: components["schemas"]["GcBlob"][];
+            /**
+             * Format: int64
+             * @description Over all pages.
+             */
+            total_count: number;
+        };
+        /** @description A manifest a run deleted or would delete. */
+        GcManifest: {
+            /** @description Manifest digest. */
+            digest: string;
+            /** @description Why it goes. */
+            reason: string;
+            /** @description Full repository name. */
+            repository: string;
+            /** @description Tags pointing at it. */
+            tags: string[];
+        };
+        /** @description A page of a run's manifests. */
+        GcManifestList: {
+            /** @description This page, ordered by repository then digest. */
+            manifests: components["schemas"]["GcManifest"][];
+            /**
+             * Format: int64
+             * @description Over all pages.
+             */
+            total_count: number;
+        };
         /** @description What a garbage-collection run deleted. */
         GcReport: {
             /**
@@ -674,10 +761,24 @@ export interface components {
              */
             total_count: number;
         };
-        /** @description A layer (or config) of an artifact. */
+        /** @description An image config history entry. */
+        History: {
+            /** @description Free text. */
+            comment?: string | null;
+            /** @description When the step ran, as the config says (RFC 3339). */
+            created?: string | null;
+            /** @description The build step (`RUN ...`, `COPY ...`). */
+            created_by?: string | null;
+        };
+        /** @description A layer (or the config) of an artifact. */
         Layer: {
+            /** @description Annotations given in the manifest's descriptor. */
+            annotations?: {
+                [key: string]: string;
+            } | null;
             /** @description Digest. */
             digest: string;
+            history?: null | components["schemas"]["History"];
             /** @description Media type. */
             media_type: string;
             /**
@@ -757,6 +858,11 @@ export interface components {
         PatchRegistry: {
             /** @description New allow-list (replaces the old one). */
             api_subnet_allow_list?: string[] | null;
+            /**
+             * @description Accept an allow-list that shuts out the caller's own address
+             *     (otherwise such a change answers 409).
+             */
+            confirm_lockout?: boolean;
             features?: null | components["schemas"]["Features"];
             garbage_collection_schedule?: null | components["schemas"]["GcSchedule"];
             /** @description Display name. */
@@ -1266,6 +1372,152 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GcRun"];
+                };
+            };
+            /** @description Authentication required (auth mode token), or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credentials do not allow this, or the client address is not in the allow-list */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed logins from this address or for this user */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_gc_run_blobs: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20) */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Blobs the run deleted (dry run: would delete); empty while running */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GcBlobList"];
+                };
+            };
+            /** @description Invalid pagination */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authentication required (auth mode token), or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credentials do not allow this, or the client address is not in the allow-list */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed logins from this address or for this user */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_gc_run_manifests: {
+        parameters: {
+            query?: {
+                /** @description Page number, from 1 */
+                page?: number;
+                /** @description Items per page, 1 to 100 (default 20) */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Manifests the run deleted (dry run: would delete), with tags and why; empty while running */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GcManifestList"];
+                };
+            };
+            /** @description Invalid pagination */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Authentication required (auth mode token), or bad credentials */
@@ -3127,6 +3379,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The new allow-list would shut out the caller's own address; resend with confirm_lockout */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body too large */
             413: {
                 headers: {
@@ -3203,7 +3464,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Rotated: new tokens are signed with a new key; tokens signed with the previous one stay valid until they expire */
+            /** @description Rotated: new tokens are signed with a new key; tokens signed with the previous one stop working at once (clients get 401 and fetch new ones) */
             200: {
                 headers: {
                     [name: string]: unknown;
