@@ -125,7 +125,7 @@ function ArtifactCard({ a, all, repo, host, onDelete }: { a: ArtifactPlus; all: 
       <p className="muted small">{a.media_type}{a.artifact_type ? ` · ${a.artifact_type}` : ''}</p>
       {a.layers.length > 0 ? (
         <details>
-          <summary>Config and layers ({a.layers.length})</summary>
+          <summary>Layers ({a.layers.length})</summary>
           <div className="scroll">
             <table>
               <thead><tr><th>#</th><th>Digest</th><th className="num">Size</th>{history ? <th>Created by</th> : null}<th className="opt">Media type</th></tr></thead>
