@@ -26,7 +26,7 @@ if ! command -v skopeo >/dev/null; then
 fi
 
 step "cargo test (unit, black-box HTTP, conformance)"
-cargo test --workspace --release
+cargo test --workspace --release --no-fail-fast
 
 cargo build --release --bin berth
 export BERTH_BIN="$PWD/target/release/berth"

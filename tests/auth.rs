@@ -4,6 +4,7 @@
 //! rules and trusted proxies, failed-login throttling, the audit log, and
 //! HTTPS with certificate reload.
 
+mod authkit;
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,13 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const ADMIN_PW: &str = "admin-password-1";
-const PW: &str = "user-password-1";
-const MT: &str = "application/vnd.oci.image.manifest.v1+json";
+// Shared with the other token-mode suites; items defined below shadow
+// the kit's where this suite needs another shape.
+use authkit::*;
 
 /// A `berth serve` started here (the shared harness always binds
 /// 127.0.0.1, these tests also need other addresses and environment).
@@ -43,10 +44,6 @@ impl Proc {
             .status();
         let _ = self.child.wait();
     }
-}
-
-fn berth() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
 }
 
 /// Starts `berth serve` on `addr` with `config` (TOML) and environment.
@@ -102,32 +99,6 @@ fn serve_logging(
     }
 }
 
-/// `berth user add NAME [--admin]` with the password on stdin.
-fn user_add(dir: &Path, name: &str, pw: &str, admin: bool) {
-    let mut cmd = berth();
-    cmd.args(["user", "add", name, "--data-dir"])
-        .arg(dir.join("data"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if admin {
-        cmd.arg("--admin");
-    }
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{pw}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A client whose connections come from `ip` (a loopback address).
 fn client_from(ip: &str) -> Client {
     // reqwest is built without a TLS provider of its own: install ring's.
@@ -136,26 +107,6 @@ fn client_from(ip: &str) -> Client {
         .local_address(Some(ip.parse().unwrap()))
         .build()
         .unwrap()
-}
-
-#[derive(Clone, Debug)]
-enum Cred {
-    None,
-    Basic(String, String),
-    Bearer(String),
-}
-
-fn basic(u: &str, p: &str) -> Cred {
-    Cred::Basic(u.into(), p.into())
-}
-
-fn send(c: &Client, m: Method, url: &str, cred: &Cred) -> RequestBuilder {
-    let r = c.request(m, url);
-    match cred {
-        Cred::None => r,
-        Cred::Basic(u, p) => r.basic_auth(u, Some(p)),
-        Cred::Bearer(t) => r.bearer_auth(t),
-    }
 }
 
 struct Image {

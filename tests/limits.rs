@@ -213,7 +213,15 @@ fn payload(seed: u64) -> Vec<u8> {
 
 #[test]
 fn sixty_four_concurrent_64_mib_pushes_keep_memory_bounded() {
-    let (server, _dir) = common::Server::start();
+    // All 64 pushers come from one address: lift the per-client share
+    // (32 by default) so that every push runs at once.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("berth.toml");
+    std::fs::write(&cfg, "[server]\nmax_concurrent_uploads_per_client = 64\n").unwrap();
+    let server = common::Server::start_in(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
     let url = server.url().to_string();
     // Eight distinct payloads shared by 64 pushers: dedup races included.
     // Leaked so that 64 request bodies can borrow them without copies.
