@@ -131,3 +131,35 @@ step_token_tls() {
         >"$T/tls-raw" 2>"$T/skopeo.err" || why "skopeo inspect over HTTPS: $(oneline "$T/skopeo.err")" || return
     cmp -s "$T/tls-raw" "$T/oci.manifest" || why "manifest served over HTTPS differs from the pushed one" || return
 }
+
+# A client that follows the challenge literally (as oci-client does): the
+# mount's 401 names the scopes it needs, the client asks /auth/token for
+# exactly those, and the mount then succeeds (201). A token for the
+# destination alone gets an upload session instead (202).
+step_token_mount_challenge() {
+    local dg code chal scopes tok args=() s
+    code=$(http GET "http://$TREG/v2/team/app/manifests/1" "$T/tm.body" "$T/tm.hdr" \
+        -u "admin:$TOKEN_ADMIN_PW" "${ACCEPT_ALL[@]}")
+    [[ $code == 200 ]] || why "GET team/app:1 as admin -> $code" || return
+    dg=$(jq -r '.layers[0].digest' "$T/tm.body")
+    [[ $dg == sha256:* ]] || why "no layer digest in team/app:1" || return
+    code=$(http POST "http://$TREG/v2/team/mounted/blobs/uploads/?mount=$dg&from=team/app" "$T/tm.body" "$T/tm.hdr")
+    [[ $code == 401 ]] || why "anonymous mount -> $code, expected 401" || return
+    chal=$(header WWW-Authenticate "$T/tm.hdr")
+    [[ $chal =~ scope=\"([^\"]*)\" ]] || why "mount challenge without a scope: '$chal'" || return
+    scopes=${BASH_REMATCH[1]}
+    [[ " $scopes " == *" repository:team/mounted:pull,push "* && " $scopes " == *" repository:team/app:pull "* ]] ||
+        why "mount challenge scopes '$scopes' do not name the destination and the source" || return
+    for s in $scopes; do args+=(--data-urlencode "scope=$s"); done
+    tok=$(curl -sS -G -u "admin:$TOKEN_ADMIN_PW" --data-urlencode service=berth "${args[@]}" \
+        "http://$TREG/auth/token" | jq -r .token)
+    [[ -n $tok && $tok != null ]] || why "no token for the challenged scopes" || return
+    code=$(http POST "http://$TREG/v2/team/mounted/blobs/uploads/?mount=$dg&from=team/app" "$T/tm.body" "$T/tm.hdr" \
+        -H "Authorization: Bearer $tok")
+    [[ $code == 201 ]] || why "mount with the challenged scopes -> $code, expected 201" || return
+    tok=$(curl -sS -G -u "admin:$TOKEN_ADMIN_PW" --data-urlencode service=berth \
+        --data-urlencode "scope=repository:team/mounted2:pull,push" "http://$TREG/auth/token" | jq -r .token)
+    code=$(http POST "http://$TREG/v2/team/mounted2/blobs/uploads/?mount=$dg&from=team/app" "$T/tm.body" "$T/tm.hdr" \
+        -H "Authorization: Bearer $tok")
+    [[ $code == 202 ]] || why "mount with a token lacking the source -> $code, expected 202" || return
+}

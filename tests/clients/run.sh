@@ -145,6 +145,7 @@ if [[ $REGISTRY == berth ]]; then
     run token_registry_start "tools_base" step_token_registry
     run token_docker_login_push_pull "token_registry_start docker_push" step_token_docker
     run token_docker_scoped_token "token_docker_login_push_pull" step_token_docker_scoped
+    run token_mount_follows_challenge "token_docker_login_push_pull" step_token_mount_challenge
     run token_skopeo_creds "token_registry_start oci_layout" step_token_skopeo
     run token_skopeo_https "token_registry_start oci_layout" step_token_tls
 fi

@@ -152,16 +152,22 @@ mod tests {
             "/api/v1/me",
             "/auth/token",
             "/healthz",
+            // Neither a page nor a file: the registry's 404, not a page.
+            "/v2x",
+            "/api/v10",
+            "/auth/tokens",
+            "/v3/",
+            "/nsx",
         ] {
             assert!(!owns(p), "{p} must not be the console's");
         }
         for p in [
             "/",
+            "/ns",
             "/ns/team/app",
+            "/settings",
+            "/storage",
             "/assets/index.js",
-            "/v2x",
-            "/api/v10",
-            "/auth/tokens",
         ] {
             assert!(owns(p), "{p} should be the console's");
         }
