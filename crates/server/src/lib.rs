@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use berth_store::Registry;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -295,9 +295,12 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let caller = match admitted {
         Ok(c) => c,
         Err(resp) => {
+            let mut req = req;
+            let drained = resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+                && limits::drain_refused(&mut req).await;
             // Refused from the head: an unread body cannot be taken for the
             // next request, so such a connection ends here.
-            let resp = limits::closing(resp, limits::body_pending(&req));
+            let resp = limits::closing(resp, !drained && limits::body_pending(&req));
             let resp = if plane == Plane::Console {
                 console::with_security_headers(resp)
             } else {

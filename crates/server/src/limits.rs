@@ -138,6 +138,52 @@ pub(crate) fn closing(mut resp: Response<Body>, req_body_pending: bool) -> Respo
     resp
 }
 
+/// Largest refused body still read (and thrown away) before the answer.
+/// A client that is still writing when the server closes the connection
+/// gets a reset instead of the answer: an oversized JSON body or form of a
+/// few MiB is read to its end, so its sender learns it got 413, while
+/// anything larger only ever costs this much.
+const DRAIN_MAX: u64 = 8 << 20;
+
+/// How long a refused body may take to arrive before the connection is
+/// closed anyway: a sender that is really writing sends a few MiB over any
+/// working link in that time, a stalled one holds nothing for long.
+const DRAIN_TIME: Duration = Duration::from_millis(500);
+
+/// Reads and discards the body of a request refused with 413, when it
+/// declares at most [`DRAIN_MAX`] bytes and arrives within [`DRAIN_TIME`].
+/// Whether the body was read to its end (the connection can then stay
+/// open).
+pub(crate) async fn drain_refused(req: &mut Request<body::Incoming>) -> bool {
+    use http_body_util::BodyExt as _;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if !declared.is_some_and(|n| n <= DRAIN_MAX) {
+        return false;
+    }
+    let drain = async {
+        let mut seen = 0u64;
+        while let Some(frame) = req.body_mut().frame().await {
+            match frame {
+                Ok(f) => {
+                    seen += f.data_ref().map_or(0, |d| d.len() as u64);
+                    if seen > DRAIN_MAX {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, drain)
+        .await
+        .unwrap_or(false)
+}
+
 /// Whether the request still has body bytes to come.
 pub(crate) fn body_pending(req: &Request<body::Incoming>) -> bool {
     !req.body().is_end_stream()
