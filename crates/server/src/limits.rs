@@ -161,7 +161,7 @@ pub(crate) async fn drain_refused(req: &mut Request<body::Incoming>) -> bool {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if !declared.is_some_and(|n| n <= DRAIN_MAX) {
+    if declared.is_none_or(|n| n > DRAIN_MAX) {
         return false;
     }
     let drain = async {
