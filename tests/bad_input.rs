@@ -1,4 +1,4 @@
-//! Bad input gets the spec's error and changes nothing (DESIGN.md §6).
+//! Bad input gets the spec's error and changes nothing.
 //!
 //! A table of bad requests, each sent over a raw TCP connection so that path
 //! tricks (`..`, `%2e%2e`, `//`) reach the server exactly as written (an HTTP

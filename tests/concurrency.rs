@@ -1,5 +1,5 @@
-//! Concurrent pushes of the same blob, tag or manifest are safe
-//! (DESIGN.md §6): every push is acknowledged, and what reads back is
+//! Concurrent pushes of the same blob, tag or manifest are safe:
+//! every push is acknowledged, and what reads back is
 //! exactly one of the things pushed.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Black-box tests of garbage collection and fsck (issue 6, DESIGN.md §9):
+//! Black-box tests of garbage collection and fsck :
 //! shared base layers, multi-arch indexes, referrers, online GC under
 //! concurrent pushes and repository deletes, deleted repositories and
 //! namespaces, upload expiry, dry runs, the offline pass refusing to run

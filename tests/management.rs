@@ -1,5 +1,5 @@
-//! Black-box tests of the management API (`/api/v1`, issue 4, DESIGN.md
-//! §5): every route, pagination edges, ordering, filters, bad input, names
+//! Black-box tests of the management API (`/api/v1`):
+//! every route, pagination edges, ordering, filters, bad input, names
 //! with several slashes, sizes with shared layers, deletes (last tag,
 //! artifact shared by two tags, repository, namespace, namespace deleted
 //! while pushes race it), registry settings, restart persistence, 405/404

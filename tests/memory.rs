@@ -1,5 +1,5 @@
 //! Memory stays bounded whatever the blob size: a 1 GiB chunked push and
-//! its pull keep the server's peak RSS under 100 MiB (DESIGN.md §3).
+//! its pull keep the server's peak RSS under 100 MiB.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Nothing acknowledged is lost (DESIGN.md §3, §6): content answered 201
+//! Nothing acknowledged is lost (§6): content answered 201
 //! reads back byte for byte after a graceful restart (SIGTERM) and after
 //! `kill -9`; a chunked upload session survives both and can be finished.
 

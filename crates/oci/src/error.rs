@@ -1,7 +1,7 @@
 /// The error codes of the distribution spec, with the HTTP status Berth
 /// answers each one with.
 ///
-/// This is the one table of code -> message -> status (DESIGN.md §8); the
+/// This is the one table of code -> message -> status; the
 /// server maps every store error onto exactly one of these variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {

@@ -2,7 +2,7 @@
 //!
 //! Everything here is pure: no I/O, no async runtime, no HTTP. Values of these
 //! types are validated when they are built, so code that holds a [`Digest`] or
-//! a [`RepoName`] never has to check it again (DESIGN.md §10: "never trust
+//! a [`RepoName`] never has to check it again ("never trust
 //! deserialised input to be validated").
 #![warn(missing_docs)]
 

@@ -3,7 +3,7 @@
 //! are parsed from the right: the last segments say what is asked for, and
 //! everything before them is the name. Parse failures keep their reason, so
 //! a bad name answers NAME_INVALID and a bad digest DIGEST_INVALID, not a
-//! generic 404 (DESIGN.md §10).
+//! generic 404.
 
 use berth_oci::{Digest, ErrorCode, NameError, Reference, RepoName};
 use http::Method;

@@ -1,4 +1,4 @@
-//! Garbage collection that never needs downtime (DESIGN.md §9).
+//! Garbage collection that never needs downtime.
 //!
 //! Every blob record counts what needs it: `links` (repositories that may
 //! serve it) and `refs` (manifests that reference it: configs, layers,

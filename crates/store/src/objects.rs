@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use crate::error::{Error, Result};
 
 /// Reads from local files go in blocks this large: 4 KiB reads cost 3-4x in
-/// throughput and CPU against sendfile (DESIGN.md §10).
+/// throughput and CPU against sendfile.
 const READ_BLOCK: usize = 1 << 20;
 /// Bodies up to this size are written with one `put`; larger ones stream
 /// through a multipart upload so memory stays bounded.

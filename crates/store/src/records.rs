@@ -124,7 +124,7 @@ impl BlobRecord {
     }
 }
 
-/// Garbage-collection state of a blob (DESIGN.md §9).
+/// Garbage-collection state of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlobState {

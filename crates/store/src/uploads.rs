@@ -405,7 +405,7 @@ impl Registry {
     /// Moves verified chunks into the blob store and records the blob and
     /// its link to `repo` (and ends the session, if any) in one transaction.
     /// If garbage collection is deleting the same content right now, waits
-    /// for it to finish and stores the bytes again (DESIGN.md §9).
+    /// for it to finish and stores the bytes again.
     async fn store_blob(
         &self,
         repo: &RepoName,

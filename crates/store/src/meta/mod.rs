@@ -5,7 +5,7 @@
 //! order, and multi-table transactions. That is all the rest of the store
 //! may use, so that a second engine (PostgreSQL, for several replicas) can
 //! be added by implementing [`MetaDb`] and running the same test suite
-//! (DESIGN.md §2, garage's `db` crate).
+//! (as in garage's `db` crate).
 
 pub(crate) mod sled_db;
 
