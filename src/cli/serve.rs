@@ -92,6 +92,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
              cross the network in clear; use --tls-cert/--tls-key or a TLS-terminating proxy"
         );
     }
+    let shutdown = shutdown_signal()?;
+    if let Some(t) = tls.clone() {
+        spawn_reload_on_sighup(t)?;
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local, data_dir = %cfg.storage.data_dir.display(), auth = ?auth.mode, tls = tls.is_some(), "berth is serving");
     // The one line on stdout: scripts and tests wait for it to know the port.
@@ -99,9 +103,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "berth listening on {scheme}://{local}")?;
         out.flush()?;
-    }
-    if let Some(t) = tls.clone() {
-        spawn_reload_on_sighup(t);
     }
     spawn_audit_pruning(registry.clone(), cfg.audit.retention_days);
     let mut state = AppState::new(
@@ -120,7 +121,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         },
     );
     state.tls = tls;
-    berth_server::run(listener, state, shutdown_signal()).await;
+    berth_server::run(listener, state, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -196,42 +197,51 @@ async fn bootstrap_admin(registry: &Registry) -> anyhow::Result<()> {
 
 /// SIGHUP reloads the TLS certificate and key; a failed reload keeps the
 /// old ones.
-fn spawn_reload_on_sighup(tls: std::sync::Arc<berth_server::tls::Tls>) {
+fn spawn_reload_on_sighup(tls: std::sync::Arc<berth_server::tls::Tls>) -> anyhow::Result<()> {
     #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+    {
+        // Registered before the listening line for the same reason as the
+        // shutdown handlers: SIGHUP's default action ends the process.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+                    }
                 }
             }
-        }
-    });
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
+    Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the Ctrl-C / SIGTERM handlers now and returns a future that
+/// resolves on either. Registering here, before the listening line is
+/// printed, matters: a handler installed lazily on first poll leaves a window
+/// in which a supervisor's SIGTERM takes the default action and kills the
+/// process without a clean shutdown.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
