@@ -6,9 +6,14 @@
 //! referrer and found again through the client's referrers call, a
 //! cross-repository mount, an image index resolved to its platform, tags.
 //!
+//! In token mode, a second test checks the cross-repository mount: the
+//! client's own token exchange asks only for the destination's scope, and a
+//! token for what the mount challenge names makes the same call mount.
+//!
 //! The client speaks plain HTTP (`ClientProtocol::Http`) to the loopback port
 //! the server picked; no TLS is involved.
 
+mod authkit;
 mod common;
 
 use std::collections::BTreeMap;
@@ -23,6 +28,7 @@ use oci_client::manifest::{
     OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
 };
 use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
 use oci_client::{Client, Reference};
 
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -448,4 +454,112 @@ fn oci_client_pushes_and_pulls_byte_for_byte() {
         "oci-client logged warnings (spec violations it worked around): {:?}",
         warning_text.lock().unwrap()
     );
+}
+
+/// Token mode, `mount_blob(dst, src, digest)`. oci-client computes the scope
+/// it asks for from the operation (`repository:<dst>:pull,push`), so with
+/// its own token Berth cannot see a right to read the source and answers
+/// with an upload session (202), which the client reports as an error and
+/// which mounts nothing. The mount's challenge names the source as well; a
+/// token for exactly what it names lets the same client call mount (201).
+#[test]
+fn oci_client_mounts_across_repositories_in_token_mode() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (p, _dir) = authkit::token_server("", &[]);
+    let base = p.url.clone();
+    let host = base.strip_prefix("http://").expect("http url").to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let creds = RegistryAuth::Basic("admin".into(), authkit::ADMIN_PW.into());
+    let http = authkit::client();
+
+    let layer = bytes(0x5eed_0100, 300_000);
+    let layers = vec![ImageLayer::new(
+        layer.clone(),
+        IMAGE_LAYER_GZIP_MEDIA_TYPE.to_string(),
+        None,
+    )];
+    let config = Config::new(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+        IMAGE_CONFIG_MEDIA_TYPE.to_string(),
+        None,
+    );
+    let src: Reference = format!("{host}/rust/src:1").parse().unwrap();
+    let dst: Reference = format!("{host}/rust/dst:1").parse().unwrap();
+    rt.block_on(oci(true).push(&src, &layers, config, &creds, None))
+        .expect("oci-client push with a password in token mode");
+    let d = digest(&layer);
+    let admin = authkit::basic("admin", authkit::ADMIN_PW);
+    let blob_in_dst = |cred: &authkit::Cred| {
+        let r = authkit::send(
+            &http,
+            reqwest::Method::GET,
+            &format!("{base}/v2/rust/dst/blobs/{d}"),
+            cred,
+        )
+        .send()
+        .unwrap();
+        (r.status().as_u16(), r.bytes().unwrap().to_vec())
+    };
+
+    // The client's own exchange: a token for the destination only.
+    let own = oci(true);
+    rt.block_on(own.auth(&dst, &creds, RegistryOperation::Push))
+        .expect("token for the destination");
+    let err = rt
+        .block_on(own.mount_blob(&dst, &src, &d))
+        .expect_err("without pull on the source the mount must not happen");
+    assert!(
+        err.to_string().contains("202"),
+        "expected the upload-session answer (202), got: {err}"
+    );
+    assert_eq!(
+        blob_in_dst(&admin).0,
+        404,
+        "a refused mount links nothing into the destination"
+    );
+
+    // A challenge-following client: the mount's challenge names both scopes.
+    let r = http
+        .post(format!(
+            "{base}/v2/rust/dst/blobs/uploads/?mount={d}&from=rust/src"
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let scope = challenge
+        .split("scope=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no scope in the mount challenge: {challenge}"));
+    let scopes: Vec<&str> = scope.split(' ').collect();
+    for want in ["repository:rust/dst:pull,push", "repository:rust/src:pull"] {
+        assert!(
+            scopes.contains(&want),
+            "challenge lacks {want}: {challenge}"
+        );
+    }
+    let (st, tok) = authkit::get_token(&http, &base, &admin, &scopes);
+    assert_eq!(st, 200, "token for the challenged scopes: {tok}");
+    let token = tok["token"].as_str().expect("token").to_string();
+
+    let follower = oci(true);
+    rt.block_on(follower.auth(
+        &dst,
+        &RegistryAuth::Bearer(token.clone()),
+        RegistryOperation::Push,
+    ))
+    .expect("a given bearer token is used as is");
+    rt.block_on(follower.mount_blob(&dst, &src, &d))
+        .expect("mount with push on the destination and pull on the source (201)");
+    let (st, body) = blob_in_dst(&authkit::Cred::Bearer(token));
+    assert_eq!(st, 200, "the mounted blob is readable in the destination");
+    assert_eq!(body, layer, "the mounted blob is the source's bytes");
 }
