@@ -7,7 +7,8 @@
 #   4. regenerate the typed API client from a running berth's
 #      /api/v1/openapi.json and fail if it differs from the committed one
 #   5. end-to-end tests: Debian's chromium (playwright-core) against a live
-#      berth in token mode, with skopeo; writes docs/screenshots/*.png
+#      berth in token mode, with skopeo (screenshots go to a temporary
+#      directory; CONSOLE_SCREENSHOTS=docs/screenshots refreshes the committed ones)
 # Under CI=true a missing tool is a failure; elsewhere the steps that need it
 # are skipped with a message.
 set -euo pipefail

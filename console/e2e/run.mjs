@@ -1,6 +1,8 @@
 // End-to-end test of the console: a live `berth serve` in token mode,
 // Debian's chromium driven by playwright-core, skopeo for pushes and pulls.
-// Writes screenshots of each main page to docs/screenshots/.
+// Takes a screenshot of each main page: into a temporary directory, or into
+// the directory CONSOLE_SCREENSHOTS names (`CONSOLE_SCREENSHOTS=docs/screenshots`
+// refreshes the committed ones), so a test run leaves the tree as it was.
 //
 //   BERTH_BIN=target/release/berth node console/e2e/run.mjs
 //
@@ -17,10 +19,12 @@ import { writeLayout } from './layout.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const bin = resolve(root, process.env.BERTH_BIN ?? 'target/release/berth');
-const shots = join(root, 'docs', 'screenshots');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const run = promisify(execFile);
 const tmp = mkdtempSync(join(tmpdir(), 'berth-console-e2e-'));
+const shots = process.env.CONSOLE_SCREENSHOTS
+  ? resolve(process.env.CONSOLE_SCREENSHOTS)
+  : join(tmp, 'screenshots');
 const password = `pw-${Math.random().toString(36).slice(2)}-${Date.now()}`;
 
 let passed = 0;
