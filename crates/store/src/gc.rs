@@ -134,10 +134,9 @@ impl Progress {
 }
 
 /// Why a link or reference could not be made: the blob is unknown or is
-/// being deleted right now (the caller waits or uploads again).
+/// being deleted right now (the caller waits, then writes the bytes again).
 fn gone(digest: &Digest) -> Error {
-    Error::BlobUnknown {
-        repo: String::new(),
+    Error::BlobBeingDeleted {
         digest: digest.clone(),
     }
 }
@@ -238,9 +237,9 @@ impl Registry {
         let start = Instant::now();
         loop {
             match op().await {
-                Err(Error::BlobUnknown { repo, digest }) if repo.is_empty() => {
+                Err(Error::BlobBeingDeleted { digest }) => {
                     if start.elapsed() > WAIT_FOR_DELETION {
-                        return Err(Error::BlobUnknown { repo, digest });
+                        return Err(Error::BlobBeingDeleted { digest });
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -911,9 +910,7 @@ impl Registry {
                         .map(|s| s.to_string())
                         .or_else(|| p.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
-                    Err(Error::Metadata {
-                        message: format!("garbage collection panicked: {what}"),
-                    })
+                    Err(Error::GcPanicked { what })
                 }
             };
             done.finished_at = Some(now_millis());

@@ -11,10 +11,10 @@
 #![warn(missing_docs)]
 
 mod admin;
-mod auth;
 mod error;
 mod fsck;
 mod gc;
+mod identity;
 mod layout;
 mod manifests;
 mod meta;
@@ -36,15 +36,15 @@ pub use admin::{
     normalize_cidr, parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule,
     NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
 };
-pub use auth::truncate as truncate_str;
-pub use auth::{
+pub use error::{Error, Result};
+pub use fsck::FsckReport;
+pub use gc::{GcBlob, GcManifest, GcOptions, GcReport, GcRun, Progress};
+pub use identity::truncate as truncate_str;
+pub use identity::{
     glob_match, random_bytes, validate_password, validate_user_name, Action, AuditEntry, Grant,
     GrantRecord, PasswordMemory, Role, SigningKey, SigningKeys, TokenCheck, TokenInfo, TokenRecord,
     TokenScope, UserInfo, MAX_AUDIT_FIELD, TOKEN_PREFIX,
 };
-pub use error::{Error, Result};
-pub use fsck::FsckReport;
-pub use gc::{GcBlob, GcManifest, GcOptions, GcReport, GcRun, Progress};
 pub use manifests::{ManifestContent, PutManifest};
 pub use objects::{BlobRead, ByteStream};
 pub use records::{
@@ -106,9 +106,11 @@ struct FormatMarker {
 }
 
 fn check_format(shown: &str, raw: &[u8]) -> Result<()> {
-    let marker: FormatMarker = serde_json::from_slice(raw).map_err(|e| Error::Corrupt {
-        what: format!("the metadata database at {shown} has an unreadable format marker: {e}"),
-    })?;
+    let marker: FormatMarker =
+        serde_json::from_slice(raw).map_err(|source| Error::FormatMarker {
+            path: shown.to_string(),
+            source,
+        })?;
     if marker.format > FORMAT {
         return Err(Error::Corrupt {
             what: format!(
@@ -153,20 +155,15 @@ struct Inner {
 impl Registry {
     /// Opens (creating if needed) the registry in `cfg.data_dir`.
     pub async fn open(cfg: StoreConfig) -> Result<Registry> {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::Storage {
-            message: format!(
-                "cannot create data directory {}: {e}",
-                cfg.data_dir.display()
-            ),
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| Error::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
         })?;
         let meta_path = cfg.data_dir.join("meta");
         let existed = meta_path.join("db").exists();
         let shown = meta_path.display().to_string();
-        let meta = tokio::task::spawn_blocking(move || meta::sled_db::SledDb::open(&meta_path))
-            .await
-            .map_err(|e| Error::Metadata {
-                message: e.to_string(),
-            })??;
+        let meta =
+            tokio::task::spawn_blocking(move || meta::sled_db::SledDb::open(&meta_path)).await??;
         // A database that existed must carry the format marker written at
         // its creation. sled reads a mangled log as an empty database; serving
         // that would hide every stored image, so refuse to start instead.
@@ -258,11 +255,7 @@ impl Registry {
 
     async fn flush_meta(&self) -> Result<()> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.inner.meta.flush())
-            .await
-            .map_err(|e| Error::Metadata {
-                message: e.to_string(),
-            })?
+        tokio::task::spawn_blocking(move || this.inner.meta.flush()).await?
     }
 
     fn meta(&self) -> &dyn MetaDb {
@@ -504,6 +497,29 @@ impl Registry {
         }
         rec.last_push = Some(now);
         meta::tx_put(tx, Table::Repos, key, &rec)
+    }
+
+    /// A namespace's stored record without the figures (cheap: one point
+    /// read), `None` when it does not exist.
+    pub fn namespace_record(&self, ns: &str) -> Result<Option<NamespaceRecord>> {
+        self.meta()
+            .get_json(Table::Namespaces, &layout::keys::namespace(ns))
+    }
+
+    /// Repositories that link a blob (at most `limit`), for a mount without
+    /// `from`: the server picks one the caller may read.
+    pub fn blob_holders(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
+        Ok(self
+            .meta()
+            .scan(
+                Table::BlobLinks,
+                &layout::keys::blob_links_of(digest),
+                None,
+                limit,
+            )?
+            .iter()
+            .filter_map(|(k, _)| layout::keys::parse_blob_link(k).map(|(_, r)| r))
+            .collect())
     }
 
     /// Counters of the maintenance run going on (garbage collection,

@@ -161,8 +161,9 @@ pub(crate) trait MetaDbExt: MetaDb {
 impl<D: MetaDb + ?Sized> MetaDbExt for D {}
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(table: Table, v: &[u8]) -> Result<T> {
-    serde_json::from_slice(v).map_err(|e| Error::Corrupt {
-        what: format!("metadata table {}: {e}", table.name()),
+    serde_json::from_slice(v).map_err(|source| Error::CorruptRecord {
+        table: table.name(),
+        source,
     })
 }
 
