@@ -19,9 +19,9 @@ use crate::layout;
 use crate::meta::{self, MetaDb, MetaDbExt, Table, TxResult, Txn};
 use crate::records::{
     now_millis, BlobRecord, BlobRef, ManifestRecord, Millis, NamespaceRecord, NamespaceStatus,
-    RepoRecord, TagRecord,
+    RepoRecord,
 };
-use crate::Registry;
+use crate::{Registry, TagInfo};
 
 /// A namespace with its derived figures.
 #[derive(Debug, Clone)]
@@ -51,17 +51,6 @@ pub struct RepoSummary {
     pub size: u64,
     /// Most recently pushed tag.
     pub latest_tag: Option<String>,
-}
-
-/// A tag with what it points at.
-#[derive(Debug, Clone)]
-pub struct TagInfo {
-    /// Tag name.
-    pub name: String,
-    /// Manifest digest.
-    pub digest: Digest,
-    /// When set.
-    pub pushed_at: Millis,
 }
 
 /// A manifest with its derived figures.
@@ -604,12 +593,14 @@ impl Registry {
                         match (table, digest) {
                             (Table::Links, Ok(d)) => {
                                 tx.delete(Table::BlobLinks, &layout::blob_link_key(&d, repo))?;
-                                crate::gc::count_in_tx(tx, &d, -1, 0)?;
+                                crate::blobs::counters::count_in_tx(tx, &d, -1, 0)?;
                             }
                             (Table::Manifests, Ok(d)) => {
                                 let rec: ManifestRecord = meta::decode(Table::Manifests, v)?;
-                                for target in crate::gc::referenced(&rec) {
-                                    crate::gc::remove_ref_in_tx(tx, &target, repo, &d)?;
+                                for target in rec.references() {
+                                    crate::blobs::counters::remove_ref_in_tx(
+                                        tx, &target, repo, &d,
+                                    )?;
                                 }
                             }
                             _ => {}
@@ -728,28 +719,6 @@ impl Registry {
             tags: self.tag_list(repo)?,
             artifacts: self.artifacts(repo)?,
         })
-    }
-
-    /// Tags with their digests, in lexical order.
-    pub fn tag_list(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
-        if !self.repo_exists(repo)? || self.inner.deleting.hides(repo) {
-            return Err(Error::RepoUnknown {
-                name: repo.to_string(),
-            });
-        }
-        let rows = self
-            .meta()
-            .scan(Table::Tags, &layout::repo_prefix(repo), None, usize::MAX)?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                let t: TagRecord = meta::decode(Table::Tags, &v)?;
-                Ok(TagInfo {
-                    name: String::from_utf8_lossy(layout::key_suffix(&k, repo)).to_string(),
-                    digest: t.digest,
-                    pushed_at: t.pushed_at,
-                })
-            })
-            .collect()
     }
 
     /// Every manifest of a repository with sizes, tags and platforms, most

@@ -254,7 +254,7 @@ impl Registry {
         }
         for (_, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
             let rec: ManifestRecord = meta::decode(Table::Manifests, &v)?;
-            for target in crate::gc::referenced(&rec) {
+            for target in rec.references() {
                 let key = target.to_string().into_bytes();
                 if self.meta().get(Table::Blobs, &key)?.is_some() {
                     out.entry(key).or_default().1 += 1;

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod blobs;
 mod error;
 mod fsck;
 mod gc;
@@ -24,18 +25,18 @@ mod race_tests;
 mod records;
 mod repo_delete;
 mod retention;
-mod uploads;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_oci::{ByteRange, Digest, RepoName};
+use berth_oci::RepoName;
 use object_store::local::LocalFileSystem;
 
 pub use admin::{
     normalize_cidr, parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule,
-    NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, TagInfo, Toggle, MAX_ALLOW_LIST,
+    NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, Toggle, MAX_ALLOW_LIST,
 };
+pub use blobs::uploads::UploadState;
 pub use error::{Error, Result};
 pub use fsck::FsckReport;
 pub use gc::{GcBlob, GcManifest, GcOptions, GcReport, GcRun, Progress};
@@ -45,16 +46,14 @@ pub use identity::{
     GrantRecord, PasswordMemory, Role, SigningKey, SigningKeys, TokenCheck, TokenInfo, TokenRecord,
     TokenScope, UserInfo, MAX_AUDIT_FIELD, TOKEN_PREFIX,
 };
-pub use manifests::{ManifestContent, PutManifest};
+pub use manifests::{ManifestContent, PutManifest, TagInfo};
 pub use objects::{BlobRead, ByteStream};
 pub use records::{
     BlobRef, ManifestRecord, Millis, NamespaceRecord, NamespaceStatus, RepoRecord, TagRecord,
 };
 pub use retention::{PlannedArtifact, PlannedTag, RetentionPlan, RetentionPolicy, MAX_POLICIES};
-pub use uploads::UploadState;
 
 use meta::{MetaDb, MetaDbExt, Table};
-use records::{BlobRecord, LinkRecord};
 
 /// Store configuration.
 #[derive(Debug, Clone)]
@@ -142,7 +141,7 @@ struct Inner {
     cfg: StoreConfig,
     meta: Box<dyn MetaDb>,
     objects: objects::Objects,
-    uploads: uploads::Sessions,
+    uploads: blobs::uploads::Sessions,
     manifest_cache: manifests::Cache,
     deleting: admin::Deleting,
     pulls: admin::Pulls,
@@ -198,7 +197,7 @@ impl Registry {
                 cfg,
                 meta: Box::new(meta),
                 objects: objects::Objects::new(Arc::new(fs)),
-                uploads: uploads::Sessions::default(),
+                uploads: blobs::uploads::Sessions::default(),
                 manifest_cache: manifests::Cache::default(),
                 deleting: admin::Deleting::default(),
                 pulls: admin::Pulls::default(),
@@ -271,188 +270,6 @@ impl Registry {
                 .is_some())
     }
 
-    /// Size of a blob the repository may serve.
-    pub fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        let d = digest.to_string();
-        let unknown = || Error::BlobUnknown {
-            repo: repo.to_string(),
-            digest: digest.clone(),
-        };
-        if self.inner.deleting.hides(repo)
-            || self
-                .meta()
-                .get(Table::Links, &layout::repo_key(repo, &d))?
-                .is_none()
-        {
-            return Err(unknown());
-        }
-        let b: BlobRecord = self
-            .meta()
-            .get_json(Table::Blobs, d.as_bytes())?
-            .ok_or_else(unknown)?;
-        Ok(b.size)
-    }
-
-    /// Reads a blob the repository may serve; `range` is `None` for all of
-    /// it. The caller validated the range against [`Registry::blob_size`].
-    pub async fn blob_read(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-        range: Option<ByteRange>,
-    ) -> Result<BlobRead> {
-        self.blob_size(repo, digest)?;
-        self.inner
-            .objects
-            .read(&layout::blob_path(digest), range)
-            .await
-    }
-
-    /// Removes the repository's link to a blob (the bytes are reclaimed by
-    /// garbage collection once nothing links them).
-    pub async fn blob_unlink(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
-        let key = layout::repo_key(repo, &digest.to_string());
-        let repo_s = repo.to_string();
-        self.meta().transact(|tx| {
-            if tx.get(Table::Links, &key)?.is_none() {
-                return Err(Error::BlobUnknown {
-                    repo: repo_s.clone(),
-                    digest: digest.clone(),
-                }
-                .into());
-            }
-            tx.delete(Table::Links, &key)?;
-            tx.delete(Table::BlobLinks, &layout::blob_link_key(digest, repo))?;
-            gc::count_in_tx(tx, digest, -1, 0)
-        })?;
-        self.durable().await
-    }
-
-    /// Links an existing blob into `repo` (cross-repository mount). With
-    /// `from`, the blob must be linked there; without, any stored blob
-    /// qualifies (the caller checked that the client may read it). Returns
-    /// whether the blob was mounted.
-    pub async fn blob_mount(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-        from: Option<&RepoName>,
-    ) -> Result<bool> {
-        self.check_writable(repo)?;
-        let d = digest.to_string();
-        match from {
-            Some(from) => {
-                if self.inner.deleting.hides(from)
-                    || self
-                        .meta()
-                        .get(Table::Links, &layout::repo_key(from, &d))?
-                        .is_none()
-                {
-                    return Ok(false);
-                }
-            }
-            None => {
-                // No `from` (containerd): the blob must still be linked to
-                // some visible repository; unlinked bytes awaiting garbage
-                // collection are readable nowhere and must not come back.
-                let holders = self.meta().scan(
-                    Table::BlobLinks,
-                    &layout::blob_links_prefix(digest),
-                    None,
-                    64,
-                )?;
-                let readable = holders.iter().any(|(k, _)| {
-                    std::str::from_utf8(&k[d.len() + 1..])
-                        .ok()
-                        .and_then(|r| r.parse::<RepoName>().ok())
-                        .is_some_and(|r| !self.inner.deleting.hides(&r))
-                });
-                if !readable {
-                    return Ok(false);
-                }
-            }
-        }
-        let ref_rows = self.blob_ref_rows(repo, digest)?;
-        let mounted = self.meta().transact(|tx| {
-            match meta::tx_get::<BlobRecord>(tx, Table::Blobs, d.as_bytes())? {
-                Some(b) if b.state == records::BlobState::Live => {}
-                // Unknown, or being deleted: the client uploads instead.
-                _ => return Ok(false),
-            }
-            self.link_in_tx(tx, repo, digest, &ref_rows)?;
-            Ok(true)
-        })?;
-        if mounted {
-            self.durable().await?;
-        }
-        Ok(mounted)
-    }
-
-    /// Keys of the `blob_refs` rows saying which manifests of `repo`
-    /// reference `digest`, for [`Registry::link_in_tx`].
-    fn blob_ref_rows(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<Vec<u8>>> {
-        Ok(self
-            .meta()
-            .scan(
-                Table::BlobRefs,
-                &layout::blob_refs_prefix(digest, repo),
-                None,
-                usize::MAX,
-            )?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
-    }
-
-    /// Inside a transaction: the repository (and its namespace) exist, and
-    /// may serve `digest`.
-    /// `ref_rows`: [`Registry::blob_ref_rows`] of `repo` and `digest`, read
-    /// before the transaction.
-    fn link_in_tx(
-        &self,
-        tx: &dyn meta::Txn,
-        repo: &RepoName,
-        digest: &Digest,
-        ref_rows: &[Vec<u8>],
-    ) -> meta::TxResult<()> {
-        self.ensure_repo_in_tx(tx, repo)?;
-        let key = layout::repo_key(repo, &digest.to_string());
-        if let Some(mut link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &key)? {
-            // Pushed again: the grace period for unreferenced links starts
-            // over, so a push in progress keeps what it uploaded.
-            link.touched_at = records::now_millis();
-            meta::tx_put(tx, Table::Links, &key, &link)?;
-        } else {
-            // Linked again after `DELETE /v2/<name>/blobs/<digest>` while
-            // manifests of the repository still reference the blob: the new
-            // link starts with their count, or garbage collection would take
-            // it as unreferenced. A transaction cannot scan, so the caller
-            // lists the rows before it and each is read again here (a
-            // concurrent removal conflicts). None can be added meanwhile: a
-            // manifest push needs the link this transaction creates.
-            let mut refs = 0;
-            for k in ref_rows {
-                if tx.get(Table::BlobRefs, k)?.is_some() {
-                    refs += 1;
-                }
-            }
-            let now = records::now_millis();
-            meta::tx_put(
-                tx,
-                Table::Links,
-                &key,
-                &LinkRecord {
-                    created_at: now,
-                    touched_at: now,
-                    refs,
-                },
-            )?;
-            tx.put(Table::BlobLinks, &layout::blob_link_key(digest, repo), b"")?;
-            gc::count_in_tx(tx, digest, 1, 0)?;
-        }
-        Ok(())
-    }
-
     /// Inside a transaction: creates the repository and its namespace on
     /// first push, and records the push time.
     fn ensure_repo_in_tx(&self, tx: &dyn meta::Txn, repo: &RepoName) -> meta::TxResult<()> {
@@ -506,22 +323,6 @@ impl Registry {
             .get_json(Table::Namespaces, &layout::keys::namespace(ns))
     }
 
-    /// Repositories that link a blob (at most `limit`), for a mount without
-    /// `from`: the server picks one the caller may read.
-    pub fn blob_holders(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
-        Ok(self
-            .meta()
-            .scan(
-                Table::BlobLinks,
-                &layout::keys::blob_links_of(digest),
-                None,
-                limit,
-            )?
-            .iter()
-            .filter_map(|(k, _)| layout::keys::parse_blob_link(k).map(|(_, r)| r))
-            .collect())
-    }
-
     /// Counters of the maintenance run going on (garbage collection,
     /// fsck), for a progress display.
     pub fn progress(&self) -> Arc<gc::Progress> {
@@ -536,7 +337,7 @@ impl Registry {
     /// Repository names in lexical order, after `last`, at most `n`.
     pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
         let mut names = Vec::new();
-        let mut after = last.map(|l| l.as_bytes().to_vec());
+        let mut after = last.map(layout::keys::repo_after);
         let hidden = self.inner.deleting.snapshot();
         // Repositories being deleted are skipped, so scan until the page is
         // full or the table ends.
@@ -547,13 +348,11 @@ impl Registry {
                 .scan(Table::Repos, b"", after.as_deref(), want)?;
             let exhausted = rows.len() < want;
             for (k, _) in rows {
-                after = Some(k.clone());
-                let hidden = std::str::from_utf8(&k)
-                    .ok()
-                    .and_then(|s| s.parse::<RepoName>().ok())
-                    .is_some_and(|r| hidden.hides(&r));
-                if !hidden {
-                    names.push(k);
+                let name =
+                    layout::keys::parse_repo(&k).ok_or_else(|| meta::bad_key(Table::Repos, &k));
+                after = Some(k);
+                if !name.as_ref().is_ok_and(|r| hidden.hides(r)) {
+                    names.push(name.map(|r| r.to_string()));
                 }
             }
             if exhausted || names.len() > n {
@@ -562,38 +361,18 @@ impl Registry {
         }
         page(names.into_iter(), n)
     }
-
-    /// Tags of a repository in lexical order, after `last`, at most `n`.
-    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
-        if !self.repo_exists(repo)? {
-            return Err(Error::RepoUnknown {
-                name: repo.to_string(),
-            });
-        }
-        let prefix = layout::repo_prefix(repo);
-        let after = last.map(|l| layout::repo_key(repo, l));
-        let rows = self
-            .meta()
-            .scan(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
-        page(
-            rows.into_iter()
-                .map(|(k, _)| layout::key_suffix(&k, repo).to_vec()),
-            n,
-        )
-    }
 }
 
-fn page(keys: impl Iterator<Item = Vec<u8>>, n: usize) -> Result<Page> {
+/// The first `n` names, and whether more follow.
+pub(crate) fn page(names: impl Iterator<Item = Result<String>>, n: usize) -> Result<Page> {
     let mut items = Vec::new();
     let mut more = false;
-    for k in keys {
+    for name in names {
         if items.len() == n {
             more = true;
             break;
         }
-        items.push(String::from_utf8(k).map_err(|_| Error::Corrupt {
-            what: "non-UTF-8 key in metadata".into(),
-        })?);
+        items.push(name?);
     }
     Ok(Page { items, more })
 }

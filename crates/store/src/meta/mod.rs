@@ -167,6 +167,17 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(table: Table, v: &[u8]) -> 
     })
 }
 
+/// A key that does not have the layout of its table's keys.
+pub(crate) fn bad_key(table: Table, key: &[u8]) -> Error {
+    Error::Corrupt {
+        what: format!(
+            "malformed key {:?} in metadata table {}; run `berth fsck`",
+            String::from_utf8_lossy(key),
+            table.name()
+        ),
+    }
+}
+
 pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("metadata records always serialise")
 }
