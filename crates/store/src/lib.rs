@@ -10,7 +10,6 @@
 //! so whatever the server acknowledges survives `kill -9`.
 #![warn(missing_docs)]
 
-mod admin;
 mod blobs;
 mod error;
 mod fsck;
@@ -19,23 +18,18 @@ mod identity;
 mod layout;
 mod manifests;
 mod meta;
+mod namespaces;
 mod objects;
 #[cfg(test)]
 mod race_tests;
 mod records;
-mod repo_delete;
 mod retention;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_oci::RepoName;
 use object_store::local::LocalFileSystem;
 
-pub use admin::{
-    normalize_cidr, parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule,
-    NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, Toggle, MAX_ALLOW_LIST,
-};
 pub use blobs::uploads::UploadState;
 pub use error::{Error, Result};
 pub use fsck::FsckReport;
@@ -47,13 +41,17 @@ pub use identity::{
     TokenScope, UserInfo, MAX_AUDIT_FIELD, TOKEN_PREFIX,
 };
 pub use manifests::{ManifestContent, PutManifest, TagInfo};
+pub use namespaces::{
+    normalize_cidr, parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule,
+    NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, Toggle, MAX_ALLOW_LIST,
+};
 pub use objects::{BlobRead, ByteStream};
 pub use records::{
     BlobRef, ManifestRecord, Millis, NamespaceRecord, NamespaceStatus, RepoRecord, TagRecord,
 };
 pub use retention::{PlannedArtifact, PlannedTag, RetentionPlan, RetentionPolicy, MAX_POLICIES};
 
-use meta::{MetaDb, MetaDbExt, Table};
+use meta::{MetaDb, Table};
 
 /// Store configuration.
 #[derive(Debug, Clone)]
@@ -143,8 +141,8 @@ struct Inner {
     objects: objects::Objects,
     uploads: blobs::uploads::Sessions,
     manifest_cache: manifests::Cache,
-    deleting: admin::Deleting,
-    pulls: admin::Pulls,
+    deleting: namespaces::Deleting,
+    pulls: namespaces::Pulls,
     gc_running: gc::RunGuard,
     progress: Arc<gc::Progress>,
     #[cfg(test)]
@@ -199,8 +197,8 @@ impl Registry {
                 objects: objects::Objects::new(Arc::new(fs)),
                 uploads: blobs::uploads::Sessions::default(),
                 manifest_cache: manifests::Cache::default(),
-                deleting: admin::Deleting::default(),
-                pulls: admin::Pulls::default(),
+                deleting: namespaces::Deleting::default(),
+                pulls: namespaces::Pulls::default(),
                 gc_running: gc::RunGuard::default(),
                 progress: Arc::default(),
                 #[cfg(test)]
@@ -223,24 +221,6 @@ impl Registry {
         Ok(reg)
     }
 
-    /// Writes batched pull times every few seconds for as long as the
-    /// registry is open.
-    fn spawn_pull_flusher(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(std::time::Duration::from_secs(admin::PULL_FLUSH_SECS));
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                let reg = Registry { inner };
-                if let Err(e) = reg.flush_pulls() {
-                    tracing::warn!(error = %e, "could not record pull times");
-                }
-            }
-        });
-    }
-
     /// The configuration.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.cfg
@@ -261,68 +241,6 @@ impl Registry {
         &*self.inner.meta
     }
 
-    /// Whether the repository exists (and is not being deleted).
-    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
-        Ok(!self.inner.deleting.hides(repo)
-            && self
-                .meta()
-                .get(Table::Repos, repo.as_str().as_bytes())?
-                .is_some())
-    }
-
-    /// Inside a transaction: creates the repository and its namespace on
-    /// first push, and records the push time.
-    fn ensure_repo_in_tx(&self, tx: &dyn meta::Txn, repo: &RepoName) -> meta::TxResult<()> {
-        let now = records::now_millis();
-        let ns = repo.namespace();
-        if let Some(rec) = meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, ns.as_bytes())? {
-            if rec.status == NamespaceStatus::Deleting {
-                return Err(Error::BeingDeleted {
-                    what: format!("namespace {ns}"),
-                }
-                .into());
-            }
-        } else {
-            meta::tx_put(
-                tx,
-                Table::Namespaces,
-                ns.as_bytes(),
-                &NamespaceRecord {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    created_at: now,
-                    updated_at: now,
-                    description: String::new(),
-                    project_id: String::new(),
-                    is_public: false,
-                    status: Default::default(),
-                    status_message: String::new(),
-                },
-            )?;
-        }
-        let key = repo.as_str().as_bytes();
-        let mut rec: RepoRecord = meta::tx_get(tx, Table::Repos, key)?.unwrap_or(RepoRecord {
-            created_at: now,
-            last_push: None,
-            last_pull: None,
-            deleting: false,
-        });
-        if rec.deleting {
-            return Err(Error::BeingDeleted {
-                what: format!("repository {repo}"),
-            }
-            .into());
-        }
-        rec.last_push = Some(now);
-        meta::tx_put(tx, Table::Repos, key, &rec)
-    }
-
-    /// A namespace's stored record without the figures (cheap: one point
-    /// read), `None` when it does not exist.
-    pub fn namespace_record(&self, ns: &str) -> Result<Option<NamespaceRecord>> {
-        self.meta()
-            .get_json(Table::Namespaces, &layout::keys::namespace(ns))
-    }
-
     /// Counters of the maintenance run going on (garbage collection,
     /// fsck), for a progress display.
     pub fn progress(&self) -> Arc<gc::Progress> {
@@ -332,34 +250,6 @@ impl Registry {
     /// Flushes metadata before an acknowledgement.
     async fn durable(&self) -> Result<()> {
         self.flush_meta().await
-    }
-
-    /// Repository names in lexical order, after `last`, at most `n`.
-    pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
-        let mut names = Vec::new();
-        let mut after = last.map(layout::keys::repo_after);
-        let hidden = self.inner.deleting.snapshot();
-        // Repositories being deleted are skipped, so scan until the page is
-        // full or the table ends.
-        loop {
-            let want = n.saturating_add(1) - names.len();
-            let rows = self
-                .meta()
-                .scan(Table::Repos, b"", after.as_deref(), want)?;
-            let exhausted = rows.len() < want;
-            for (k, _) in rows {
-                let name =
-                    layout::keys::parse_repo(&k).ok_or_else(|| meta::bad_key(Table::Repos, &k));
-                after = Some(k);
-                if !name.as_ref().is_ok_and(|r| hidden.hides(r)) {
-                    names.push(name.map(|r| r.to_string()));
-                }
-            }
-            if exhausted || names.len() > n {
-                break;
-            }
-        }
-        page(names.into_iter(), n)
     }
 }
 

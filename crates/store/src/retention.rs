@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use berth_oci::{Digest, ManifestKind, Reference, RepoName, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::admin::validate_namespace_name;
 use crate::error::{Error, Result};
 use crate::meta::{self, MetaDbExt, Table};
+use crate::namespaces::validate_namespace_name;
 use crate::records::{now_millis, Millis};
 use crate::Registry;
 
