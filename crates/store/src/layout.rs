@@ -50,7 +50,7 @@
 //! retention   <namespace>                          -> [RetentionPolicy]
 //! ```
 
-use berth_oci::{Digest, RepoName};
+use berth_oci::Digest;
 use object_store::path::Path;
 use uuid::Uuid;
 
@@ -82,9 +82,9 @@ pub(crate) fn upload_part_path(id: &Uuid, part: usize) -> Path {
 }
 
 /// The upload id of a chunk's object path, if it is one.
-pub(crate) fn upload_id_of(path: &Path) -> Option<String> {
+pub(crate) fn upload_of_path(path: &Path) -> Option<Uuid> {
     let name = path.as_ref().strip_prefix("uploads/")?;
-    Some(name.split('.').next()?.to_string())
+    Uuid::parse_str(name.split('.').next()?).ok()
 }
 
 /// Metadata keys, table by table: `name(..)` builds a key, `parse_name`
@@ -356,71 +356,10 @@ pub(crate) mod keys {
     }
 }
 
-// Legacy helpers, being replaced by `keys`.
-/// `<repo>\0`: prefix of a repository's rows in repo-scoped tables.
-pub(crate) fn repo_prefix(repo: &RepoName) -> Vec<u8> {
-    let mut k = repo.as_str().as_bytes().to_vec();
-    k.push(0);
-    k
-}
-
-/// `<repo>\0<item>`.
-pub(crate) fn repo_key(repo: &RepoName, item: &str) -> Vec<u8> {
-    let mut k = repo_prefix(repo);
-    k.extend_from_slice(item.as_bytes());
-    k
-}
-
-/// `<repo>\0<subject>\0`: prefix of a subject's referrers.
-pub(crate) fn referrers_prefix(repo: &RepoName, subject: &Digest) -> Vec<u8> {
-    let mut k = repo_key(repo, &subject.to_string());
-    k.push(0);
-    k
-}
-
-/// `<repo>\0<subject>\0<referrer>`.
-pub(crate) fn referrer_key(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Vec<u8> {
-    let mut k = referrers_prefix(repo, subject);
-    k.extend_from_slice(referrer.to_string().as_bytes());
-    k
-}
-
-/// `<digest>\0<repo>`: the reverse of a link.
-pub(crate) fn blob_link_key(digest: &Digest, repo: &RepoName) -> Vec<u8> {
-    let mut k = blob_links_prefix(digest);
-    k.extend_from_slice(repo.as_str().as_bytes());
-    k
-}
-
-/// `<digest>\0`: prefix of every reverse link of a blob.
-pub(crate) fn blob_links_prefix(digest: &Digest) -> Vec<u8> {
-    let mut k = digest.to_string().into_bytes();
-    k.push(0);
-    k
-}
-
-/// `<digest>\0<repo>\0<manifest>`: `manifest` in `repo` references `digest`.
-pub(crate) fn blob_ref_key(digest: &Digest, repo: &RepoName, manifest: &Digest) -> Vec<u8> {
-    let mut k = blob_refs_prefix(digest, repo);
-    k.extend_from_slice(manifest.to_string().as_bytes());
-    k
-}
-
-/// `<digest>\0<repo>\0`: prefix of the manifests of `repo` referencing `digest`.
-pub(crate) fn blob_refs_prefix(digest: &Digest, repo: &RepoName) -> Vec<u8> {
-    let mut k = blob_links_prefix(digest);
-    k.extend_from_slice(repo.as_str().as_bytes());
-    k.push(0);
-    k
-}
-
-/// The part of a repo-scoped key after `<repo>\0`.
-pub(crate) fn key_suffix<'a>(key: &'a [u8], repo: &RepoName) -> &'a [u8] {
-    &key[repo.as_str().len() + 1..]
-}
-
 #[cfg(test)]
 mod tests {
+    use berth_oci::RepoName;
+
     use super::*;
 
     fn digest(hex_char: char) -> Digest {
@@ -447,7 +386,7 @@ mod tests {
         let id = Uuid::nil();
         let p = upload_part_path(&id, 1);
         assert_eq!(p.as_ref(), format!("uploads/{id}.000001"));
-        assert_eq!(upload_id_of(&p), Some(id.to_string()));
+        assert_eq!(upload_of_path(&p), Some(id));
     }
 
     /// The stored format: these bytes are what databases on disk hold.

@@ -12,7 +12,6 @@
 
 mod blobs;
 mod error;
-mod fsck;
 mod gc;
 mod identity;
 mod layout;
@@ -23,7 +22,6 @@ mod objects;
 #[cfg(test)]
 mod race_tests;
 mod records;
-mod retention;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,8 +30,10 @@ use object_store::local::LocalFileSystem;
 
 pub use blobs::uploads::UploadState;
 pub use error::{Error, Result};
-pub use fsck::FsckReport;
-pub use gc::{GcBlob, GcManifest, GcOptions, GcReport, GcRun, Progress};
+pub use gc::{
+    FsckReport, GcBlob, GcManifest, GcOptions, GcReport, GcRun, PlannedArtifact, PlannedTag,
+    Progress, RetentionPlan, RetentionPolicy, MAX_POLICIES,
+};
 pub use identity::truncate as truncate_str;
 pub use identity::{
     glob_match, random_bytes, validate_password, validate_user_name, Action, AuditEntry, Grant,
@@ -49,7 +49,6 @@ pub use objects::{BlobRead, ByteStream};
 pub use records::{
     BlobRef, ManifestRecord, Millis, NamespaceRecord, NamespaceStatus, RepoRecord, TagRecord,
 };
-pub use retention::{PlannedArtifact, PlannedTag, RetentionPlan, RetentionPolicy, MAX_POLICIES};
 
 use meta::{MetaDb, Table};
 
@@ -84,9 +83,6 @@ impl StoreConfig {
         }
     }
 }
-
-/// Settings-table key of the database format marker.
-const FORMAT_KEY: &[u8] = b"format";
 
 /// The metadata format this binary writes and reads. Within one format,
 /// records only gain fields (with defaults) and readers ignore fields they
@@ -164,7 +160,7 @@ impl Registry {
         // A database that existed must carry the format marker written at
         // its creation. sled reads a mangled log as an empty database; serving
         // that would hide every stored image, so refuse to start instead.
-        match meta.get(Table::Settings, FORMAT_KEY)? {
+        match meta.get(Table::Settings, layout::keys::FORMAT)? {
             Some(v) => check_format(&shown, &v)?,
             None if existed => {
                 return Err(Error::Corrupt {
@@ -178,7 +174,7 @@ impl Registry {
                 meta.transact_dyn(&|tx| {
                     tx.put(
                         Table::Settings,
-                        FORMAT_KEY,
+                        layout::keys::FORMAT,
                         format!("{{\"format\":{FORMAT}}}").as_bytes(),
                     )
                 })?;

@@ -46,7 +46,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::now_millis;
     use crate::Registry;
 
     #[tokio::test]
