@@ -26,11 +26,11 @@ pub enum Error {
         /// Digest.
         digest: Digest,
     },
-    /// Garbage collection is deleting the blob right now: nothing may link
-    /// or reference it until the deletion finishes and the bytes are written
-    /// again. Operations that meet it wait and retry; this is what they
-    /// return when the wait runs out. The message is that of an unknown
-    /// blob, which is what the client sees.
+    /// Garbage collection is deleting the blob right now (or has just
+    /// removed its record): nothing may link or reference it until the bytes
+    /// are written again. Operations that meet it wait and retry; this is
+    /// what they return when the wait runs out. The message is that of an
+    /// unknown blob, which is what the client is told.
     #[error("blob {digest} is unknown to repository ")]
     BlobBeingDeleted {
         /// Digest.

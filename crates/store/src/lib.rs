@@ -3,7 +3,19 @@
 //! One [`Registry`] handle owns a content-addressed blob store (through
 //! `object_store`, so the local disk can be swapped for S3) and a metadata
 //! engine (sled, behind the narrow `meta::MetaDb` trait). Every operation the
-//! HTTP front end needs is a method here; nothing here knows about HTTP.
+//! HTTP front end needs is a method of [`Registry`]; nothing here knows about
+//! HTTP.
+//!
+//! `Registry` is a facade: its methods are implemented by parts, each in its
+//! own module, owning its own tables (whose keys are built and taken apart
+//! only in `layout`):
+//!
+//! - `blobs`: blobs, links, uploads, and the garbage-collection counters;
+//! - `manifests`: manifests, tags, referrers;
+//! - `namespaces`: namespaces, repositories, sizes, settings, pull times,
+//!   repository deletion;
+//! - `gc`: garbage collection, retention, fsck;
+//! - `identity`: users, grants, tokens, signing keys, the audit log.
 //!
 //! Durability rule: a method that stores something returns only after the
 //! bytes are fsynced (object store with fsync) and the metadata is flushed,
@@ -131,15 +143,23 @@ pub struct Registry {
     inner: Arc<Inner>,
 }
 
+/// What every part shares (configuration, engines) and each part's state
+/// in memory; each lock is explained where its type is defined.
 struct Inner {
     cfg: StoreConfig,
     meta: Box<dyn MetaDb>,
     objects: objects::Objects,
+    /// Blobs: live upload sessions.
     uploads: blobs::uploads::Sessions,
+    /// Manifests: bytes of recently served manifests.
     manifest_cache: manifests::Cache,
+    /// Namespaces: names hidden while they are deleted.
     deleting: namespaces::Deleting,
+    /// Namespaces: pull times waiting to be written.
     pulls: namespaces::Pulls,
+    /// Garbage collection: one run at a time.
     gc_running: gc::RunGuard,
+    /// Garbage collection and fsck: counters for a progress display.
     progress: Arc<gc::Progress>,
     #[cfg(test)]
     hooks: race_tests::Hooks,

@@ -18,8 +18,9 @@ use crate::Registry;
 /// giving up with a retryable error.
 const WAIT_FOR_DELETION: Duration = Duration::from_secs(10);
 
-/// Why a link or reference could not be made: the blob is unknown or is
-/// being deleted right now (the caller waits, then writes the bytes again).
+/// Why a link or reference could not be made: garbage collection is deleting
+/// the blob right now, or has just removed its record (step 3). Either way
+/// the caller waits, then writes the bytes again.
 fn gone(digest: &Digest) -> Error {
     Error::BlobBeingDeleted {
         digest: digest.clone(),

@@ -17,9 +17,14 @@
 //! the blob before step 1 (and step 1 sees the counter), or it sees
 //! `Deleting` and waits for step 3, then writes the bytes again.
 //!
-//! The offline pass (`berth gc`) is a full mark-and-sweep over the
-//! metadata that also recomputes the counters and removes orphan objects;
-//! it is the backstop after crashes and restores.
+//! The offline pass (`berth gc`, [`offline`]) is a full mark-and-sweep over
+//! the metadata that also recomputes the counters and removes orphan
+//! objects; it is the backstop after crashes and restores.
+//!
+//! Tables owned (keys in `crate::layout::keys`): `gc_runs` ([`runs`]) and
+//! `retention` ([`retention`]). The counters live in the blob part's tables
+//! and change only through `crate::blobs::counters`; [`fsck`] reads every
+//! table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
