@@ -60,7 +60,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         let msg = e.to_string();
         let code = match &e {
-            Error::BlobUnknown { .. } => ErrorCode::BlobUnknown,
+            Error::BlobUnknown { .. } | Error::BlobBeingDeleted { .. } => ErrorCode::BlobUnknown,
             Error::UploadUnknown { .. } => ErrorCode::BlobUploadUnknown,
             Error::TooManyUploads { .. } => ErrorCode::TooManyRequests,
             Error::UploadOffset { expected, .. } => {
@@ -75,7 +75,6 @@ impl From<Error> for ApiError {
             Error::ManifestInvalid { .. } => ErrorCode::ManifestInvalid,
             Error::ManifestBlobUnknown { .. } => ErrorCode::ManifestBlobUnknown,
             Error::ManifestTooLarge { .. } => ErrorCode::TooLarge,
-            Error::Unsupported { .. } => ErrorCode::Unsupported,
             Error::BodyRead { .. } => ErrorCode::BlobUploadInvalid,
             Error::StorageFull { .. } => ErrorCode::InsufficientStorage,
             // Pushes into a namespace or repository being deleted: refused,
@@ -83,6 +82,8 @@ impl From<Error> for ApiError {
             Error::BeingDeleted { .. } => ErrorCode::Denied,
             Error::NamespaceUnknown { .. } => ErrorCode::NameUnknown,
             Error::NamespaceExists { .. }
+            | Error::Exists { .. }
+            | Error::NotFound { .. }
             | Error::InvalidInput { .. }
             | Error::GcBusy
             | Error::GcRunUnknown { .. } => {
@@ -91,16 +92,18 @@ impl From<Error> for ApiError {
                 ErrorCode::Unknown
             }
             Error::Storage { .. }
+            | Error::BlobFile { .. }
+            | Error::DataDir { .. }
             | Error::Metadata { .. }
+            | Error::TaskFailed { .. }
+            | Error::GcPanicked { .. }
+            | Error::PasswordHash { .. }
+            | Error::CorruptRecord { .. }
+            | Error::FormatMarker { .. }
+            | Error::CorruptDatabase { .. }
             | Error::Corrupt { .. }
             | Error::Locked { .. } => {
                 tracing::error!(error = %e, "storage failure");
-                ErrorCode::Unknown
-            }
-            // The store's error enum is non-exhaustive; a variant added there
-            // without a mapping here is a server fault until it gets one.
-            _ => {
-                tracing::error!(error = %e, "unmapped store error");
                 ErrorCode::Unknown
             }
         };

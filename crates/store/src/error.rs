@@ -1,20 +1,38 @@
 //! The store's typed error. Nothing HTTP here: the server owns the one
 //! mapping from these variants to OCI error codes and statuses.
+//!
+//! Every condition has its own variant, and a failure that has a cause
+//! keeps it as its `source`; the message still names the cause, because
+//! the server shows messages to clients as they are.
+
+use std::path::PathBuf;
 
 use berth_oci::Digest;
+
+/// A metadata engine's own error, kept whole behind the engine seam.
+pub type EngineError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Result alias for the store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The blob is not stored, or not linked to the repository asked about.
     #[error("blob {digest} is unknown to repository {repo}")]
     BlobUnknown {
         /// Repository.
         repo: String,
+        /// Digest.
+        digest: Digest,
+    },
+    /// Garbage collection is deleting the blob right now (or has just
+    /// removed its record): nothing may link or reference it until the bytes
+    /// are written again. Operations that meet it wait and retry; this is
+    /// what they return when the wait runs out. The message is that of an
+    /// unknown blob, which is what the client is told.
+    #[error("blob {digest} is unknown to repository ")]
+    BlobBeingDeleted {
         /// Digest.
         digest: Digest,
     },
@@ -151,12 +169,6 @@ pub enum Error {
         /// Limit.
         limit: u64,
     },
-    /// The operation is not supported.
-    #[error("{what} is not supported")]
-    Unsupported {
-        /// What.
-        what: String,
-    },
     /// Reading the request body failed (client went away, short body).
     #[error("reading the request body failed: {message}")]
     BodyRead {
@@ -164,22 +176,91 @@ pub enum Error {
         message: String,
     },
     /// The blob backend has no space left or is read-only.
-    #[error("the data directory cannot take more data ({message}); free space or fix permissions, then retry")]
+    #[error("the data directory cannot take more data ({source}); free space or fix permissions, then retry")]
     StorageFull {
         /// From the backend.
-        message: String,
+        #[source]
+        source: object_store::Error,
     },
     /// The blob backend failed.
-    #[error("blob storage failed: {message}")]
+    #[error("blob storage failed: {source}")]
     Storage {
         /// From the backend.
-        message: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// Reading a blob's local file failed.
+    #[error("blob storage failed: {source}")]
+    BlobFile {
+        /// From the file system.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory could not be created.
+    #[error("blob storage failed: cannot create data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// From the file system.
+        #[source]
+        source: std::io::Error,
     },
     /// The metadata engine failed.
-    #[error("metadata engine failed: {message}")]
+    #[error("metadata engine failed: {source}")]
     Metadata {
         /// From the engine.
-        message: String,
+        #[source]
+        source: EngineError,
+    },
+    /// A task the store ran on the blocking pool failed (panicked or was
+    /// cancelled).
+    #[error("metadata engine failed: background task failed: {source}")]
+    TaskFailed {
+        /// From the runtime.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A garbage-collection run panicked; recorded as the run's failure.
+    #[error("metadata engine failed: garbage collection panicked: {what}")]
+    GcPanicked {
+        /// The panic's message.
+        what: String,
+    },
+    /// Hashing a password failed.
+    #[error("corrupt data: argon2 hashing failed: {source}")]
+    PasswordHash {
+        /// From argon2.
+        #[source]
+        source: argon2::password_hash::Error,
+    },
+    /// A stored record does not decode.
+    #[error("corrupt data: metadata table {table}: {source}")]
+    CorruptRecord {
+        /// The table holding it.
+        table: &'static str,
+        /// From the decoder.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The database's format marker does not decode.
+    #[error(
+        "corrupt data: the metadata database at {path} has an unreadable format marker: {source}"
+    )]
+    FormatMarker {
+        /// The database path.
+        path: String,
+        /// From the decoder.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The metadata database is corrupt (the engine says so).
+    #[error("corrupt data: metadata database at {path} is corrupt: {source}; run `berth fsck`")]
+    CorruptDatabase {
+        /// The database path.
+        path: String,
+        /// From the engine.
+        #[source]
+        source: EngineError,
     },
     /// Stored data is not what it should be.
     #[error("corrupt data: {what}")]
@@ -192,17 +273,25 @@ pub enum Error {
     Locked {
         /// The database path.
         path: String,
+        /// From the engine.
+        #[source]
+        source: EngineError,
     },
 }
 
 impl From<object_store::Error> for Error {
-    fn from(e: object_store::Error) -> Self {
-        let message = e.to_string();
-        if is_no_space(&e) {
-            Error::StorageFull { message }
+    fn from(source: object_store::Error) -> Self {
+        if is_no_space(&source) {
+            Error::StorageFull { source }
         } else {
-            Error::Storage { message }
+            Error::Storage { source }
         }
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(source: tokio::task::JoinError) -> Self {
+        Error::TaskFailed { source }
     }
 }
 

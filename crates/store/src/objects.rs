@@ -261,9 +261,7 @@ fn file_stream(mut file: std::fs::File, start: u64, end: u64) -> ByteStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         if let Err(e) = file.seek(SeekFrom::Start(start)) {
-            let _ = tx.blocking_send(Err(Error::Storage {
-                message: e.to_string(),
-            }));
+            let _ = tx.blocking_send(Err(Error::BlobFile { source: e }));
             return;
         }
         let mut left = end - start;
@@ -273,9 +271,7 @@ fn file_stream(mut file: std::fs::File, start: u64, end: u64) -> ByteStream {
             // zeroing 1 MiB per block was nearly all of a pull's CPU time.
             let mut buf = Vec::with_capacity(n);
             if let Err(e) = (&mut file).take(n as u64).read_to_end(&mut buf) {
-                let _ = tx.blocking_send(Err(Error::Storage {
-                    message: e.to_string(),
-                }));
+                let _ = tx.blocking_send(Err(Error::BlobFile { source: e }));
                 return;
             }
             let got = buf.len();

@@ -11,9 +11,10 @@ use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::oneshot;
 
+use crate::layout::keys;
 use crate::meta::{MetaDbExt, Table};
 use crate::records::LinkRecord;
-use crate::{layout, GcOptions, Registry, StoreConfig};
+use crate::{GcOptions, Registry, StoreConfig};
 
 /// Points where a test stops an operation to run another one in between.
 #[derive(Default)]
@@ -176,7 +177,7 @@ fn blob_relinked_after_delete_counts_the_manifests_referencing_it() {
         let reg = open(dir.path()).await;
         let repo: RepoName = "race/relink".parse().unwrap();
         let (_, layer) = push_image(&reg, &repo, "v1").await;
-        let link_key = layout::repo_key(&repo, &layer.to_string());
+        let link_key = keys::link(&repo, &layer);
         let refs = |reg: &Registry| {
             reg.meta()
                 .get_json::<LinkRecord>(Table::Links, &link_key)
@@ -273,7 +274,7 @@ fn repository_delete_cut_short_stays_hidden_and_resumes() {
             // What a crash part-way through the purge leaves: some rows
             // gone, the rest still there.
             reg.meta()
-                .transact(|tx| tx.delete(Table::Tags, &layout::repo_key(&repo, "v1")))
+                .transact(|tx| tx.delete(Table::Tags, &keys::tag(&repo, "v1")))
                 .unwrap();
             reg.flush_meta().await.unwrap();
         });
@@ -295,7 +296,7 @@ fn repository_delete_cut_short_stays_hidden_and_resumes() {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while reg
             .meta()
-            .get(Table::Repos, repo.as_str().as_bytes())
+            .get(Table::Repos, &keys::repo(&repo))
             .unwrap()
             .is_some()
         {

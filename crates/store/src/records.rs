@@ -2,7 +2,7 @@
 //! `crate::layout`. New fields must be `#[serde(default)]` so that older
 //! databases keep opening.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use berth_oci::{Digest, ImageDetails, ManifestKind, Platform};
 use serde::{Deserialize, Serialize};
@@ -194,6 +194,19 @@ pub struct ManifestRecord {
     /// (images whose config is an OCI or Docker image config).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageDetails>,
+}
+
+impl ManifestRecord {
+    /// The digests the manifest references: config, layers, index
+    /// children (what its `blob_refs` rows name).
+    pub(crate) fn references(&self) -> BTreeSet<Digest> {
+        self.config
+            .iter()
+            .chain(self.layers.iter())
+            .map(|b| b.digest.clone())
+            .chain(self.children.iter().map(|(d, _)| d.clone()))
+            .collect()
+    }
 }
 
 /// A blob as a manifest references it.

@@ -96,6 +96,7 @@ impl From<StoreError> for MgmtError {
             | StoreError::RepoUnknown { .. }
             | StoreError::ManifestUnknown { .. }
             | StoreError::BlobUnknown { .. }
+            | StoreError::BlobBeingDeleted { .. }
             | StoreError::GcRunUnknown { .. } => MgmtError::not_found(msg),
             other => {
                 tracing::error!(error = %other, "management request failed");

@@ -161,9 +161,21 @@ pub(crate) trait MetaDbExt: MetaDb {
 impl<D: MetaDb + ?Sized> MetaDbExt for D {}
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(table: Table, v: &[u8]) -> Result<T> {
-    serde_json::from_slice(v).map_err(|e| Error::Corrupt {
-        what: format!("metadata table {}: {e}", table.name()),
+    serde_json::from_slice(v).map_err(|source| Error::CorruptRecord {
+        table: table.name(),
+        source,
     })
+}
+
+/// A key that does not have the layout of its table's keys.
+pub(crate) fn bad_key(table: Table, key: &[u8]) -> Error {
+    Error::Corrupt {
+        what: format!(
+            "malformed key {:?} in metadata table {}; run `berth fsck`",
+            String::from_utf8_lossy(key),
+            table.name()
+        ),
+    }
 }
 
 pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {

@@ -36,13 +36,12 @@ impl SledDb {
                 {
                     Error::Locked {
                         path: path.display().to_string(),
+                        source: e.into(),
                     }
                 }
-                sled::Error::Corruption { .. } => Error::Corrupt {
-                    what: format!(
-                        "metadata database at {} is corrupt: {e}; run `berth fsck`",
-                        path.display()
-                    ),
+                sled::Error::Corruption { .. } => Error::CorruptDatabase {
+                    path: path.display().to_string(),
+                    source: e.into(),
                 },
                 other => Error::from(other),
             })?;
@@ -60,9 +59,7 @@ impl SledDb {
 
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
-        Error::Metadata {
-            message: e.to_string(),
-        }
+        Error::Metadata { source: e.into() }
     }
 }
 
@@ -151,7 +148,7 @@ impl MetaDb for SledDb {
                 Err(TxError::Engine(any)) => match any.downcast::<UnabortableTransactionError>() {
                     Ok(e) => Err((*e).into()),
                     Err(_) => Err(ConflictableTransactionError::Abort(Error::Metadata {
-                        message: "foreign engine error in sled transaction".into(),
+                        source: "foreign engine error in sled transaction".into(),
                     })),
                 },
             }

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::layout;
+use crate::layout::{self, keys};
 use crate::meta::{self, MetaDbExt, Table};
 use crate::objects::ByteStream;
 use crate::records::{now_millis, BlobRecord, UploadRecord};
@@ -122,7 +122,7 @@ impl Registry {
         // only makes the client start again; every chunk is flushed.
         if let Err(e) = self
             .meta()
-            .transact(|tx| meta::tx_put(tx, Table::Uploads, id.to_string().as_bytes(), &rec))
+            .transact(|tx| meta::tx_put(tx, Table::Uploads, &keys::upload(&id), &rec))
         {
             self.inner.uploads.remove(&id);
             return Err(e);
@@ -151,10 +151,7 @@ impl Registry {
             let mut ix = OpenIndex::default();
             for (k, v) in self.meta().scan(Table::Uploads, b"", None, usize::MAX)? {
                 let rec: UploadRecord = meta::decode(Table::Uploads, &v)?;
-                if let Some(uuid) = std::str::from_utf8(&k)
-                    .ok()
-                    .and_then(|k| Uuid::parse_str(k).ok())
-                {
+                if let Some(uuid) = keys::parse_upload(&k) {
                     ix.insert(uuid, &rec.repo);
                 }
             }
@@ -186,7 +183,7 @@ impl Registry {
         if guard.record.is_none() {
             match self
                 .meta()
-                .get_json::<UploadRecord>(Table::Uploads, uuid.to_string().as_bytes())?
+                .get_json::<UploadRecord>(Table::Uploads, &keys::upload(&uuid))?
             {
                 Some(rec) => guard.record = Some(rec),
                 None => {
@@ -278,14 +275,17 @@ impl Registry {
         let mut rec = rec.clone();
         rec.parts.push(n);
         rec.updated_at = now_millis();
-        let key = uuid.to_string();
+        let key = keys::upload(&uuid);
         let r = self.meta().transact(|tx| {
             // The session may have been cancelled concurrently by a DELETE
             // that did not take our lock (after a restart); do not revive it.
-            if tx.get(Table::Uploads, key.as_bytes())?.is_none() {
-                return Err(Error::UploadUnknown { id: key.clone() }.into());
+            if tx.get(Table::Uploads, &key)?.is_none() {
+                return Err(Error::UploadUnknown {
+                    id: uuid.to_string(),
+                }
+                .into());
             }
-            meta::tx_put(tx, Table::Uploads, key.as_bytes(), &rec)
+            meta::tx_put(tx, Table::Uploads, &key, &rec)
         });
         if let Err(e) = r {
             self.inner.objects.delete_all(&[path]).await;
@@ -347,9 +347,8 @@ impl Registry {
     }
 
     async fn cancel_locked(&self, uuid: Uuid, paths: &[object_store::path::Path]) -> Result<()> {
-        let key = uuid.to_string();
-        self.meta()
-            .transact(|tx| tx.delete(Table::Uploads, key.as_bytes()))?;
+        let key = keys::upload(&uuid);
+        self.meta().transact(|tx| tx.delete(Table::Uploads, &key))?;
         self.durable().await?;
         self.inner.objects.delete_all(paths).await;
         Ok(())
@@ -415,7 +414,7 @@ impl Registry {
         session: Option<Uuid>,
     ) -> Result<()> {
         let dest = layout::blob_path(digest);
-        let d = digest.to_string();
+        let key = keys::blob(digest);
         // Set once the chunks became the blob; an atomic because the
         // retried closure only borrows it, across awaits.
         let consumed = std::sync::atomic::AtomicBool::new(false);
@@ -430,12 +429,12 @@ impl Registry {
             }
             let ref_rows = self.blob_ref_rows(repo, digest)?;
             self.meta().transact(|tx| {
-                if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
-                    meta::tx_put(tx, Table::Blobs, d.as_bytes(), &BlobRecord::new(size))?;
+                if tx.get(Table::Blobs, &key)?.is_none() {
+                    meta::tx_put(tx, Table::Blobs, &key, &BlobRecord::new(size))?;
                 }
                 self.link_in_tx(tx, repo, digest, &ref_rows)?;
                 if let Some(id) = session {
-                    tx.delete(Table::Uploads, id.to_string().as_bytes())?;
+                    tx.delete(Table::Uploads, &keys::upload(&id))?;
                 }
                 Ok(())
             })

@@ -1,7 +1,18 @@
-//! Manifests, tags and referrers.
+//! Manifests, tags and referrers: what a repository's images are made of
+//! and what names them.
+//!
+//! Tables owned (keys in `crate::layout::keys`): `manifests`, `tags`
+//! ([`tags`]), `referrers` ([`referrers`]). A manifest's bytes are a blob
+//! like any other; pushing one links it and records its references through
+//! the blob part's counters.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod cache;
+mod referrers;
+mod tags;
+
+pub(crate) use cache::Cache;
+pub(crate) use tags::untag_in_tx;
+pub use tags::TagInfo;
 
 use berth_oci::{
     Algorithm, Descriptor, Digest, ImageDetails, ManifestKind, ParsedManifest, Reference, RepoName,
@@ -10,9 +21,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 
+use crate::blobs::counters;
 use crate::error::{Error, Result};
-use crate::gc;
-use crate::layout;
+use crate::layout::{self, keys};
 use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
 use crate::records::{now_millis, BlobRecord, BlobRef, ManifestRecord, TagRecord};
 use crate::Registry;
@@ -39,48 +50,6 @@ pub struct ManifestContent {
     pub bytes: Bytes,
 }
 
-/// Manifest bytes by digest. Manifests are small and read far more often
-/// than written; serving them from memory is what makes manifest GETs cheap.
-#[derive(Default)]
-pub(crate) struct Cache {
-    // Why a Mutex: short critical sections (a lookup or an insert) from many
-    // request tasks; never held across an await.
-    map: Mutex<(HashMap<Digest, Bytes>, usize)>,
-}
-
-/// Bound on cached manifest bytes; past it the cache starts over.
-const CACHE_BYTES: usize = 64 << 20;
-
-impl Cache {
-    pub(crate) fn forget(&self, d: &Digest) {
-        let mut g = self.map.lock().expect("cache lock poisoned");
-        if let Some(old) = g.0.remove(d) {
-            g.1 -= old.len();
-        }
-    }
-
-    fn get(&self, d: &Digest) -> Option<Bytes> {
-        self.map
-            .lock()
-            .expect("cache lock poisoned")
-            .0
-            .get(d)
-            .cloned()
-    }
-
-    fn insert(&self, d: Digest, b: Bytes) {
-        let mut g = self.map.lock().expect("cache lock poisoned");
-        if g.1 + b.len() > CACHE_BYTES {
-            g.0.clear();
-            g.1 = 0;
-        }
-        g.1 += b.len();
-        if let Some(old) = g.0.insert(d, b) {
-            g.1 -= old.len();
-        }
-    }
-}
-
 fn blob_ref(d: &Descriptor) -> BlobRef {
     BlobRef {
         digest: d.digest.clone(),
@@ -88,19 +57,6 @@ fn blob_ref(d: &Descriptor) -> BlobRef {
         size: d.size,
         annotations: d.annotations.clone(),
     }
-}
-
-/// Inside a transaction: `tag` no longer names the manifest `digest` of
-/// `repo`; drops it from that manifest's list of tags.
-fn untag_in_tx(tx: &dyn Txn, repo: &RepoName, digest: &Digest, tag: &str) -> TxResult<()> {
-    let key = layout::repo_key(repo, &digest.to_string());
-    if let Some(mut rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &key)? {
-        if rec.tags.iter().any(|t| t == tag) {
-            rec.tags.retain(|t| t != tag);
-            meta::tx_put(tx, Table::Manifests, &key, &rec)?;
-        }
-    }
-    Ok(())
 }
 
 fn digest_of(alg: Algorithm, bytes: &[u8]) -> Digest {
@@ -192,30 +148,30 @@ impl Registry {
                 None => None,
             },
         };
-        let d = digest.to_string();
-        let mkey = layout::repo_key(repo, &d);
+        let mkey = keys::manifest(repo, &digest);
+        let bkey = keys::blob(&digest);
         let ref_rows = self.blob_ref_rows(repo, &digest)?;
         self.meta().transact(|tx| {
             self.check_references(tx, repo, &parsed)?;
-            if tx.get(Table::Blobs, d.as_bytes())?.is_none() {
+            if tx.get(Table::Blobs, &bkey)?.is_none() {
                 meta::tx_put(
                     tx,
                     Table::Blobs,
-                    d.as_bytes(),
+                    &bkey,
                     &BlobRecord::new(bytes.len() as u64),
                 )?;
             }
             self.link_in_tx(tx, repo, &digest, &ref_rows)?;
             let record = own_references(tx, repo, &record)?;
-            for target in gc::referenced(&record) {
-                gc::add_ref_in_tx(tx, &target, repo, &digest)?;
+            for target in record.references() {
+                counters::add_ref_in_tx(tx, &target, repo, &digest)?;
             }
             let mut record = record.clone();
             if let Some(old) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)? {
                 record.tags = old.tags;
             }
             if let Reference::Tag(tag) = reference {
-                let tkey = layout::repo_key(repo, tag.as_str());
+                let tkey = keys::tag(repo, tag.as_str());
                 if let Some(old) = meta::tx_get::<TagRecord>(tx, Table::Tags, &tkey)? {
                     if old.digest != digest {
                         untag_in_tx(tx, repo, &old.digest, tag.as_str())?;
@@ -249,7 +205,7 @@ impl Registry {
                 meta::tx_put(
                     tx,
                     Table::Referrers,
-                    &layout::referrer_key(repo, &subject.digest, &digest),
+                    &keys::referrer(repo, &subject.digest, &digest),
                     &desc,
                 )?;
             }
@@ -300,19 +256,17 @@ impl Registry {
             return Ok(());
         }
         for b in m.required_blobs() {
-            let s = b.digest.to_string();
-            if tx.get(Table::Links, &layout::repo_key(repo, &s))?.is_none()
-                || tx.get(Table::Blobs, s.as_bytes())?.is_none()
+            if tx
+                .get(Table::Links, &keys::link(repo, &b.digest))?
+                .is_none()
+                || tx.get(Table::Blobs, &keys::blob(&b.digest))?.is_none()
             {
                 return Err(missing(&b.digest).into());
             }
         }
         for c in &m.manifests {
             if tx
-                .get(
-                    Table::Manifests,
-                    &layout::repo_key(repo, &c.digest.to_string()),
-                )?
+                .get(Table::Manifests, &keys::manifest(repo, &c.digest))?
                 .is_none()
             {
                 return Err(missing(&c.digest).into());
@@ -334,17 +288,14 @@ impl Registry {
             Reference::Tag(t) => {
                 let tag: TagRecord = self
                     .meta()
-                    .get_json(Table::Tags, &layout::repo_key(repo, t.as_str()))?
+                    .get_json(Table::Tags, &keys::tag(repo, t.as_str()))?
                     .ok_or_else(unknown)?;
                 tag.digest
             }
         };
         let rec: ManifestRecord = self
             .meta()
-            .get_json(
-                Table::Manifests,
-                &layout::repo_key(repo, &digest.to_string()),
-            )?
+            .get_json(Table::Manifests, &keys::manifest(repo, &digest))?
             .ok_or_else(unknown)?;
         Ok((digest, rec))
     }
@@ -403,7 +354,7 @@ impl Registry {
         };
         match reference {
             Reference::Tag(t) => {
-                let key = layout::repo_key(repo, t.as_str());
+                let key = keys::tag(repo, t.as_str());
                 self.meta().transact(|tx| {
                     let Some(tag) = meta::tx_get::<TagRecord>(tx, Table::Tags, &key)? else {
                         return Err(unknown().into());
@@ -413,8 +364,8 @@ impl Registry {
                 })?;
             }
             Reference::Digest(d) => {
-                let ds = d.to_string();
-                let mkey = layout::repo_key(repo, &ds);
+                let mkey = keys::manifest(repo, d);
+                let lkey = keys::link(repo, d);
                 // Tags are keyed by name and a transaction cannot scan: the
                 // tags the manifest record lists are read inside the
                 // transaction (a concurrent tag push writes that record, so
@@ -422,7 +373,7 @@ impl Registry {
                 // that kept no such list; each is re-checked before it goes.
                 let scanned: Vec<Vec<u8>> = self
                     .meta()
-                    .scan(Table::Tags, &layout::repo_prefix(repo), None, usize::MAX)?
+                    .scan(Table::Tags, &keys::repo_rows(repo), None, usize::MAX)?
                     .into_iter()
                     .filter(|(_, v)| {
                         meta::decode::<TagRecord>(Table::Tags, v)
@@ -439,17 +390,17 @@ impl Registry {
                         return Err(unknown().into());
                     };
                     let mut tag_keys = scanned.clone();
-                    tag_keys.extend(rec.tags.iter().map(|t| layout::repo_key(repo, t)));
+                    tag_keys.extend(rec.tags.iter().map(|t| keys::tag(repo, t)));
                     tag_keys.sort();
                     tag_keys.dedup();
                     tx.delete(Table::Manifests, &mkey)?;
-                    if tx.get(Table::Links, &mkey)?.is_some() {
-                        tx.delete(Table::Links, &mkey)?;
-                        tx.delete(Table::BlobLinks, &layout::blob_link_key(d, repo))?;
-                        gc::count_in_tx(tx, d, -1, 0)?;
+                    if tx.get(Table::Links, &lkey)?.is_some() {
+                        tx.delete(Table::Links, &lkey)?;
+                        tx.delete(Table::BlobLinks, &keys::blob_link(d, repo))?;
+                        counters::count_in_tx(tx, d, -1, 0)?;
                     }
-                    for target in gc::referenced(&rec) {
-                        gc::remove_ref_in_tx(tx, &target, repo, d)?;
+                    for target in rec.references() {
+                        counters::remove_ref_in_tx(tx, &target, repo, d)?;
                     }
                     for k in &tag_keys {
                         if let Some(t) = meta::tx_get::<TagRecord>(tx, Table::Tags, k)? {
@@ -459,37 +410,13 @@ impl Registry {
                         }
                     }
                     if let Some(subject) = &rec.subject {
-                        tx.delete(Table::Referrers, &layout::referrer_key(repo, subject, d))?;
+                        tx.delete(Table::Referrers, &keys::referrer(repo, subject, d))?;
                     }
                     Ok(())
                 })?;
             }
         }
         self.durable().await
-    }
-
-    /// Descriptors of the manifests whose subject is `subject`, optionally
-    /// only those of one artifact type.
-    pub fn referrers(
-        &self,
-        repo: &RepoName,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Vec<Descriptor>> {
-        let rows = self.meta().scan(
-            Table::Referrers,
-            &layout::referrers_prefix(repo, subject),
-            None,
-            usize::MAX,
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (_, v) in rows {
-            let d: Descriptor = meta::decode(Table::Referrers, &v)?;
-            if artifact_type.is_none() || d.artifact_type.as_deref() == artifact_type {
-                out.push(d);
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -508,9 +435,7 @@ fn own_references(
         return Ok(record.clone());
     }
     let linked = |d: &Digest| -> TxResult<bool> {
-        Ok(tx
-            .get(Table::Links, &layout::repo_key(repo, &d.to_string()))?
-            .is_some())
+        Ok(tx.get(Table::Links, &keys::link(repo, d))?.is_some())
     };
     let mut own = record.clone();
     own.config = match record.config.clone() {
@@ -525,7 +450,7 @@ fn own_references(
     }
     own.children.clear();
     for (d, p) in &record.children {
-        let key = layout::repo_key(repo, &d.to_string());
+        let key = keys::manifest(repo, d);
         if tx.get(Table::Manifests, &key)?.is_some() {
             own.children.push((d.clone(), p.clone()));
         }

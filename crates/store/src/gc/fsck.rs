@@ -6,14 +6,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
-use berth_oci::{Algorithm, Digest, ManifestKind, RepoName};
+use berth_oci::{Algorithm, Digest, ManifestKind};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::Result;
-use crate::gc::split_repo_key;
-use crate::layout;
+use crate::layout::{self, keys};
 use crate::meta::{self, MetaDbExt, Table};
 use crate::records::{BlobRecord, ManifestRecord, TagRecord};
 use crate::Registry;
@@ -52,10 +51,7 @@ impl Registry {
         let mut known: BTreeSet<Digest> = BTreeSet::new();
         self.inner.progress.start(blobs.len() as u64);
         for (k, v) in &blobs {
-            let Some(d) = std::str::from_utf8(k)
-                .ok()
-                .and_then(|s| s.parse::<Digest>().ok())
-            else {
+            let Some(d) = keys::parse_blob(k) else {
                 r.problems.push(format!(
                     "blob record with a malformed key {:?}",
                     String::from_utf8_lossy(k)
@@ -87,7 +83,7 @@ impl Registry {
 
         // Links point at stored blobs.
         for (k, _) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
-            let (repo, d) = split_repo_key(&k)?;
+            let (repo, d) = scoped(Table::Links, &k)?;
             if !d.parse::<Digest>().is_ok_and(|d| known.contains(&d)) {
                 r.problems
                     .push(format!("repository {repo} links {d}, which is not stored"));
@@ -98,7 +94,7 @@ impl Registry {
         // Manifests: their own bytes, their references, their link.
         let mut manifests: HashMap<(String, Digest), ManifestRecord> = HashMap::new();
         for (k, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
-            let (repo, d) = split_repo_key(&k)?;
+            let (repo, d) = scoped(Table::Manifests, &k)?;
             let Ok(d) = d.parse::<Digest>() else {
                 r.problems
                     .push(format!("manifest key {repo}@{d} is malformed"));
@@ -136,7 +132,7 @@ impl Registry {
 
         // Tags point at manifests of their repository.
         for (k, v) in self.meta().scan(Table::Tags, b"", None, usize::MAX)? {
-            let (repo, tag) = split_repo_key(&k)?;
+            let (repo, tag) = scoped(Table::Tags, &k)?;
             let t: TagRecord = meta::decode(Table::Tags, &v)?;
             if !manifests.contains_key(&(repo.clone(), t.digest.clone())) {
                 r.problems.push(format!(
@@ -148,20 +144,19 @@ impl Registry {
         }
 
         // Counters and reverse indexes: compare with a recount.
-        let before: HashMap<Vec<u8>, (u64, u64)> = blobs
+        let before: HashMap<Digest, (u64, u64)> = blobs
             .iter()
             .filter_map(|(k, v)| {
                 let rec: BlobRecord = meta::decode(Table::Blobs, v).ok()?;
-                Some((k.clone(), (rec.links, rec.refs)))
+                Some((keys::parse_blob(k)?, (rec.links, rec.refs)))
             })
             .collect();
         let expected = self.expected_counts()?;
-        for (k, (links, refs)) in &before {
-            let (el, er) = expected.get(k).copied().unwrap_or((0, 0));
+        for (d, (links, refs)) in &before {
+            let (el, er) = expected.get(d).copied().unwrap_or((0, 0));
             if (el, er) != (*links, *refs) {
                 r.problems.push(format!(
-                    "blob {}: counters say {links} links / {refs} references, metadata has {el} / {er}",
-                    String::from_utf8_lossy(k)
+                    "blob {d}: counters say {links} links / {refs} references, metadata has {el} / {er}"
                 ));
             }
         }
@@ -169,15 +164,10 @@ impl Registry {
         // Objects with no record are garbage, not damage: `berth gc` removes
         // them. Report them so the operator knows.
         let mut orphans = 0u64;
-        let mut list = self.inner.objects.list("blobs");
+        let mut list = self.inner.objects.list(layout::BLOBS_DIR);
         while let Some(m) = list.next().await {
             let m = m?;
-            let p = m.location.as_ref().to_string();
-            let parts: Vec<&str> = p.split('/').collect();
-            let digest = (parts.len() == 4)
-                .then(|| format!("{}:{}", parts[1], parts[3]).parse::<Digest>().ok())
-                .flatten();
-            if !digest.is_some_and(|d| known.contains(&d)) {
+            if !layout::blob_of_path(&m.location).is_some_and(|d| known.contains(&d)) {
                 orphans += 1;
             }
         }
@@ -190,17 +180,13 @@ impl Registry {
                 self.meta().transact(|tx| {
                     tx.delete(*table, key)?;
                     if *table == Table::Links {
-                        if let Ok((repo, d)) = split_repo_key(key) {
-                            if let (Ok(repo), Ok(d)) =
-                                (repo.parse::<RepoName>(), d.parse::<Digest>())
-                            {
-                                tx.delete(Table::BlobLinks, &layout::blob_link_key(&d, &repo))?;
-                            }
+                        if let Some((repo, d)) = keys::parse_link(key) {
+                            tx.delete(Table::BlobLinks, &keys::blob_link(&d, &repo))?;
                         }
                     }
                     Ok(())
                 })?;
-                let (repo, item) = split_repo_key(key)?;
+                let (repo, item) = scoped(*table, key)?;
                 r.repairs.push(format!(
                     "removed dangling {} row {repo} {item}",
                     table.name()
@@ -246,21 +232,32 @@ impl Registry {
 
     /// What the counters of every blob should be, from the link and
     /// manifest tables.
-    fn expected_counts(&self) -> Result<HashMap<Vec<u8>, (u64, u64)>> {
-        let mut out: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
+    fn expected_counts(&self) -> Result<HashMap<Digest, (u64, u64)>> {
+        let mut out: HashMap<Digest, (u64, u64)> = HashMap::new();
         for (k, _) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
-            let (_, d) = split_repo_key(&k)?;
-            out.entry(d.into_bytes()).or_default().0 += 1;
+            if let Some((_, d)) = keys::parse_link(&k) {
+                out.entry(d).or_default().0 += 1;
+            }
         }
         for (_, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
             let rec: ManifestRecord = meta::decode(Table::Manifests, &v)?;
-            for target in crate::gc::referenced(&rec) {
-                let key = target.to_string().into_bytes();
-                if self.meta().get(Table::Blobs, &key)?.is_some() {
-                    out.entry(key).or_default().1 += 1;
+            for target in rec.references() {
+                if self
+                    .meta()
+                    .get(Table::Blobs, &keys::blob(&target))?
+                    .is_some()
+                {
+                    out.entry(target).or_default().1 += 1;
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// The two parts of a repository-scoped key, as text: fsck reports a part
+/// that does not parse instead of failing on it.
+fn scoped(table: Table, k: &[u8]) -> Result<(String, String)> {
+    let (repo, rest) = keys::split_scoped(k).ok_or_else(|| meta::bad_key(table, k))?;
+    Ok((repo.to_string(), rest.to_string()))
 }

@@ -5,10 +5,11 @@
 
 use berth_oci::RepoName;
 
-use crate::admin::Deleting;
+use super::Deleting;
 use crate::error::{Error, Result};
+use crate::layout::keys;
 use crate::meta::{self, MetaDbExt, Table};
-use crate::records::{NamespaceRecord, NamespaceStatus, RepoRecord};
+use crate::records::{ManifestRecord, NamespaceRecord, NamespaceStatus, RepoRecord};
 use crate::Registry;
 
 impl Registry {
@@ -23,16 +24,16 @@ impl Registry {
         if !self.repo_exists(repo)? || self.inner.deleting.hides(repo) {
             return Err(unknown());
         }
-        let key = repo.as_str().as_bytes();
+        let key = keys::repo(repo);
         self.meta().transact(|tx| {
-            let Some(mut rec) = meta::tx_get::<RepoRecord>(tx, Table::Repos, key)? else {
+            let Some(mut rec) = meta::tx_get::<RepoRecord>(tx, Table::Repos, &key)? else {
                 return Err(unknown().into());
             };
             if rec.deleting {
                 return Err(unknown().into());
             }
             rec.deleting = true;
-            meta::tx_put(tx, Table::Repos, key, &rec)
+            meta::tx_put(tx, Table::Repos, &key, &rec)
         })?;
         self.inner
             .deleting
@@ -67,7 +68,7 @@ impl Registry {
             if !rec.deleting {
                 continue;
             }
-            let Ok(name) = std::str::from_utf8(&k).unwrap_or("").parse::<RepoName>() else {
+            let Some(name) = keys::parse_repo(&k) else {
                 continue;
             };
             self.inner
@@ -75,7 +76,7 @@ impl Registry {
                 .insert(Deleting::repo_key(name.as_str()));
             let ns_deleting = self
                 .meta()
-                .get_json::<NamespaceRecord>(Table::Namespaces, name.namespace().as_bytes())?
+                .get_json::<NamespaceRecord>(Table::Namespaces, &keys::namespace(name.namespace()))?
                 .is_some_and(|n| n.status == NamespaceStatus::Deleting);
             if !ns_deleting {
                 out.push(name);
@@ -91,5 +92,53 @@ impl Registry {
                 tracing::error!(repository = %repo, error = %e, "repository deletion failed; it will resume on restart");
             }
         });
+    }
+
+    /// Removes every row of a repository, the repository row last.
+    pub(crate) fn purge_repo_rows(&self, repo: &RepoName) -> Result<()> {
+        let prefix = keys::repo_rows(repo);
+        for table in [
+            Table::Tags,
+            Table::Referrers,
+            Table::Manifests,
+            Table::Links,
+        ] {
+            loop {
+                let rows = self.meta().scan(table, &prefix, None, 1000)?;
+                if rows.is_empty() {
+                    break;
+                }
+                self.meta().transact(|tx| {
+                    for (k, v) in &rows {
+                        tx.delete(table, k)?;
+                        match table {
+                            Table::Links => {
+                                let Some((_, d)) = keys::parse_link(k) else {
+                                    continue;
+                                };
+                                tx.delete(Table::BlobLinks, &keys::blob_link(&d, repo))?;
+                                crate::blobs::counters::count_in_tx(tx, &d, -1, 0)?;
+                            }
+                            Table::Manifests => {
+                                let Some((_, d)) = keys::parse_manifest(k) else {
+                                    continue;
+                                };
+                                let rec: ManifestRecord = meta::decode(Table::Manifests, v)?;
+                                for target in rec.references() {
+                                    crate::blobs::counters::remove_ref_in_tx(
+                                        tx, &target, repo, &d,
+                                    )?;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        self.meta()
+            .transact(|tx| tx.delete(Table::Repos, &keys::repo(repo)))?;
+        Ok(())
     }
 }

@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 use berth_oci::{Digest, ManifestKind, Reference, RepoName, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::admin::validate_namespace_name;
 use crate::error::{Error, Result};
+use crate::layout::keys;
 use crate::meta::{self, MetaDbExt, Table};
+use crate::namespaces::validate_namespace_name;
 use crate::records::{now_millis, Millis};
 use crate::Registry;
 
@@ -166,7 +167,7 @@ impl Registry {
         self.namespace(ns)?;
         Ok(self
             .meta()
-            .get_json(Table::Retention, ns.as_bytes())?
+            .get_json(Table::Retention, &keys::retention(ns))?
             .unwrap_or_default())
     }
 
@@ -183,8 +184,14 @@ impl Registry {
         for p in policies {
             p.validate()?;
         }
-        self.meta()
-            .transact(|tx| meta::tx_put(tx, Table::Retention, ns.as_bytes(), &policies.to_vec()))?;
+        self.meta().transact(|tx| {
+            meta::tx_put(
+                tx,
+                Table::Retention,
+                &keys::retention(ns),
+                &policies.to_vec(),
+            )
+        })?;
         self.durable().await
     }
 

@@ -1,0 +1,83 @@
+//! Tags: names for a repository's manifests, listed in lexical order.
+
+use berth_oci::{Digest, RepoName};
+
+use crate::error::{Error, Result};
+use crate::layout::keys;
+use crate::meta::{self, Table, TxResult, Txn};
+use crate::records::{ManifestRecord, Millis, TagRecord};
+use crate::{Page, Registry};
+
+/// A tag with what it points at.
+#[derive(Debug, Clone)]
+pub struct TagInfo {
+    /// Tag name.
+    pub name: String,
+    /// Manifest digest.
+    pub digest: Digest,
+    /// When set.
+    pub pushed_at: Millis,
+}
+
+/// Inside a transaction: `tag` no longer names the manifest `digest` of
+/// `repo`; drops it from that manifest's list of tags.
+pub(crate) fn untag_in_tx(
+    tx: &dyn Txn,
+    repo: &RepoName,
+    digest: &Digest,
+    tag: &str,
+) -> TxResult<()> {
+    let key = keys::manifest(repo, digest);
+    if let Some(mut rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &key)? {
+        if rec.tags.iter().any(|t| t == tag) {
+            rec.tags.retain(|t| t != tag);
+            meta::tx_put(tx, Table::Manifests, &key, &rec)?;
+        }
+    }
+    Ok(())
+}
+
+fn tag_name(k: &[u8]) -> Result<String> {
+    keys::parse_tag(k)
+        .map(|(_, t)| t)
+        .ok_or_else(|| meta::bad_key(Table::Tags, k))
+}
+
+impl Registry {
+    /// Tags of a repository in lexical order, after `last`, at most `n`.
+    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
+        if !self.repo_exists(repo)? {
+            return Err(Error::RepoUnknown {
+                name: repo.to_string(),
+            });
+        }
+        let prefix = keys::repo_rows(repo);
+        let after = last.map(|l| keys::tag(repo, l));
+        let rows = self
+            .meta()
+            .scan(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
+        crate::page(rows.iter().map(|(k, _)| tag_name(k)), n)
+    }
+
+    /// Tags with their digests, in lexical order.
+    pub fn tag_list(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
+        if !self.repo_exists(repo)? || self.inner.deleting.hides(repo) {
+            return Err(Error::RepoUnknown {
+                name: repo.to_string(),
+            });
+        }
+        let rows = self
+            .meta()
+            .scan(Table::Tags, &keys::repo_rows(repo), None, usize::MAX)?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let t: TagRecord = meta::decode(Table::Tags, &v)?;
+                Ok(TagInfo {
+                    name: tag_name(&k)?,
+                    digest: t.digest,
+                    pushed_at: t.pushed_at,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,353 @@
+//! Namespaces and repositories: their lifecycle (created on first push or
+//! through the management plane, deleted in the background), the catalog,
+//! what they hold and how large it is ([`usage`]), registry settings
+//! ([`settings`]), and batched pull times ([`pulls`]).
+//!
+//! Tables owned (keys in `crate::layout::keys`): `namespaces`, `repos`,
+//! `settings`. Deleting a repository purges its rows of the blob and
+//! manifest parts' tables too ([`repo_delete`]).
+
+mod deleting;
+mod pulls;
+mod repo_delete;
+mod settings;
+mod usage;
+
+pub(crate) use deleting::Deleting;
+pub(crate) use pulls::Pulls;
+pub use settings::{
+    normalize_cidr, parse_cidr, Features, GcSchedule, RegistrySettings, Toggle, MAX_ALLOW_LIST,
+};
+pub use usage::{ArtifactInfo, RepoDetail, RepoSummary};
+
+use std::collections::BTreeSet;
+
+use berth_oci::RepoName;
+
+use crate::error::{Error, Result};
+use crate::layout::keys;
+use crate::meta::{self, MetaDb, MetaDbExt, Table, TxResult, Txn};
+use crate::records::{now_millis, NamespaceRecord, NamespaceStatus, RepoRecord};
+use crate::{Page, Registry};
+
+/// A namespace with its derived figures.
+#[derive(Debug, Clone)]
+pub struct NamespaceInfo {
+    /// Name.
+    pub name: String,
+    /// Stored record.
+    pub record: NamespaceRecord,
+    /// Number of repositories.
+    pub repo_count: u64,
+    /// Distinct bytes stored for it.
+    pub size: u64,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidInput {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Validates a namespace name: one component of the repository-name
+/// grammar.
+pub fn validate_namespace_name(name: &str) -> Result<()> {
+    if name.contains('/') || name.parse::<RepoName>().is_err() {
+        return Err(invalid(
+            "name",
+            format!("{name:?} is not a namespace name: lower-case letters and digits, separated by '.', '_', '__' or '-', at most 255 characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The repositories of a namespace, by name.
+fn repos_of_namespace(db: &dyn MetaDb, ns: &str) -> Result<Vec<RepoName>> {
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    let prefix = keys::repos_prefix(ns);
+    loop {
+        let rows = db.scan(Table::Repos, &prefix, after.as_deref(), 1000)?;
+        let Some((last, _)) = rows.last() else { break };
+        after = Some(last.clone());
+        for (k, _) in &rows {
+            if let Some(name) = keys::parse_repo(k) {
+                if name.namespace() == ns {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Registry {
+    pub(crate) fn load_deleting(&self) -> Result<Vec<String>> {
+        let mut namespaces = Vec::new();
+        for (k, v) in self.meta().scan(Table::Namespaces, b"", None, usize::MAX)? {
+            let rec: NamespaceRecord = meta::decode(Table::Namespaces, &v)?;
+            if rec.status == NamespaceStatus::Deleting {
+                let name = keys::parse_namespace(&k);
+                self.inner.deleting.insert(Deleting::ns_key(&name));
+                namespaces.push(name);
+            }
+        }
+        Ok(namespaces)
+    }
+
+    /// Every namespace with its figures.
+    pub fn namespaces(&self) -> Result<Vec<NamespaceInfo>> {
+        let rows = self.meta().scan(Table::Namespaces, b"", None, usize::MAX)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let name = keys::parse_namespace(&k);
+            let record: NamespaceRecord = meta::decode(Table::Namespaces, &v)?;
+            out.push(self.namespace_figures(name, record)?);
+        }
+        Ok(out)
+    }
+
+    fn namespace_figures(&self, name: String, record: NamespaceRecord) -> Result<NamespaceInfo> {
+        let (repo_count, size) = if record.status == NamespaceStatus::Deleting {
+            (0, 0)
+        } else {
+            let repos = repos_of_namespace(self.meta(), &name)?;
+            let mut digests = BTreeSet::new();
+            for r in &repos {
+                digests.extend(self.linked_digests(r)?);
+            }
+            (repos.len() as u64, self.sum_sizes(&digests)?)
+        };
+        Ok(NamespaceInfo {
+            name,
+            record,
+            repo_count,
+            size,
+        })
+    }
+
+    /// One namespace.
+    pub fn namespace(&self, name: &str) -> Result<NamespaceInfo> {
+        let rec: NamespaceRecord = self
+            .meta()
+            .get_json(Table::Namespaces, &keys::namespace(name))?
+            .ok_or_else(|| Error::NamespaceUnknown { name: name.into() })?;
+        self.namespace_figures(name.to_string(), rec)
+    }
+
+    /// Creates a namespace.
+    pub async fn namespace_create(
+        &self,
+        name: &str,
+        description: &str,
+        project_id: &str,
+        is_public: bool,
+    ) -> Result<NamespaceInfo> {
+        validate_namespace_name(name)?;
+        let now = now_millis();
+        let rec = NamespaceRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: now,
+            updated_at: now,
+            description: description.to_string(),
+            project_id: project_id.to_string(),
+            is_public,
+            status: NamespaceStatus::Ready,
+            status_message: String::new(),
+        };
+        self.meta().transact(|tx| {
+            if tx.get(Table::Namespaces, &keys::namespace(name))?.is_some() {
+                return Err(Error::NamespaceExists { name: name.into() }.into());
+            }
+            meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
+        })?;
+        self.durable().await?;
+        self.namespace(name)
+    }
+
+    /// Updates a namespace's description and visibility.
+    pub async fn namespace_update(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        is_public: Option<bool>,
+    ) -> Result<NamespaceInfo> {
+        self.meta().transact(|tx| {
+            let Some(mut rec) =
+                meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, &keys::namespace(name))?
+            else {
+                return Err(Error::NamespaceUnknown { name: name.into() }.into());
+            };
+            if rec.status == NamespaceStatus::Deleting {
+                return Err(Error::BeingDeleted {
+                    what: format!("namespace {name}"),
+                }
+                .into());
+            }
+            if let Some(d) = description {
+                rec.description = d.to_string();
+            }
+            if let Some(p) = is_public {
+                rec.is_public = p;
+            }
+            rec.updated_at = now_millis();
+            meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
+        })?;
+        self.durable().await?;
+        self.namespace(name)
+    }
+
+    /// Deletes a namespace: its repositories vanish at once; rows are
+    /// purged in the background, then the namespace record goes. Blob bytes
+    /// nothing else links are reclaimed by garbage collection.
+    pub async fn namespace_delete(&self, name: &str) -> Result<()> {
+        self.meta().transact(|tx| {
+            let Some(mut rec) =
+                meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, &keys::namespace(name))?
+            else {
+                return Err(Error::NamespaceUnknown { name: name.into() }.into());
+            };
+            rec.status = NamespaceStatus::Deleting;
+            rec.status_message = "deletion in progress".into();
+            rec.updated_at = now_millis();
+            meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
+        })?;
+        self.inner.deleting.insert(Deleting::ns_key(name));
+        self.durable().await?;
+        self.spawn_namespace_purge(name.to_string());
+        Ok(())
+    }
+
+    pub(crate) fn spawn_namespace_purge(&self, name: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.purge_namespace(&name).await {
+                tracing::error!(namespace = %name, error = %e, "namespace deletion failed; it will resume on restart");
+                let _ = this.meta().transact(|tx| {
+                    if let Some(mut rec) = meta::tx_get::<NamespaceRecord>(
+                        tx,
+                        Table::Namespaces,
+                        &keys::namespace(&name),
+                    )? {
+                        rec.status_message = format!("deletion failed: {e}; retried on restart");
+                        meta::tx_put(tx, Table::Namespaces, &keys::namespace(&name), &rec)?;
+                    }
+                    Ok(())
+                });
+            }
+        });
+    }
+
+    async fn purge_namespace(&self, name: &str) -> Result<()> {
+        for repo in repos_of_namespace(self.meta(), name)? {
+            self.purge_repo_rows(&repo)?;
+        }
+        self.meta()
+            .transact(|tx| tx.delete(Table::Namespaces, &keys::namespace(name)))?;
+        // No await between the record going and the name becoming usable
+        // again: a push right after the namespace reads as gone succeeds.
+        self.inner.deleting.remove(&Deleting::ns_key(name));
+        self.durable().await?;
+        tracing::info!(namespace = %name, "namespace deleted");
+        Ok(())
+    }
+
+    /// Fails with `BeingDeleted` when pushes to `repo` must be refused.
+    pub(crate) fn check_writable(&self, repo: &RepoName) -> Result<()> {
+        if self.inner.deleting.hides(repo) {
+            return Err(Error::BeingDeleted {
+                what: format!("namespace {}", repo.namespace()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the repository exists (and is not being deleted).
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+        Ok(!self.inner.deleting.hides(repo)
+            && self.meta().get(Table::Repos, &keys::repo(repo))?.is_some())
+    }
+
+    /// Inside a transaction: creates the repository and its namespace on
+    /// first push, and records the push time.
+    pub(crate) fn ensure_repo_in_tx(&self, tx: &dyn Txn, repo: &RepoName) -> TxResult<()> {
+        let now = now_millis();
+        let ns = repo.namespace();
+        if let Some(rec) =
+            meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, &keys::namespace(ns))?
+        {
+            if rec.status == NamespaceStatus::Deleting {
+                return Err(Error::BeingDeleted {
+                    what: format!("namespace {ns}"),
+                }
+                .into());
+            }
+        } else {
+            meta::tx_put(
+                tx,
+                Table::Namespaces,
+                &keys::namespace(ns),
+                &NamespaceRecord {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    created_at: now,
+                    updated_at: now,
+                    description: String::new(),
+                    project_id: String::new(),
+                    is_public: false,
+                    status: Default::default(),
+                    status_message: String::new(),
+                },
+            )?;
+        }
+        let key = keys::repo(repo);
+        let mut rec: RepoRecord = meta::tx_get(tx, Table::Repos, &key)?.unwrap_or(RepoRecord {
+            created_at: now,
+            last_push: None,
+            last_pull: None,
+            deleting: false,
+        });
+        if rec.deleting {
+            return Err(Error::BeingDeleted {
+                what: format!("repository {repo}"),
+            }
+            .into());
+        }
+        rec.last_push = Some(now);
+        meta::tx_put(tx, Table::Repos, &key, &rec)
+    }
+
+    /// Repository names in lexical order, after `last`, at most `n`.
+    pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
+        let mut names = Vec::new();
+        let mut after = last.map(keys::repo_after);
+        let hidden = self.inner.deleting.snapshot();
+        // Repositories being deleted are skipped, so scan until the page is
+        // full or the table ends.
+        loop {
+            let want = n.saturating_add(1) - names.len();
+            let rows = self
+                .meta()
+                .scan(Table::Repos, b"", after.as_deref(), want)?;
+            let exhausted = rows.len() < want;
+            for (k, _) in rows {
+                let name = keys::parse_repo(&k).ok_or_else(|| meta::bad_key(Table::Repos, &k));
+                after = Some(k);
+                if !name.as_ref().is_ok_and(|r| hidden.hides(r)) {
+                    names.push(name.map(|r| r.to_string()));
+                }
+            }
+            if exhausted || names.len() > n {
+                break;
+            }
+        }
+        crate::page(names.into_iter(), n)
+    }
+
+    /// A namespace's stored record without the figures (cheap: one point
+    /// read), `None` when it does not exist.
+    pub fn namespace_record(&self, ns: &str) -> Result<Option<NamespaceRecord>> {
+        self.meta()
+            .get_json(Table::Namespaces, &keys::namespace(ns))
+    }
+}
