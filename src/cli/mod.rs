@@ -89,10 +89,29 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("berth: error: {e:#}");
+            eprintln!("berth: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined by ": ". A store error names its cause
+/// in its own message and also keeps it as its source (so programs can
+/// inspect it); a cause whose text its parent already ends with is not
+/// repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -140,5 +159,32 @@ pub(crate) fn init_logging(format: LogFormat, level: &str) {
     match format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "blob storage failed: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_named_in_its_parent_is_not_repeated() {
+        let io = std::io::Error::other("disk full");
+        let e = anyhow::Error::new(Wrapper(io)).context("pushing");
+        assert_eq!(error_chain(&e), "pushing: blob storage failed: disk full");
+        let plain = anyhow::Error::new(std::io::Error::other("gone")).context("reading x");
+        assert_eq!(error_chain(&plain), "reading x: gone");
     }
 }
