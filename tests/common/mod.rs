@@ -178,3 +178,30 @@ pub fn with_param(url: &str, kv: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{kv}")
 }
+
+/// What a test does when it cannot check what it is for (a tool is
+/// missing, the machine cannot mount a file system): under `CI=true` that
+/// is a failure and this panics with `reason`; elsewhere it says
+/// `SKIPPED: <test>: <reason>` on stderr, and the caller returns.
+///
+/// Use it through [`skip!`], which also returns, so that no test can end
+/// early without either failing or saying so.
+pub fn skip(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} cannot check what it is for, and under CI=true that fails: {reason}");
+    }
+    eprintln!("SKIPPED: {test}: {reason}");
+}
+
+/// `skip!("reason")`: see [`skip`]; returns from the calling test.
+#[macro_export]
+macro_rules! skip {
+    ($($reason:tt)+) => {{
+        $crate::common::skip(&format!($($reason)+));
+        return;
+    }};
+}
