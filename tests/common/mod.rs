@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hardening;
+pub mod management;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
