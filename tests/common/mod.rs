@@ -3,6 +3,7 @@
 //! directory, and stops it by PID.
 #![allow(dead_code)]
 
+pub mod gc;
 pub mod hardening;
 pub mod management;
 
