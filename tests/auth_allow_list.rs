@@ -2,9 +2,9 @@
 //! `0.0.0.0/0` denies everyone, `::/0` admits IPv6 only, and a change that
 //! would shut out its own caller needs confirming.
 
-mod authkit;
+mod common;
 
-use authkit::*;
+use common::authkit::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,12 +1,12 @@
 //! Failed-login throttling under concurrency, and the bounded pool that
 //! password hashing runs on, black-box against a real `berth serve`.
 
-mod authkit;
+mod common;
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use authkit::*;
+use common::authkit::*;
 use reqwest::Method;
 use serde_json::json;
 

@@ -1,9 +1,9 @@
 //! Bearer tokens (JWTs from `/auth/token`) cannot outlive or outgrow what
 //! they were issued for, on `/v2` and on `/api/v1`, black-box.
 
-mod authkit;
+mod common;
 
-use authkit::*;
+use common::authkit::*;
 use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::{json, Value};

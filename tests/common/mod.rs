@@ -3,6 +3,8 @@
 //! directory, and stops it by PID.
 #![allow(dead_code)]
 
+pub mod auth;
+pub mod authkit;
 pub mod gc;
 pub mod hardening;
 pub mod management;
