@@ -64,15 +64,10 @@ fn subnet_allow_list_ipv6_and_offline_reset() {
     assert_eq!(statuses(&c, &p.url), [403, 403, 403, 200]);
     // Locked out: `berth auth clear-allow-list` with the server stopped.
     p.stop();
-    let out = berth()
-        .args(["auth", "clear-allow-list", "--data-dir"])
-        .arg(p.dir.join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        berth()
+            .args(["auth", "clear-allow-list", "--data-dir"])
+            .arg(p.dir.join("data")),
     );
     let p = serve(dir.path(), "[::1]:0", "", &[], &[]);
     assert_eq!(statuses(&c, &p.url), [200, 200, 404, 200]);

@@ -11,23 +11,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use common::{bytes as noise, digest as sha};
 
 /// A tmpfs of `mib` MiB mounted at a fresh directory, unmounted on drop.
 struct Tmpfs {

@@ -6,6 +6,7 @@ mod common;
 
 use common::digest;
 use common::gc::*;
+use common::Rng;
 use common::{bytes, with_param};
 use reqwest::blocking::Client;
 use reqwest::Method;
@@ -15,21 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What the load test saw.
 #[derive(Default)]

@@ -37,21 +37,7 @@ pub fn push_blobs(c: &Client, url: &str, repo: &str, cred: &Cred, salt: &str) ->
     let config = format!(r#"{{"architecture":"amd64","os":"linux","salt":"{salt}"}}"#).into_bytes();
     let layer = format!("layer of {salt}").into_bytes();
     for b in [&config, &layer] {
-        let r = send(
-            c,
-            Method::POST,
-            &format!("{url}/v2/{repo}/blobs/uploads/?digest={}", super::digest(b)),
-            cred,
-        )
-        .body(b.clone())
-        .send()
-        .unwrap();
-        assert_eq!(
-            r.status(),
-            201,
-            "blob push to {repo}: {}",
-            r.text().unwrap()
-        );
+        push_blob(c, url, repo, cred, b);
     }
     let manifest = json!({
         "schemaVersion": 2,
@@ -122,26 +108,10 @@ pub fn world(extra_config: &str) -> World {
         ("nsadmin", Some("admin")),
         ("outsider", None),
     ] {
-        let (s, v) = api(
-            &c,
-            Method::POST,
-            &url,
-            "/users",
-            &admin,
-            Some(json!({"name": name, "password": PW})),
-        );
-        assert_eq!(s, 201, "{v}");
+        create_user(&c, &url, &admin, name, PW);
         if let Some(role) = role {
             for ns in ["pub", "priv"] {
-                let (s, v) = api(
-                    &c,
-                    Method::PUT,
-                    &url,
-                    &format!("/namespaces/{ns}/grants/{name}"),
-                    &admin,
-                    Some(json!({ "role": role })),
-                );
-                assert_eq!(s, 200, "{v}");
+                grant(&c, &url, &admin, ns, name, role);
             }
         }
     }
@@ -168,19 +138,7 @@ pub fn create_token(w: &World, name: &str, scopes: Value, extra: Value) -> (Stri
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    let (s, v) = api(
-        &w.c,
-        Method::POST,
-        &w.p.url,
-        "/tokens",
-        &w.admin,
-        Some(body),
-    );
-    assert_eq!(s, 201, "{v}");
-    (
-        v["token"]["id"].as_str().unwrap().to_string(),
-        v["secret"].as_str().unwrap().to_string(),
-    )
+    create_scoped_token(&w.c, &w.p.url, &w.admin, body)
 }
 
 pub fn form(pairs: &[(&str, &str)]) -> String {

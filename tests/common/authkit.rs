@@ -45,7 +45,7 @@ impl Proc {
 }
 
 pub fn berth() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
+    super::berth_cmd()
 }
 
 /// Starts `berth serve` on `addr` with `config` (TOML) over `dir/data`.
@@ -257,4 +257,44 @@ pub fn push_blob(c: &Client, url: &str, repo: &str, cred: &Cred, bytes: &[u8]) -
         r.text().unwrap()
     );
     d
+}
+
+/// `POST /users` as `admin`: a user `name` with `pw` (must be 201).
+#[track_caller]
+pub fn create_user(c: &Client, url: &str, admin: &Cred, name: &str, pw: &str) {
+    let (s, v) = api(
+        c,
+        Method::POST,
+        url,
+        "/users",
+        admin,
+        Some(serde_json::json!({"name": name, "password": pw})),
+    );
+    assert_eq!(s, 201, "{v}");
+}
+
+/// `PUT /namespaces/{ns}/grants/{user}` as `admin` (must be 200).
+#[track_caller]
+pub fn grant(c: &Client, url: &str, admin: &Cred, ns: &str, user: &str, role: &str) {
+    let (s, v) = api(
+        c,
+        Method::PUT,
+        url,
+        &format!("/namespaces/{ns}/grants/{user}"),
+        admin,
+        Some(serde_json::json!({ "role": role })),
+    );
+    assert_eq!(s, 200, "{v}");
+}
+
+/// `POST /tokens` as `admin` with `body` (must be 201): the token's id and
+/// its secret.
+#[track_caller]
+pub fn create_scoped_token(c: &Client, url: &str, admin: &Cred, body: Value) -> (String, String) {
+    let (s, v) = api(c, Method::POST, url, "/tokens", admin, Some(body));
+    assert_eq!(s, 201, "{v}");
+    (
+        v["token"]["id"].as_str().unwrap().to_string(),
+        v["secret"].as_str().unwrap().to_string(),
+    )
 }

@@ -3,6 +3,10 @@
 //! back through `/v2`, the files under `<data_dir>/blobs/`, runs through
 //! `POST /api/v1/gc`, and the `berth gc` / `berth fsck` commands.
 
+// Re-exported for the suites that glob-import this module (a binary that
+// does not use one would warn).
+#[allow(unused_imports)]
+pub use super::{blob_file, http};
 use super::{digest, Server};
 use reqwest::blocking::Client;
 use reqwest::Method;
@@ -10,7 +14,6 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,11 +64,6 @@ impl Reg {
 }
 
 // ---------------------------------------------------------------- HTTP ---
-
-pub fn http() -> &'static Client {
-    static C: OnceLock<Client> = OnceLock::new();
-    C.get_or_init(super::client)
-}
 
 /// A response, read whole.
 pub struct R {
@@ -355,37 +353,10 @@ pub fn blob_key(d: &str) -> String {
     format!("{alg}/{}/{hex}", &hex[..2])
 }
 
-pub fn blob_file(data: &Path, d: &str) -> PathBuf {
-    data.join("blobs").join(blob_key(d))
-}
-
-/// Every file under `<data>/blobs/`, relative path -> size. The tests call
-/// it after pushing, so `blobs/` itself must exist (a missing one means the
-/// layout moved and every comparison would be vacuous); a directory below
-/// it may vanish while it is walked (a collection removes empty shards).
+/// Every file under `<data>/blobs/`, relative path -> size (see
+/// [`super::files_under`]: `blobs/` must exist).
 pub fn blobs_tree(data: &Path) -> BTreeMap<String, u64> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if dir != root && e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => panic!("cannot list {}: {e}", dir.display()),
-        };
-        for e in rd {
-            let e = e.unwrap();
-            let p = e.path();
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-                out.insert(rel, e.metadata().unwrap().len());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    let root = data.join("blobs");
-    walk(&root, &root, &mut out);
-    out
+    super::files_under(&data.join("blobs"))
 }
 
 pub fn total(tree: &BTreeMap<String, u64>) -> u64 {

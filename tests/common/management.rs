@@ -4,12 +4,14 @@
 
 use super::bytes;
 use super::digest;
-use reqwest::blocking::Client;
+// Re-exported for the suites that glob-import this module (a binary that
+// does not use one would warn).
+#[allow(unused_imports)]
+pub use super::{http, push_blob};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,11 +22,6 @@ pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 // ---------------------------------------------------------------- HTTP ---
-
-pub fn http() -> &'static Client {
-    static C: OnceLock<Client> = OnceLock::new();
-    C.get_or_init(super::client)
-}
 
 /// A response, read whole.
 pub struct R {
@@ -138,13 +135,6 @@ pub fn push_blob_status(base: &str, repo: &str, data: &[u8]) -> u16 {
         Some(("application/octet-stream", data.to_vec())),
     )
     .status
-}
-
-#[track_caller]
-pub fn push_blob(base: &str, repo: &str, data: &[u8]) -> String {
-    let st = push_blob_status(base, repo, data);
-    assert_eq!(st, 201, "blob push to {repo}");
-    digest(data)
 }
 
 pub fn put_manifest(base: &str, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> R {
