@@ -6,7 +6,7 @@
 // Re-exported for the suites that glob-import this module (a binary that
 // does not use one would warn).
 #[allow(unused_imports)]
-pub use super::{blob_file, http};
+pub use super::{blob_file, http, media::*};
 use super::{digest, Server};
 use reqwest::blocking::Client;
 use reqwest::Method;
@@ -17,11 +17,6 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const SBOM_TYPE: &str = "application/spdx+json";
 pub const SIG_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 

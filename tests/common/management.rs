@@ -7,19 +7,13 @@ use super::digest;
 // Re-exported for the suites that glob-import this module (a binary that
 // does not use one would warn).
 #[allow(unused_imports)]
-pub use super::{http, push_blob};
+pub use super::{http, media::*, push_blob};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 // ---------------------------------------------------------------- HTTP ---
 

@@ -16,6 +16,15 @@ pub mod gc;
 pub mod hardening;
 pub mod management;
 
+/// Media types the suites push.
+pub mod media {
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+}
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -197,6 +206,7 @@ pub fn with_param(url: &str, kv: &str) -> String {
 ///
 /// Use it through [`skip!`], which also returns, so that no test can end
 /// early without either failing or saying so.
+#[track_caller]
 pub fn skip(reason: &str) {
     let test = std::thread::current()
         .name()
