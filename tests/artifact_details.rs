@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::Command;
+use common::push_blob;
 
 use common::Server;
 use serde_json::{json, Value};
@@ -18,27 +18,8 @@ const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+j
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-fn push_blob(url: &str, repo: &str, b: &[u8]) -> String {
-    let d = common::digest(b);
-    let r = common::client()
-        .post(format!("{url}/v2/{repo}/blobs/uploads/?digest={d}"))
-        .body(b.to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    d
-}
-
 fn put_manifest(url: &str, repo: &str, reference: &str, mt: &str, m: &Value) -> String {
-    let body = serde_json::to_vec(m).unwrap();
-    let r = common::client()
-        .put(format!("{url}/v2/{repo}/manifests/{reference}"))
-        .header("content-type", mt)
-        .body(body.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
-    common::digest(&body)
+    common::put_manifest(url, repo, reference, mt, &serde_json::to_vec(m).unwrap())
 }
 
 struct Image {
@@ -208,17 +189,11 @@ fn artifacts_show_image_id_config_platform_and_layer_history() {
         .is_some());
 
     // `berth artifact list` shows the IMAGE ID column.
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["artifact", "list", "acme", "app"])
-        .env("BERTH_URL", url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = common::run_ok(
+        common::berth_cmd()
+            .args(["artifact", "list", "acme", "app"])
+            .env("BERTH_URL", url),
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     let header = text.lines().next().unwrap_or_default();
     assert!(header.contains("IMAGE ID"), "header: {header}");
     let short_id = &oci.config[..("sha256:".len() + 12)];

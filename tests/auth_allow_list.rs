@@ -2,9 +2,9 @@
 //! `0.0.0.0/0` denies everyone, `::/0` admits IPv6 only, and a change that
 //! would shut out its own caller needs confirming.
 
-mod authkit;
+mod common;
 
-use authkit::*;
+use common::authkit::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -107,15 +107,10 @@ fn allow_list_with_0_0_0_0_0_denies_all_traffic() {
     assert_eq!(v2(&p6), 403);
     drop(p6);
     // The documented recovery, offline on the data directory.
-    let out = berth()
-        .args(["auth", "clear-allow-list", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        berth()
+            .args(["auth", "clear-allow-list", "--data-dir"])
+            .arg(dir.path().join("data")),
     );
     let p = serve(dir.path(), "127.0.0.1:0", "");
     assert_eq!(v2(&p), 200);

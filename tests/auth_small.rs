@@ -2,9 +2,9 @@
 //! passwords that look like token secrets, attacker-chosen user names in
 //! the audit log.
 
-mod authkit;
+mod common;
 
-use authkit::*;
+use common::authkit::*;
 use reqwest::Method;
 use serde_json::json;
 

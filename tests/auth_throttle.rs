@@ -1,12 +1,13 @@
 //! Failed-login throttling under concurrency, and the bounded pool that
 //! password hashing runs on, black-box against a real `berth serve`.
 
-mod authkit;
+mod common;
 
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authkit::*;
+use common::all_at_once;
+use common::authkit::*;
 use reqwest::Method;
 use serde_json::json;
 
@@ -45,17 +46,13 @@ fn concurrent_wrong_guesses_evaluate_at_most_the_limit() {
     let (p, _dir) = token_server("max_failed_logins = 3\n", &[("bob", PW)]);
     let c = client();
     let n = 40;
-    let barrier = Arc::new(Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let (c, url, b) = (c.clone(), p.url.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                b.wait();
-                v2_status(&c, &url, "bob", &format!("wrong-guess-{i}"))
-            })
+    let url = p.url.clone();
+    let statuses = {
+        let c = c.clone();
+        all_at_once(n, move |i| {
+            v2_status(&c, &url, "bob", &format!("wrong-guess-{i}"))
         })
-        .collect();
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    };
     let evaluated = statuses.iter().filter(|s| **s == 401).count();
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 429),
@@ -77,17 +74,8 @@ fn concurrent_correct_logins_are_not_throttled() {
     let (p, _dir) = token_server("max_failed_logins = 2\n", &[("bob", PW)]);
     let c = client();
     let n = 20;
-    let barrier = Arc::new(Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|_| {
-            let (c, url, b) = (c.clone(), p.url.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                b.wait();
-                v2_status(&c, &url, "bob", PW)
-            })
-        })
-        .collect();
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let url = p.url.clone();
+    let statuses = all_at_once(n, move |_| v2_status(&c, &url, "bob", PW));
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
 
@@ -130,30 +118,23 @@ fn unknown_user_logins_are_bounded_in_memory_and_healthz_stays_fast() {
             worst
         })
     };
-    let barrier = Arc::new(Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let (c, url, b) = (c.clone(), p.url.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                b.wait();
-                let r = c
-                    .get(format!("{url}/v2/"))
-                    .header(
-                        "x-forwarded-for",
-                        format!("10.0.{}.{}", i / 200, i % 200 + 1),
-                    )
-                    .basic_auth(format!("unknown-user-{i}"), Some("some-password"))
-                    .send()
-                    .unwrap();
-                let s = r.status().as_u16();
-                if s == 429 {
-                    assert!(r.headers().contains_key("retry-after"));
-                }
-                s
-            })
-        })
-        .collect();
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let url = p.url.clone();
+    let statuses = all_at_once(n, move |i| {
+        let r = c
+            .get(format!("{url}/v2/"))
+            .header(
+                "x-forwarded-for",
+                format!("10.0.{}.{}", i / 200, i % 200 + 1),
+            )
+            .basic_auth(format!("unknown-user-{i}"), Some("some-password"))
+            .send()
+            .unwrap();
+        let s = r.status().as_u16();
+        if s == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+        s
+    });
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.join().unwrap();
     let worst = health.join().unwrap();

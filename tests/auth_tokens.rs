@@ -1,9 +1,9 @@
 //! Bearer tokens (JWTs from `/auth/token`) cannot outlive or outgrow what
 //! they were issued for, on `/v2` and on `/api/v1`, black-box.
 
-mod authkit;
+mod common;
 
-use authkit::*;
+use common::authkit::*;
 use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -30,8 +30,8 @@ fn world() -> World {
         Some(json!({"name": "priv", "is_public": false})),
     );
     assert_eq!(s, 201, "{v}");
-    create_user(&c, &p.url, &admin, "bob");
-    grant(&c, &p.url, &admin, "bob", "reader");
+    create_user(&c, &p.url, &admin, "bob", PW);
+    grant(&c, &p.url, &admin, "priv", "bob", "reader");
     push_blob(&c, &p.url, "priv/app", &admin, b"a layer of priv/app");
     World {
         p,
@@ -41,28 +41,18 @@ fn world() -> World {
     }
 }
 
-fn create_user(c: &Client, url: &str, admin: &Cred, name: &str) {
-    let (s, v) = api(
-        c,
-        Method::POST,
-        url,
-        "/users",
-        admin,
-        Some(json!({"name": name, "password": PW})),
-    );
-    assert_eq!(s, 201, "{v}");
+/// bob's JWT to pull `priv/app`, checked to work before the test ends it.
+fn working_bob_jwt(w: &World) -> String {
+    let t = jwt(w, &basic("bob", PW), &["repository:priv/app:pull"]);
+    assert_eq!(tags_status(w, &t), 200);
+    t
 }
 
-fn grant(c: &Client, url: &str, admin: &Cred, user: &str, role: &str) {
-    let (s, v) = api(
-        c,
-        Method::PUT,
-        url,
-        &format!("/namespaces/priv/grants/{user}"),
-        admin,
-        Some(json!({ "role": role })),
-    );
-    assert_eq!(s, 200, "{v}");
+/// `DELETE path` as the administrator (must be 204).
+#[track_caller]
+fn admin_delete(w: &World, path: &str) {
+    let (s, v) = api(&w.c, Method::DELETE, &w.p.url, path, &w.admin, None);
+    assert_eq!(s, 204, "{v}");
 }
 
 /// A JWT for `cred` with `scopes`.
@@ -109,8 +99,7 @@ fn bearer_jwt_is_not_exchanged_for_a_new_one() {
 #[test]
 fn password_change_ends_outstanding_jwts() {
     let w = world();
-    let t = jwt(&w, &basic("bob", PW), &["repository:priv/app:pull"]);
-    assert_eq!(tags_status(&w, &t), 200);
+    let t = working_bob_jwt(&w);
     let (s, v) = api(
         &w.c,
         Method::PUT,
@@ -126,14 +115,12 @@ fn password_change_ends_outstanding_jwts() {
 #[test]
 fn recreated_user_is_not_the_subject_of_old_jwts() {
     let w = world();
-    let t = jwt(&w, &basic("bob", PW), &["repository:priv/app:pull"]);
-    assert_eq!(tags_status(&w, &t), 200);
-    let (s, _) = api(&w.c, Method::DELETE, &w.p.url, "/users/bob", &w.admin, None);
-    assert_eq!(s, 204);
+    let t = working_bob_jwt(&w);
+    admin_delete(&w, "/users/bob");
     assert_eq!(tags_status(&w, &t), 401);
     // Same name, same password, same role: still a different user.
-    create_user(&w.c, &w.p.url, &w.admin, "bob");
-    grant(&w.c, &w.p.url, &w.admin, "bob", "reader");
+    create_user(&w.c, &w.p.url, &w.admin, "bob", PW);
+    grant(&w.c, &w.p.url, &w.admin, "priv", "bob", "reader");
     assert_eq!(tags_status(&w, &t), 401);
     let fresh = jwt(&w, &basic("bob", PW), &["repository:priv/app:pull"]);
     assert_eq!(tags_status(&w, &fresh), 200);
@@ -142,55 +129,30 @@ fn recreated_user_is_not_the_subject_of_old_jwts() {
 #[test]
 fn grant_removal_ends_jwt_access_at_once() {
     let w = world();
-    let t = jwt(&w, &basic("bob", PW), &["repository:priv/app:pull"]);
-    assert_eq!(tags_status(&w, &t), 200);
-    let (s, _) = api(
-        &w.c,
-        Method::DELETE,
-        &w.p.url,
-        "/namespaces/priv/grants/bob",
-        &w.admin,
-        None,
-    );
-    assert_eq!(s, 204);
+    let t = working_bob_jwt(&w);
+    admin_delete(&w, "/namespaces/priv/grants/bob");
     assert_eq!(tags_status(&w, &t), 401);
 }
 
 #[test]
 fn revoked_scoped_token_ends_its_jwts() {
     let w = world();
-    let (s, v) = api(
+    let (id, secret) = create_scoped_token(
         &w.c,
-        Method::POST,
         &w.p.url,
-        "/tokens",
         &w.admin,
-        Some(json!({"name": "ci", "scopes": [{"repository": "priv/*", "actions": ["pull"]}]})),
-    );
-    assert_eq!(s, 201, "{v}");
-    let (id, secret) = (
-        v["token"]["id"].as_str().unwrap().to_string(),
-        v["secret"].as_str().unwrap().to_string(),
+        json!({"name": "ci", "scopes": [{"repository": "priv/*", "actions": ["pull"]}]}),
     );
     let t = jwt(&w, &basic("ci", &secret), &["repository:priv/app:pull"]);
     assert_eq!(tags_status(&w, &t), 200);
-    let (s, _) = api(
-        &w.c,
-        Method::DELETE,
-        &w.p.url,
-        &format!("/tokens/{id}"),
-        &w.admin,
-        None,
-    );
-    assert_eq!(s, 204);
+    admin_delete(&w, &format!("/tokens/{id}"));
     assert_eq!(tags_status(&w, &t), 401);
 }
 
 #[test]
 fn signing_key_rotation_ends_old_jwts() {
     let w = world();
-    let t = jwt(&w, &basic("bob", PW), &["repository:priv/app:pull"]);
-    assert_eq!(tags_status(&w, &t), 200);
+    let t = working_bob_jwt(&w);
     let (s, v) = api(&w.c, Method::POST, &w.p.url, "/signing-key", &w.admin, None);
     assert_eq!(s, 200, "{v}");
     assert_eq!(tags_status(&w, &t), 401);
@@ -289,18 +251,12 @@ fn registry_settings_are_for_registry_administrators_only() {
         None,
     );
     assert_eq!(s, 403);
-    let (s, v) = api(
+    let (_, secret) = create_scoped_token(
         &w.c,
-        Method::POST,
         &w.p.url,
-        "/tokens",
         &w.admin,
-        Some(
-            json!({"name": "puller", "scopes": [{"repository": "priv/app", "actions": ["pull"]}]}),
-        ),
+        json!({"name": "puller", "scopes": [{"repository": "priv/app", "actions": ["pull"]}]}),
     );
-    assert_eq!(s, 201, "{v}");
-    let secret = v["secret"].as_str().unwrap().to_string();
     let (s, _) = api(
         &w.c,
         Method::GET,

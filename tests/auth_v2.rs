@@ -2,9 +2,9 @@
 //! for pull on its source, an anonymous `_catalog` asks for
 //! `registry:catalog:*`.
 
-mod authkit;
+mod common;
 
-use authkit::*;
+use common::authkit::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -7,9 +7,7 @@ mod common;
 use common::{bytes, with_param};
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::{Arc, Barrier};
-use std::thread;
+use std::sync::Arc;
 
 use common::{client, digest, Server};
 use reqwest::blocking::{Client, Response};
@@ -36,25 +34,9 @@ fn abs(base: &str, loc: &str) -> String {
     }
 }
 
-/// Runs `f(i)` on THREADS threads released at the same instant; returns the
-/// results in thread order.
+/// [`common::all_at_once`] with this suite's number of threads.
 fn all_at_once<T: Send + 'static>(f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
-    let f = Arc::new(f);
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let f = f.clone();
-            let b = barrier.clone();
-            thread::spawn(move || {
-                b.wait();
-                f(i)
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("thread panicked"))
-        .collect()
+    common::all_at_once(THREADS, f)
 }
 
 /// (status, Docker-Content-Digest, Location, body text)
@@ -148,42 +130,6 @@ fn assert_blob(c: &Client, base: &str, repo: &str, data: &[u8], what: &str) {
     );
 }
 
-/// Every file under `<data-dir>/blobs` is named by the sha256 of its content
-/// (no torn or half-written file survives concurrent writers).
-fn assert_blob_store_consistent(dir: &Path) {
-    use sha2::Digest as _;
-    let root = dir.join("blobs");
-    let mut stack = vec![root.clone()];
-    let mut n = 0;
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("read {}: {e}", d.display())) {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let rel = p
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let parts: Vec<&str> = rel.split('/').collect();
-            assert!(
-                parts.len() == 3 && parts[0] == "sha256" && parts[2].starts_with(parts[1]),
-                "unexpected file blobs/{rel}"
-            );
-            let data = std::fs::read(&p).unwrap();
-            assert_eq!(
-                hex::encode(sha2::Sha256::digest(&data)),
-                parts[2],
-                "blobs/{rel} does not hash to its name"
-            );
-            n += 1;
-        }
-    }
-    assert!(n > 0, "no blobs under {}", root.display());
-}
-
 #[test]
 fn same_blob_pushed_by_many_at_once() {
     let (s, _dir) = Server::start();
@@ -239,7 +185,7 @@ fn same_blob_pushed_by_many_at_once() {
             assert_blob(&c, &base, &format!("conc/r{i}"), &data, "cross-repo");
         }
     }
-    assert_blob_store_consistent(s.data_dir());
+    common::assert_blob_store_consistent(s.data_dir());
 }
 
 /// Each thread pushes the shared blobs and then a manifest referencing them:
@@ -295,7 +241,7 @@ fn manifest_after_concurrent_blob_pushes() {
     }
     assert_blob(&c, &base, "conc/img", &layer, "layer");
     assert_blob(&c, &base, "conc/img", &config, "config");
-    assert_blob_store_consistent(s.data_dir());
+    common::assert_blob_store_consistent(s.data_dir());
 }
 
 fn setup_image_blobs(c: &Client, base: &str, repo: &str) -> (Value, Value) {
@@ -416,7 +362,7 @@ fn different_manifests_to_one_tag_at_once() {
             );
         }
     }
-    assert_blob_store_consistent(s.data_dir());
+    common::assert_blob_store_consistent(s.data_dir());
 }
 
 #[test]
@@ -480,5 +426,5 @@ fn same_manifest_at_once() {
         .json()
         .unwrap();
     assert_eq!(tags, json!({"name": repo, "tags": ["same"]}));
-    assert_blob_store_consistent(s.data_dir());
+    common::assert_blob_store_consistent(s.data_dir());
 }

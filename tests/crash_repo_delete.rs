@@ -15,33 +15,16 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const TAGS: usize = 40;
 
 fn push_repo(url: &str, repo: &str, seed: u64) -> Vec<String> {
-    let c = common::client();
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let shared = common::bytes(seed, 3000);
     for b in [&config[..], &shared[..]] {
-        let r = c
-            .post(format!(
-                "{url}/v2/{repo}/blobs/uploads/?digest={}",
-                common::digest(b)
-            ))
-            .body(b.to_vec())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        common::push_blob(url, repo, b);
     }
     let mut tags = Vec::new();
     for i in 0..TAGS {
         let own = common::bytes(seed * 1000 + i as u64, 500);
-        let r = c
-            .post(format!(
-                "{url}/v2/{repo}/blobs/uploads/?digest={}",
-                common::digest(&own)
-            ))
-            .body(own.clone())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        common::push_blob(url, repo, &own);
         let layer = |b: &[u8]| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": common::digest(b), "size": b.len()});
         let m = json!({
             "schemaVersion": 2,
@@ -51,13 +34,7 @@ fn push_repo(url: &str, repo: &str, seed: u64) -> Vec<String> {
         })
         .to_string();
         let tag = format!("t{i}");
-        let r = c
-            .put(format!("{url}/v2/{repo}/manifests/{tag}"))
-            .header("content-type", OCI_MANIFEST)
-            .body(m)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        common::put_manifest(url, repo, &tag, OCI_MANIFEST, m.as_bytes());
         tags.push(tag);
     }
     tags
@@ -126,20 +103,6 @@ fn state(url: &str, repo: &str, tags: &[String]) -> State {
     }
 }
 
-fn fsck_clean(data: &std::path::Path) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["fsck", "--json", "--data-dir"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fsck after kill -9 during a repository delete: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn kill9_during_repository_delete_leaves_it_all_there_or_all_gone() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,5 +145,5 @@ fn kill9_during_repository_delete_leaves_it_all_there_or_all_gone() {
     }
     eprintln!("kill -9 outcomes (delay ms, acknowledged, state): {outcomes:?}");
     assert!(s.stop());
-    fsck_clean(dir.path());
+    common::assert_fsck_clean(dir.path(), "after kill -9 during a repository delete");
 }

@@ -7,32 +7,20 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{push_blob, Server};
 use serde_json::{json, Value};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const REPO: &str = "dry/app";
-
-fn push_blob(url: &str, b: &[u8]) -> String {
-    let d = common::digest(b);
-    let r = common::client()
-        .post(format!("{url}/v2/{REPO}/blobs/uploads/?digest={d}"))
-        .body(b.to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    d
-}
 
 /// Pushes an image under `tag`; returns (manifest digest, its size, layer
 /// digest).
 fn push_image(url: &str, tag: &str, seed: u64) -> (String, usize, String) {
     let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#).into_bytes();
     let layer = common::bytes(seed, 700);
-    let (c, l) = (push_blob(url, &config), push_blob(url, &layer));
+    let (c, l) = (push_blob(url, REPO, &config), push_blob(url, REPO, &layer));
     let m = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -74,7 +62,7 @@ fn fixture() -> Fixture {
         .unwrap();
     assert_eq!(r.status(), 202, "tag delete");
     let orphan_bytes = common::bytes(3, 321);
-    let orphan = push_blob(&url, &orphan_bytes);
+    let orphan = push_blob(&url, REPO, &orphan_bytes);
     let r = common::client()
         .delete(format!("{url}/v2/{REPO}/blobs/{orphan}"))
         .send()
@@ -242,18 +230,12 @@ fn offline_dry_run_names_everything_in_text_and_json() {
     assert!(f.server.stop());
     let data = f.data();
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["gc", "--dry-run", "--delete-untagged", "--data-dir"])
-            .arg(&data)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "berth gc --dry-run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::run_ok(
+            common::berth_cmd()
+                .args(["gc", "--dry-run", "--delete-untagged", "--data-dir"])
+                .arg(&data)
+                .args(extra),
+        )
     };
 
     let text = run(&[]);

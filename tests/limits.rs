@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::hardening::read_head;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -34,29 +36,6 @@ fn read_some(s: &mut TcpStream, wait: Duration) -> (String, bool) {
             Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
         }
     }
-}
-
-/// Reads a response head: until the blank line, the connection closes, or
-/// `wait` passes (a loaded machine may take a while to fsync a chunk).
-fn read_head(s: &mut TcpStream, wait: Duration) -> String {
-    let deadline = Instant::now() + wait;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    while Instant::now() < deadline && !out.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[test]

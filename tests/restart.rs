@@ -4,9 +4,7 @@
 
 mod common;
 
-use common::{bytes, with_param};
-
-use std::path::Path;
+use common::{bytes, push_blob_with as push_blob, with_param};
 
 use common::{client, digest, Server};
 use reqwest::blocking::{Body, Client, Response};
@@ -49,22 +47,6 @@ fn abs(base: &str, loc: &str) -> String {
     } else {
         format!("{base}{loc}")
     }
-}
-
-fn push_blob(c: &Client, base: &str, repo: &str, data: &[u8]) -> String {
-    let d = digest(data);
-    let r = c
-        .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
-        .header("Content-Type", "application/octet-stream")
-        .body(data.to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "monolithic push of {d} to {repo}");
-    assert_eq!(
-        header(&r, "Docker-Content-Digest").as_deref(),
-        Some(d.as_str())
-    );
-    d
 }
 
 /// POST + PUT (the two-step upload every client supports).
@@ -186,42 +168,6 @@ fn json_get(c: &Client, url: &str) -> Value {
     r.json().unwrap()
 }
 
-/// Every file under `<data-dir>/blobs` is `<alg>/<hex[..2]>/<hex>` and its
-/// content hashes to its name: nothing partial or misnamed is there.
-fn assert_blob_store_consistent(dir: &Path) {
-    use sha2::Digest as _;
-    let root = dir.join("blobs");
-    let mut stack = vec![root.clone()];
-    let mut n = 0;
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("read {}: {e}", d.display())) {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let rel = p
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let parts: Vec<&str> = rel.split('/').collect();
-            assert!(
-                parts.len() == 3 && parts[0] == "sha256" && parts[2].starts_with(parts[1]),
-                "unexpected file blobs/{rel}"
-            );
-            let data = std::fs::read(&p).unwrap();
-            let h = hex::encode(sha2::Sha256::digest(&data));
-            assert_eq!(
-                h, parts[2],
-                "blobs/{rel} does not hash to its name (partial or corrupt content)"
-            );
-            n += 1;
-        }
-    }
-    assert!(n > 0, "no blobs under {}", root.display());
-}
-
 fn content_survives(how: Restart) {
     let (mut s, _dir) = Server::start();
     let c = client();
@@ -320,7 +266,7 @@ fn content_survives(how: Restart) {
     assert_blob(&c, &base, "acme/app", &layer3, &format!("{what} (second)"));
     assert_blob(&c, &base, "acme/app", &layer1, &format!("{what} (second)"));
 
-    assert_blob_store_consistent(s.data_dir());
+    common::assert_blob_store_consistent(s.data_dir());
 }
 
 #[test]
@@ -462,7 +408,7 @@ fn upload_survives(how: Restart) {
     do_restart(&mut s, how);
     let base = s.url().to_string();
     assert_blob(&c, &base, repo, &blob, &format!("{what} (after finishing)"));
-    assert_blob_store_consistent(s.data_dir());
+    common::assert_blob_store_consistent(s.data_dir());
 }
 
 #[test]
@@ -549,5 +495,5 @@ fn many_sessions_survive_kill9() {
         );
         assert_blob(&c, &base, repo, b, &format!("session {i}"));
     }
-    assert_blob_store_consistent(s.data_dir());
+    common::assert_blob_store_consistent(s.data_dir());
 }

@@ -1,6 +1,11 @@
 //! Helpers of the hardening tests: servers with a config, raw requests
 //! that stall, response heads, small images, garbage-collection runs.
 
+// Re-exported for the suites that glob-import this module (a binary that
+// does not use one would warn).
+#[allow(unused_imports)]
+pub use super::blob_file;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -264,9 +269,4 @@ pub fn gc_run(c: &reqwest::blocking::Client, url: &str) -> Value {
         assert!(Instant::now() < deadline, "gc did not finish: {v}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-pub fn blob_file(data: &Path, digest: &str) -> std::path::PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    data.join("blobs/sha256").join(&hex[..2]).join(hex)
 }

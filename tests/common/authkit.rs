@@ -1,7 +1,6 @@
-//! Helpers for the token-mode black-box tests split out of `auth.rs`:
-//! a `berth serve` with a config file, users created offline, requests
-//! with credentials, the management API and the token endpoint.
-#![allow(dead_code)]
+//! Helpers of the token-mode black-box suites (`auth*.rs`): a `berth
+//! serve` with a config file on any address, users created offline,
+//! requests with credentials, the management API and the token endpoint.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -46,28 +45,47 @@ impl Proc {
 }
 
 pub fn berth() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
+    super::berth_cmd()
 }
 
 /// Starts `berth serve` on `addr` with `config` (TOML) over `dir/data`.
 pub fn serve(dir: &Path, addr: &str, config: &str) -> Proc {
+    serve_with(dir, addr, config, &[], &[], None)
+}
+
+/// [`serve`] with environment variables, extra arguments after `serve`, and
+/// the server's log (stderr) written to `log` instead of the test's stderr.
+pub fn serve_with(
+    dir: &Path,
+    addr: &str,
+    config: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+    log: Option<&Path>,
+) -> Proc {
     let cfg = dir.join("berth.toml");
     std::fs::write(&cfg, config).unwrap();
-    let mut child = berth()
-        .arg("serve")
+    let mut cmd = berth();
+    cmd.arg("serve")
         .arg("--config")
         .arg(&cfg)
         .arg("--addr")
         .arg(addr)
         .arg("--data-dir")
         .arg(dir.join("data"))
+        .args(extra)
         .env("RUST_LOG", "warn")
         .env_remove("BERTH_ADMIN_PASSWORD")
         .env_remove("BERTH_AUTH__MODE")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn berth");
+        .stderr(match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::inherit(),
+        });
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn berth");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -239,4 +257,44 @@ pub fn push_blob(c: &Client, url: &str, repo: &str, cred: &Cred, bytes: &[u8]) -
         r.text().unwrap()
     );
     d
+}
+
+/// `POST /users` as `admin`: a user `name` with `pw` (must be 201).
+#[track_caller]
+pub fn create_user(c: &Client, url: &str, admin: &Cred, name: &str, pw: &str) {
+    let (s, v) = api(
+        c,
+        Method::POST,
+        url,
+        "/users",
+        admin,
+        Some(serde_json::json!({"name": name, "password": pw})),
+    );
+    assert_eq!(s, 201, "{v}");
+}
+
+/// `PUT /namespaces/{ns}/grants/{user}` as `admin` (must be 200).
+#[track_caller]
+pub fn grant(c: &Client, url: &str, admin: &Cred, ns: &str, user: &str, role: &str) {
+    let (s, v) = api(
+        c,
+        Method::PUT,
+        url,
+        &format!("/namespaces/{ns}/grants/{user}"),
+        admin,
+        Some(serde_json::json!({ "role": role })),
+    );
+    assert_eq!(s, 200, "{v}");
+}
+
+/// `POST /tokens` as `admin` with `body` (must be 201): the token's id and
+/// its secret.
+#[track_caller]
+pub fn create_scoped_token(c: &Client, url: &str, admin: &Cred, body: Value) -> (String, String) {
+    let (s, v) = api(c, Method::POST, url, "/tokens", admin, Some(body));
+    assert_eq!(s, 201, "{v}");
+    (
+        v["token"]["id"].as_str().unwrap().to_string(),
+        v["secret"].as_str().unwrap().to_string(),
+    )
 }

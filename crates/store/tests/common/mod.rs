@@ -1,0 +1,184 @@
+//! Shared helpers of the store-level suites. They use only the public API
+//! of `berth_store`, so the same suites can run against any metadata engine.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_oci::{Digest, Reference, RepoName};
+use berth_store::{ByteStream, Registry, StoreConfig};
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// A multi-threaded runtime for one test (the store spawns background
+/// tasks, so it needs a runtime that keeps running between awaits).
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Opens the registry in `dir` without the garbage-collection scheduler,
+/// so that only the test decides when a collection runs.
+pub async fn open(dir: &Path) -> Registry {
+    let mut cfg = StoreConfig::new(dir);
+    cfg.gc_scheduler = false;
+    Registry::open(cfg).await.expect("open registry")
+}
+
+pub fn repo(name: &str) -> RepoName {
+    name.parse().expect("repository name")
+}
+
+pub fn tag(t: &str) -> Reference {
+    Reference::Tag(t.parse().expect("tag"))
+}
+
+pub fn by_digest(d: &Digest) -> Reference {
+    Reference::Digest(d.clone())
+}
+
+pub fn sha(b: &[u8]) -> Digest {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+        .parse()
+        .expect("valid digest")
+}
+
+/// A body of one chunk.
+pub fn body(b: &[u8]) -> ByteStream {
+    futures::stream::iter([Ok(Bytes::copy_from_slice(b))]).boxed()
+}
+
+/// Deterministic bytes that differ by seed.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Stores `b` in `repo` in one piece and returns its digest.
+pub async fn put_blob(reg: &Registry, repo: &RepoName, b: &[u8]) -> Digest {
+    let d = sha(b);
+    reg.blob_put(repo, &d, body(b), Some(b.len() as u64))
+        .await
+        .expect("blob put");
+    d
+}
+
+/// Reads a whole blob.
+pub async fn read_blob(reg: &Registry, repo: &RepoName, d: &Digest) -> Vec<u8> {
+    let mut s = reg.blob_read(repo, d, None).await.expect("blob read").body;
+    let mut out = Vec::new();
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c.expect("blob chunk"));
+    }
+    out
+}
+
+/// An image manifest over `config` and `layers` (digest, size), with an
+/// optional subject and artifact type.
+pub fn image_manifest(
+    config: (&Digest, usize),
+    layers: &[(&Digest, usize)],
+    subject: Option<(&Digest, usize)>,
+    artifact_type: Option<&str>,
+) -> Vec<u8> {
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.0.to_string(), "size": config.1},
+        "layers": layers
+            .iter()
+            .map(|(d, n)| serde_json::json!({"mediaType": OCI_LAYER, "digest": d.to_string(), "size": n}))
+            .collect::<Vec<_>>(),
+    });
+    if let Some((d, n)) = subject {
+        m["subject"] =
+            serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": n});
+    }
+    if let Some(t) = artifact_type {
+        m["artifactType"] = serde_json::json!(t);
+    }
+    serde_json::to_vec(&m).expect("manifest json")
+}
+
+/// An image pushed by [`push_image`].
+pub struct Pushed {
+    pub manifest: Digest,
+    pub manifest_size: usize,
+    pub config: Digest,
+    pub layer: Digest,
+}
+
+/// Pushes a config, one layer of `layer` and a manifest under `reference`.
+pub async fn push_image(
+    reg: &Registry,
+    repo: &RepoName,
+    reference: &Reference,
+    layer: &[u8],
+) -> Pushed {
+    // The config names the repository, so that two repositories pushing the
+    // same layer still have manifests of their own.
+    let config_bytes = format!(
+        r#"{{"architecture":"amd64","os":"linux","repo":"{repo}","layer":"{}"}}"#,
+        sha(layer)
+    );
+    let config = put_blob(reg, repo, config_bytes.as_bytes()).await;
+    let layer_d = put_blob(reg, repo, layer).await;
+    let m = image_manifest(
+        (&config, config_bytes.len()),
+        &[(&layer_d, layer.len())],
+        None,
+        None,
+    );
+    let put = reg
+        .manifest_put(repo, reference, Some(OCI_MANIFEST), Bytes::from(m.clone()))
+        .await
+        .expect("manifest put");
+    assert_eq!(put.digest, sha(&m));
+    Pushed {
+        manifest: put.digest,
+        manifest_size: m.len(),
+        config,
+        layer: layer_d,
+    }
+}
+
+/// Whether `d` is readable in `repo`.
+pub fn has_blob(reg: &Registry, repo: &RepoName, d: &Digest) -> bool {
+    match reg.blob_size(repo, d) {
+        Ok(_) => true,
+        Err(berth_store::Error::BlobUnknown { .. }) => false,
+        Err(e) => panic!("blob_size {repo}@{d}: {e}"),
+    }
+}
+
+/// Where the local object store keeps a blob's bytes. Tests look there to
+/// see whether bytes are really gone (the public API hides unlinked blobs);
+/// the object layout does not depend on the metadata engine.
+pub fn blob_file(data: &Path, d: &Digest) -> std::path::PathBuf {
+    let hex = d.hex();
+    data.join("blobs")
+        .join(d.algorithm().as_str())
+        .join(&hex[..2])
+        .join(hex)
+}
+
+/// The grace period the GC tests use where a blob must be within it.
+pub const LONG_GRACE: Duration = Duration::from_secs(3600);
+/// Upload sessions never expire in these tests unless a test says so.
+pub const LONG_TTL: Duration = Duration::from_secs(24 * 3600);
