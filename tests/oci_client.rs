@@ -13,14 +13,13 @@
 //! The client speaks plain HTTP (`ClientProtocol::Http`) to the loopback port
 //! the server picked; no TLS is involved.
 
-mod authkit;
 mod common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{client as http_client, digest, Server};
+use common::{authkit, client as http_client, digest, Server};
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{
     ImageIndexEntry, OciDescriptor, OciImageIndex, OciImageManifest, OciManifest, Platform,
