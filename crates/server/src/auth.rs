@@ -4,9 +4,9 @@
 //! `/v2`, `/api/v1` or `/auth/token`: the client address is worked out
 //! (socket, or `X-Forwarded-For` from a trusted proxy), the subnet
 //! allow-list is enforced, and the `Authorization` header becomes a
-//! [`Caller`] stored in the request's extensions. Handlers then ask the
-//! policy functions here whether the caller may do an [`Action`] on a
-//! repository or namespace.
+//! [`Caller`] handed to the handlers. The one authorisation decision
+//! (`crate::authorize`) asks the policy functions here whether the caller
+//! may do an [`Action`] on a repository or namespace.
 //!
 //! Auth modes: `none` (everyone may do everything: the zero-config
 //! default for loopback) and `token` (Docker token authentication, Basic
@@ -35,11 +35,10 @@ use berth_store::{
     TOKEN_PREFIX,
 };
 use http::header::{AUTHORIZATION, HOST};
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::router::Endpoint;
 use crate::AppState;
 
 /// How clients authenticate.
@@ -795,98 +794,6 @@ pub fn challenge(
     c
 }
 
-/// What a `/v2` request needs, and the scope to challenge with.
-fn v2_needs(endpoint: &Endpoint, m: &Method) -> Option<(RepoName, Action, &'static str)> {
-    let get = *m == Method::GET || *m == Method::HEAD;
-    let (repo, action) = match endpoint {
-        Endpoint::Health | Endpoint::Base | Endpoint::Catalog => return None,
-        Endpoint::Tags(r) | Endpoint::Referrers(r, _) => (r, Action::Pull),
-        Endpoint::Manifest(r, _) | Endpoint::Blob(r, _) if get => (r, Action::Pull),
-        Endpoint::Manifest(r, _) if *m == Method::PUT => (r, Action::Push),
-        Endpoint::Manifest(r, _) | Endpoint::Blob(r, _) => (r, Action::Delete),
-        Endpoint::UploadStart(r) | Endpoint::Upload(r, _) => (r, Action::Push),
-    };
-    let scope = match action {
-        Action::Pull => "pull",
-        Action::Push => "pull,push",
-        _ => "delete",
-    };
-    Some((repo.clone(), action, scope))
-}
-
-/// The `from` repository of a cross-repository mount request
-/// (`POST .../blobs/uploads/?mount=<digest>&from=<repo>`), if valid.
-fn mount_from(endpoint: &Endpoint, m: &Method, query: Option<&str>) -> Option<RepoName> {
-    if !matches!(endpoint, Endpoint::UploadStart(_)) || *m != Method::POST {
-        return None;
-    }
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    if !pairs.iter().any(|(k, _)| k == "mount") {
-        return None;
-    }
-    pairs
-        .iter()
-        .find(|(k, _)| k == "from")
-        .and_then(|(_, v)| v.parse().ok())
-}
-
-/// Decides a `/v2` request.
-pub fn authorize_v2(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    endpoint: &Endpoint,
-    m: &Method,
-    query: Option<&str>,
-) -> Result<(), ApiError> {
-    if matches!(caller.principal, Principal::Open) {
-        return Ok(());
-    }
-    if *endpoint == Endpoint::Catalog {
-        // As in Docker token authentication: the catalog needs a token for
-        // `registry:catalog:*`, so that clients holding credentials send
-        // them (an anonymous token for it lists the public repositories).
-        let allowed = match &caller.principal {
-            Principal::Anonymous => false,
-            Principal::Bearer { claims, .. } => claims
-                .access
-                .iter()
-                .any(|a| a.typ == "registry" && a.name == "catalog"),
-            _ => true,
-        };
-        if allowed {
-            return Ok(());
-        }
-        return Err(v2_refusal(
-            state,
-            caller,
-            headers,
-            Some("registry:catalog:*".into()),
-        ));
-    }
-    if *endpoint == Endpoint::Base {
-        if matches!(caller.principal, Principal::Anonymous) {
-            return Err(v2_refusal(state, caller, headers, None));
-        }
-        return Ok(());
-    }
-    let Some((repo, action, scope)) = v2_needs(endpoint, m) else {
-        return Ok(());
-    };
-    if may_repo(&state.registry, &caller.principal, &repo, action)? {
-        return Ok(());
-    }
-    // A mount also needs pull on its source: ask for both, so that a client
-    // requesting exactly the challenged scopes can mount.
-    let mut wanted = format!("repository:{repo}:{scope}");
-    if let Some(from) = mount_from(endpoint, m, query).filter(|f| *f != repo) {
-        wanted.push_str(&format!(" repository:{from}:pull"));
-    }
-    Err(v2_refusal(state, caller, headers, Some(wanted)))
-}
-
 /// Where a cross-repository mount may take a blob from, for this caller:
 /// `Ok(None)` = do not mount (fall back to an upload session);
 /// `Ok(Some(None))` = any holder (auth off).
@@ -1043,25 +950,6 @@ pub fn subject_of(p: &Principal) -> String {
 
 // ---------------------------------------------------------------------
 // Audit
-
-/// Records what a finished `/v2` request changed (pushes and deletes).
-pub fn audit_v2(state: &AppState, caller: &Caller, m: &Method, path: &str, status: u16) {
-    if !(200..300).contains(&status) || *m == Method::GET || *m == Method::HEAD {
-        return;
-    }
-    let Ok(endpoint) = crate::router::parse(path) else {
-        return;
-    };
-    let (action, target) = match (&endpoint, m) {
-        (Endpoint::Manifest(r, reference), &Method::PUT) => ("push", format!("{r}:{reference}")),
-        (Endpoint::Manifest(r, reference), &Method::DELETE) => {
-            ("delete", format!("{r}:{reference}"))
-        }
-        (Endpoint::Blob(r, d), &Method::DELETE) => ("blob.delete", format!("{r}@{d}")),
-        _ => return,
-    };
-    record(state, caller, action, &target, &status.to_string());
-}
 
 /// Appends an audit entry for `caller`.
 pub fn record(state: &AppState, caller: &Caller, action: &str, target: &str, detail: &str) {

@@ -8,7 +8,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The blob is not stored, or not linked to the repository asked about.
     #[error("blob {digest} is unknown to repository {repo}")]

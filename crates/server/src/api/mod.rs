@@ -13,18 +13,19 @@ mod gc_items;
 use crate::body::Incoming;
 use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};
 use berth_store::{
-    ArtifactInfo, Error as StoreError, NamespaceInfo, NamespaceStatus,
-    RegistrySettings as StoreSettings, RepoSummary, TagInfo,
+    ArtifactInfo, NamespaceInfo, NamespaceStatus, RegistrySettings as StoreSettings, RepoSummary,
+    TagInfo,
 };
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use utoipa::OpenApi;
 
 use crate::auth::Caller;
+use crate::endpoint::Api;
+use crate::error::MgmtError;
 use crate::query::Query;
 use crate::{full, AppState, Body};
 use dto::*;
@@ -35,218 +36,21 @@ pub(crate) const MAX_BODY: usize = 1 << 20;
 const MAX_PAGE_SIZE: u64 = 100;
 const DEFAULT_PAGE_SIZE: u64 = 20;
 
-/// A management API failure.
-#[derive(Debug)]
-pub struct MgmtError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    details: serde_json::Value,
-}
-
-impl MgmtError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> MgmtError {
-        MgmtError {
-            status,
-            code,
-            message: message.into(),
-            details: serde_json::json!({}),
-        }
-    }
-
-    fn invalid(field: &str, message: impl Into<String>) -> MgmtError {
-        let mut e = MgmtError::new(StatusCode::BAD_REQUEST, "invalid_argument", message);
-        e.details = serde_json::json!({ "field": field });
-        e
-    }
-
-    fn not_found(message: impl Into<String>) -> MgmtError {
-        MgmtError::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    fn response(self) -> Response<Body> {
-        let body = serde_json::to_string(&ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_string(),
-                message: self.message,
-                details: self.details,
-            },
-        })
-        .expect("serialisable");
-        Response::builder()
-            .status(self.status)
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, body.len())
-            .body(full(body))
-            .expect("valid response")
-    }
-}
-
-impl From<StoreError> for MgmtError {
-    fn from(e: StoreError) -> MgmtError {
-        let msg = e.to_string();
-        match e {
-            StoreError::InvalidInput { field, .. } => MgmtError::invalid(&field, msg),
-            StoreError::NamespaceExists { .. }
-            | StoreError::BeingDeleted { .. }
-            | StoreError::GcBusy => MgmtError::new(StatusCode::CONFLICT, "conflict", msg),
-            StoreError::Exists { .. } => MgmtError::new(StatusCode::CONFLICT, "conflict", msg),
-            StoreError::NamespaceUnknown { .. }
-            | StoreError::NotFound { .. }
-            | StoreError::RepoUnknown { .. }
-            | StoreError::ManifestUnknown { .. }
-            | StoreError::BlobUnknown { .. }
-            | StoreError::GcRunUnknown { .. } => MgmtError::not_found(msg),
-            other => {
-                tracing::error!(error = %other, "management request failed");
-                MgmtError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
-            }
-        }
-    }
-}
-
 type Result<T> = std::result::Result<T, MgmtError>;
 
-/// What a management request is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    OpenApi,
-    Registry,
-    Namespaces,
-    Namespace(String),
-    Repositories(String),
-    Repository(String, String),
-    Artifacts(String, String),
-    Artifact(String, String, String),
-    DeleteRequest(String, String),
-    Tags(String, String),
-    Tag(String, String, String),
-    Gc,
-    GcRuns,
-    GcRunOne(String),
-    /// `gc/runs/<id>/manifests` (true) or `gc/runs/<id>/blobs` (false).
-    GcRunItems(String, bool),
-    Retention(String),
-    RetentionPreview(String),
-    RetentionRun(String),
-}
-
-impl Route {
-    fn methods(&self) -> &'static [Method] {
-        match self {
-            Route::OpenApi | Route::Repositories(..) | Route::Artifacts(..) | Route::Tags(..) => {
-                &[Method::GET]
-            }
-            Route::Registry => &[Method::GET, Method::PATCH],
-            Route::Namespaces => &[Method::GET, Method::POST],
-            Route::Namespace(_) => &[Method::GET, Method::PATCH, Method::DELETE],
-            Route::Repository(..) | Route::Artifact(..) | Route::Tag(..) => {
-                &[Method::GET, Method::DELETE]
-            }
-            Route::DeleteRequest(..) => &[Method::DELETE],
-            Route::Gc | Route::RetentionRun(_) => &[Method::POST],
-            Route::Retention(_) => &[Method::GET, Method::PUT],
-            Route::RetentionPreview(_) => &[Method::GET],
-            Route::GcRuns | Route::GcRunOne(_) | Route::GcRunItems(..) => &[Method::GET],
-        }
-    }
-}
-
-fn decode(seg: &str) -> String {
-    percent_decode_str(seg).decode_utf8_lossy().into_owned()
-}
-
-/// Parses the path below `/api/v1/`.
-fn parse(rest: &str) -> Option<Route> {
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let seg: Vec<String> = rest.split('/').map(decode).collect();
-    let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    Some(match s.as_slice() {
-        ["openapi.json"] => Route::OpenApi,
-        ["registry"] => Route::Registry,
-        ["gc"] => Route::Gc,
-        ["gc", "runs"] => Route::GcRuns,
-        ["gc", "runs", id] => Route::GcRunOne(id.to_string()),
-        ["gc", "runs", id, "manifests"] => Route::GcRunItems(id.to_string(), true),
-        ["gc", "runs", id, "blobs"] => Route::GcRunItems(id.to_string(), false),
-        ["namespaces"] => Route::Namespaces,
-        ["namespaces", ns] => Route::Namespace(ns.to_string()),
-        ["namespaces", ns, "repositories"] => Route::Repositories(ns.to_string()),
-        ["namespaces", ns, "retention"] => Route::Retention(ns.to_string()),
-        ["namespaces", ns, "retention", "preview"] => Route::RetentionPreview(ns.to_string()),
-        ["namespaces", ns, "retention", "run"] => Route::RetentionRun(ns.to_string()),
-        ["namespaces", ns, "repositories", repo @ ..] if !repo.is_empty() => {
-            let n = repo.len();
-            let join = |parts: &[&str]| parts.join("/");
-            let ns = ns.to_string();
-            if n >= 2 && repo[n - 1] == "artifacts" {
-                Route::Artifacts(ns, join(&repo[..n - 1]))
-            } else if n >= 3 && repo[n - 2] == "artifacts" {
-                Route::Artifact(ns, join(&repo[..n - 2]), repo[n - 1].to_string())
-            } else if n >= 2 && repo[n - 1] == "delete-request" {
-                Route::DeleteRequest(ns, join(&repo[..n - 1]))
-            } else if n >= 2 && repo[n - 1] == "tags" {
-                Route::Tags(ns, join(&repo[..n - 1]))
-            } else if n >= 3 && repo[n - 2] == "tags" {
-                Route::Tag(ns, join(&repo[..n - 2]), repo[n - 1].to_string())
-            } else {
-                Route::Repository(ns, join(repo))
-            }
-        }
-        _ => return None,
-    })
-}
-
-/// A management error response (used before routing: allow-list,
-/// authentication).
-pub(crate) fn error(status: u16, code: &'static str, message: &str) -> Response<Body> {
-    MgmtError::new(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        code,
-        message,
-    )
-    .response()
-}
-
-/// Handles a request whose path starts with `/api/v1`, for `caller`, who
-/// was authenticated from the request head. The caller is a parameter, not
-/// looked up: a request cannot reach a handler without one.
+/// Handles a management operation for `caller`, who was authenticated
+/// from the request head and authorised for it. The caller is a parameter,
+/// not looked up: a request cannot reach a handler without one.
 pub(crate) async fn dispatch(
     state: &AppState,
     caller: &Caller,
+    op: Api,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let resp = match route(state, caller, req).await {
+    match route(state, caller, op, req).await {
         Ok(r) => r,
         Err(e) => e.response(),
-    };
-    if resp.status().is_success() {
-        let rest = path.strip_prefix("/api/v1/").unwrap_or("");
-        let seg: Vec<String> = rest.trim_end_matches('/').split('/').map(decode).collect();
-        let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-        if let Some(action) = access::audit_action(&s, &method) {
-            crate::auth::record(state, caller, &action, &path, resp.status().as_str());
-        }
     }
-    resp
-}
-
-fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response<Body> {
-    let allow = allowed
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut r = MgmtError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not allowed on {path}; use {allow}"),
-    )
-    .response();
-    r.headers_mut().insert(ALLOW, allow.parse().expect("ascii"));
-    r
 }
 
 /// The whole OpenAPI document: the routes below, access control, and the
@@ -262,27 +66,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 async fn route(
     state: &AppState,
     caller: &Caller,
+    op: Api,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let path = req.uri().path().to_string();
-    let rest = path.strip_prefix("/api/v1/").unwrap_or("");
-    {
-        let seg: Vec<String> = rest.trim_end_matches('/').split('/').map(decode).collect();
-        let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-        if let Some(r) = access::parse(&s) {
-            return access::handle(state, caller, r, req).await;
-        }
-    }
-    let route = parse(rest)
-        .ok_or_else(|| MgmtError::not_found(format!("no management endpoint at {path}")))?;
-    let allowed = route.methods();
-    let method = req.method().clone();
-    let ok =
-        allowed.contains(&method) || (method == Method::HEAD && allowed.contains(&Method::GET));
-    if !ok {
-        return Ok(method_not_allowed(&method, &path, allowed));
-    }
-    access::authorize(state, caller, &route, &method)?;
     let q = Query::parse(req.uri().query());
     let host = req
         .headers()
@@ -291,55 +77,65 @@ async fn route(
         .unwrap_or("localhost:5000")
         .to_string();
     let reg = &state.registry;
-    match (route, method) {
-        (Route::OpenApi, _) => Ok(json_response(StatusCode::OK, &openapi())),
-        (Route::Registry, Method::PATCH) => {
-            patch_registry(state, caller, read_json(req).await?).await
-        }
-        (Route::Registry, _) => Ok(json_response(
+    match op {
+        Api::OpenApi => Ok(json_response(StatusCode::OK, &openapi())),
+        Api::RegistryUpdate => patch_registry(state, caller, read_json(req).await?).await,
+        Api::RegistryGet => Ok(json_response(
             StatusCode::OK,
             &settings_dto(reg.settings()?),
         )),
-        (Route::Namespaces, Method::POST) => {
-            create_namespace(state, caller, &host, read_json(req).await?).await
-        }
-        (Route::Namespaces, _) => list_namespaces(state, caller, &host, &q),
-        (Route::Namespace(ns), Method::PATCH) => {
+        Api::NamespaceCreate => create_namespace(state, caller, &host, read_json(req).await?).await,
+        Api::NamespaceList => list_namespaces(state, caller, &host, &q),
+        Api::NamespaceUpdate(ns) => {
             update_namespace(state, &host, &ns, read_json(req).await?).await
         }
-        (Route::Namespace(ns), Method::DELETE) => delete_namespace(state, &host, &ns).await,
-        (Route::Namespace(ns), _) => get_namespace(state, caller, &host, &ns),
-        (Route::Repositories(ns), _) => list_repositories(state, caller, &ns, &q),
-        (Route::Repository(ns, repo), Method::DELETE) => delete_repository(state, &ns, &repo).await,
-        (Route::Repository(ns, repo), _) => get_repository(state, &ns, &repo),
-        (Route::Artifacts(ns, repo), _) => list_artifacts(state, &ns, &repo, &q),
-        (Route::Artifact(ns, repo, d), Method::DELETE) => {
-            delete_artifact(state, &ns, &repo, &d).await
-        }
-        (Route::Artifact(ns, repo, d), _) => get_artifact(state, &ns, &repo, &d),
-        (Route::DeleteRequest(ns, repo), _) => {
-            let d = q
-                .get("digest")
-                .ok_or_else(|| {
-                    MgmtError::invalid("digest", "give the artifact as ?digest=sha256:<hex>")
-                })?
-                .to_string();
+        Api::NamespaceDelete(ns) => delete_namespace(state, &host, &ns).await,
+        Api::NamespaceGet(ns) => get_namespace(state, caller, &host, &ns),
+        Api::RepositoryList(ns) => list_repositories(state, caller, &ns, &q),
+        Api::RepositoryDelete(ns, repo) => delete_repository(state, &ns, &repo).await,
+        Api::RepositoryGet(ns, repo) => get_repository(state, &ns, &repo),
+        Api::ArtifactList(ns, repo) => list_artifacts(state, &ns, &repo, &q),
+        Api::ArtifactDelete(ns, repo, d) => delete_artifact(state, &ns, &repo, &d).await,
+        Api::ArtifactGet(ns, repo, d) => get_artifact(state, &ns, &repo, &d),
+        Api::ArtifactDeleteRequest(ns, repo, d) => {
+            let d = d.ok_or_else(|| {
+                MgmtError::invalid("digest", "give the artifact as ?digest=sha256:<hex>")
+            })?;
             delete_request(state, &ns, &repo, &d).await
         }
-        (Route::Tags(ns, repo), _) => list_tags(state, &ns, &repo, &q),
-        (Route::Tag(ns, repo, t), Method::DELETE) => delete_tag(state, &ns, &repo, &t).await,
-        (Route::Tag(ns, repo, t), _) => get_tag(state, &ns, &repo, &t),
-        (Route::Gc, _) => start_gc(state, read_json(req).await?).await,
-        (Route::Retention(ns), Method::PUT) => {
-            put_retention(state, &ns, read_json(req).await?).await
-        }
-        (Route::Retention(ns), _) => get_retention(state, &ns),
-        (Route::RetentionPreview(ns), _) => preview_retention(state, caller, &ns),
-        (Route::RetentionRun(ns), _) => run_retention(state, &ns).await,
-        (Route::GcRuns, _) => list_gc_runs(state, &q),
-        (Route::GcRunOne(id), _) => get_gc_run(state, &id),
-        (Route::GcRunItems(id, true), _) => gc_items::list_gc_run_manifests(state, &id, &q),
-        (Route::GcRunItems(id, false), _) => gc_items::list_gc_run_blobs(state, &id, &q),
+        Api::TagList(ns, repo) => list_tags(state, &ns, &repo, &q),
+        Api::TagDelete(ns, repo, t) => delete_tag(state, &ns, &repo, &t).await,
+        Api::TagGet(ns, repo, t) => get_tag(state, &ns, &repo, &t),
+        Api::GcStart => start_gc(state, read_json(req).await?).await,
+        Api::RetentionSet(ns) => put_retention(state, &ns, read_json(req).await?).await,
+        Api::RetentionGet(ns) => get_retention(state, &ns),
+        Api::RetentionPreview(ns) => preview_retention(state, caller, &ns),
+        Api::RetentionRun(ns) => run_retention(state, &ns).await,
+        Api::GcRunList => list_gc_runs(state, &q),
+        Api::GcRunGet(id) => get_gc_run(state, &id),
+        Api::GcRunManifests(id) => gc_items::list_gc_run_manifests(state, &id, &q),
+        Api::GcRunBlobs(id) => gc_items::list_gc_run_blobs(state, &id, &q),
+        // Served before the management API's dispatch (its samples are read
+        // on the blocking pool).
+        Api::UsageHistory => Ok(crate::usage::handle(state, caller).await),
+        Api::Me
+        | Api::UserList
+        | Api::UserCreate
+        | Api::UserGet(_)
+        | Api::UserUpdate(_)
+        | Api::UserDelete(_)
+        | Api::PasswordChange(_)
+        | Api::GrantList(_)
+        | Api::GrantGet(..)
+        | Api::GrantPut(..)
+        | Api::GrantDelete(..)
+        | Api::TokenList
+        | Api::TokenCreate
+        | Api::TokenGet(_)
+        | Api::TokenDelete(_)
+        | Api::SigningKeyGet
+        | Api::SigningKeyRotate
+        | Api::AuditList => access::handle(state, caller, op, req).await,
     }
 }
 
@@ -403,11 +199,9 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
         .collect()
         .await
         .map_err(|e| {
-            MgmtError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body rejected: {e} (limit {MAX_BODY} bytes)"),
-            )
+            MgmtError::payload_too_large(format!(
+                "request body rejected: {e} (limit {MAX_BODY} bytes)"
+            ))
         })?
         .to_bytes();
     let value: serde_json::Value = serde_json::from_slice(&bytes)
@@ -587,7 +381,7 @@ fn region(state: &AppState) -> Result<String> {
 }
 
 /// Finds a repository given relative to its namespace or in full.
-fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
+pub(crate) fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
     let reg = &state.registry;
     reg.namespace(ns)?;
     let mut candidates = vec![format!("{ns}/{repo}")];
@@ -606,7 +400,7 @@ fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
 
 /// The answer for a repository that does not exist, and, word for word,
 /// for one the caller may not see.
-pub(super) fn repo_not_found(ns: &str, repo: &str) -> MgmtError {
+pub(crate) fn repo_not_found(ns: &str, repo: &str) -> MgmtError {
     MgmtError::not_found(format!(
         "repository {repo:?} does not exist in namespace {ns:?}"
     ))
@@ -681,9 +475,7 @@ async fn patch_registry(
             && a.iter().all(|c| berth_store::parse_cidr(c).is_some())
             && !crate::auth::list_admits(&a, caller.addr)
         {
-            return Err(MgmtError::new(
-                StatusCode::CONFLICT,
-                "lockout",
+            return Err(MgmtError::lockout(
                 format!(
                     "this allow-list would shut out your own address {} (0.0.0.0/0 denies everyone; ::/0 admits IPv6 clients only); add your address, or send \"confirm_lockout\": true to apply it anyway (recovery: stop the server and run `berth auth clear-allow-list --data-dir <dir>`)",
                     caller.addr
@@ -1319,33 +1111,6 @@ async fn run_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes() {
-        assert_eq!(parse("namespaces"), Some(Route::Namespaces));
-        assert_eq!(parse("namespaces/"), Some(Route::Namespaces));
-        assert_eq!(
-            parse("namespaces/acme/repositories/team/web/tags/v1"),
-            Some(Route::Tag("acme".into(), "team/web".into(), "v1".into()))
-        );
-        assert_eq!(
-            parse("namespaces/acme/repositories/team%2Fweb/artifacts/sha256%3Aab"),
-            Some(Route::Artifact(
-                "acme".into(),
-                "team/web".into(),
-                "sha256:ab".into()
-            ))
-        );
-        assert_eq!(
-            parse("namespaces/acme/repositories/web/delete-request"),
-            Some(Route::DeleteRequest("acme".into(), "web".into()))
-        );
-        assert_eq!(
-            parse("namespaces/acme/repositories/web"),
-            Some(Route::Repository("acme".into(), "web".into()))
-        );
-        assert_eq!(parse("nothing"), None);
-    }
 
     #[test]
     fn openapi_covers_every_route() {
