@@ -163,17 +163,6 @@ pub struct Caller {
     pub scheme: &'static str,
 }
 
-impl Caller {
-    /// A caller with every right (auth off, or internal use).
-    pub fn open(addr: IpAddr) -> Caller {
-        Caller {
-            principal: Principal::Open,
-            addr,
-            scheme: "http",
-        }
-    }
-}
-
 /// JWT claims of a bearer token (Docker token specification).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {

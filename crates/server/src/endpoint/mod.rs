@@ -6,6 +6,8 @@
 //! all; a test checks that table against this parser.
 
 pub mod api;
+#[cfg(test)]
+mod doc_table;
 pub mod v2;
 
 use berth_oci::{Digest, ErrorCode, Reference, RepoName};
