@@ -45,7 +45,7 @@ fn rows() -> Vec<Row> {
         let cells: Vec<String> = line
             .trim_matches('|')
             .split('|')
-            .map(|c| c.trim().replace('\\', "").replace('`', ""))
+            .map(|c| c.trim().replace(['\\', '`'], ""))
             .collect();
         if !header_seen {
             assert_eq!(
