@@ -126,8 +126,6 @@ async fn route(
         Api::GcRunGet(id) => get_gc_run(state, &id),
         Api::GcRunManifests(id) => gc_items::list_gc_run_manifests(state, &id, &q),
         Api::GcRunBlobs(id) => gc_items::list_gc_run_blobs(state, &id, &q),
-        // Served before the management API's dispatch (its samples are read
-        // on the blocking pool).
         Api::UsageHistory => Ok(crate::usage::handle(state, caller).await),
         Api::Me
         | Api::UserList

@@ -105,7 +105,6 @@ macro_rules! labels {
         /// The endpoint's name, as in `docs/ARCHITECTURE.md` and in the
         /// access log's `route` field.
         pub fn route_label(&self) -> &'static str {
-            #[allow(unused_variables)]
             match self {
                 $($pat => $label,)*
             }
