@@ -351,3 +351,171 @@ pub(crate) fn require_ns(
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthConfig;
+    use crate::ServerConfig;
+    use berth_store::{Registry, StoreConfig, UserInfo};
+    use http::Method;
+
+    fn user(name: &str, admin: bool) -> Principal {
+        Principal::User(UserInfo {
+            name: name.into(),
+            admin,
+            created_at: 0,
+            updated_at: 0,
+            secret_version: 1,
+            id: format!("id-{name}"),
+        })
+    }
+
+    /// Decides `method path` for `principal` on a fresh registry.
+    fn decision(
+        mode: AuthMode,
+        principal: Principal,
+        method: Method,
+        path: &str,
+    ) -> Result<(), u16> {
+        let dir = std::env::temp_dir().join(format!(
+            "berth-authorize-{}-{}",
+            std::process::id(),
+            berth_store::random_bytes::<6>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = rt.block_on(async {
+            let mut cfg = StoreConfig::new(&dir);
+            cfg.gc_scheduler = false;
+            let reg = Registry::open(cfg).await.unwrap();
+            let config = ServerConfig {
+                auth: AuthConfig {
+                    mode,
+                    ..AuthConfig::default()
+                },
+                ..ServerConfig::default()
+            };
+            let state = AppState::new(reg, config);
+            let caller = Caller {
+                principal,
+                addr: std::net::Ipv4Addr::LOCALHOST.into(),
+                scheme: "http",
+            };
+            let parsed = Endpoint::parse(&method, path, None);
+            decide(&state, &caller, &HeaderMap::new(), Plane::of(path), parsed)
+                .map(|_| ())
+                .map_err(|f| match f {
+                    Failure::Oci(e) => e.status,
+                    Failure::Api(e) => e.status.as_u16(),
+                })
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    #[test]
+    fn administration_is_refused_from_the_head() {
+        let t = AuthMode::Token;
+        // Decided before any body: the handler that would read it never
+        // runs for a caller without the right.
+        assert_eq!(
+            decision(t, user("bob", false), Method::POST, "/api/v1/users"),
+            Err(403)
+        );
+        assert_eq!(
+            decision(t, Principal::Anonymous, Method::GET, "/api/v1/users"),
+            Err(401)
+        );
+        assert_eq!(
+            decision(t, user("root", true), Method::POST, "/api/v1/users"),
+            Ok(())
+        );
+        assert_eq!(
+            decision(
+                t,
+                user("bob", false),
+                Method::PUT,
+                "/api/v1/users/carol/password"
+            ),
+            Err(403)
+        );
+        assert_eq!(
+            decision(
+                t,
+                user("bob", false),
+                Method::PUT,
+                "/api/v1/users/bob/password"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            decision(
+                t,
+                user("bob", false),
+                Method::PUT,
+                "/api/v1/namespaces/acme/grants/bob"
+            ),
+            Err(403)
+        );
+    }
+
+    #[test]
+    fn repositories_and_special_cases() {
+        let t = AuthMode::Token;
+        assert_eq!(
+            decision(t, Principal::Anonymous, Method::GET, "/v2/"),
+            Err(401)
+        );
+        assert_eq!(
+            decision(t, Principal::Anonymous, Method::GET, "/healthz"),
+            Ok(())
+        );
+        assert_eq!(
+            decision(
+                t,
+                user("bob", false),
+                Method::PUT,
+                "/v2/acme/web/manifests/latest"
+            ),
+            Err(403)
+        );
+        assert_eq!(
+            decision(
+                t,
+                Principal::Anonymous,
+                Method::GET,
+                "/v2/acme/web/manifests/-bad"
+            ),
+            Err(401)
+        );
+        // Parse failures are answered here, after the credentials.
+        assert_eq!(
+            decision(t, Principal::Anonymous, Method::GET, "/v2/nope"),
+            Err(404)
+        );
+        assert_eq!(
+            decision(t, user("bob", false), Method::POST, "/api/v1/me"),
+            Err(405)
+        );
+        // Authentication off: every right, and no token endpoint.
+        let open = AuthMode::None;
+        assert_eq!(
+            decision(open, Principal::Open, Method::DELETE, "/api/v1/users/x"),
+            Ok(())
+        );
+        assert_eq!(
+            decision(open, Principal::Open, Method::DELETE, "/auth/token"),
+            Err(404)
+        );
+        assert_eq!(
+            decision(t, Principal::Anonymous, Method::DELETE, "/auth/token"),
+            Err(405)
+        );
+    }
+}
