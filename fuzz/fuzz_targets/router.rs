@@ -1,4 +1,5 @@
-//! `berth_server::router::parse` on arbitrary request paths.
+//! `berth_server::endpoint` on arbitrary request paths: the `/v2` path
+//! parser, and `Endpoint::parse` over every method.
 //!
 //! Invariants: nothing panics; a parsed endpoint prints back to the very
 //! path it came from (so no part of the path was dropped or reinterpreted,
@@ -7,7 +8,8 @@
 //! the same endpoint; an upload id is one non-empty segment.
 #![no_main]
 
-use berth_server::router::{parse, Endpoint};
+use berth_server::endpoint::v2::{parse_path as parse, Resource as Endpoint};
+use berth_server::endpoint::Endpoint as Operation;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 
@@ -65,6 +67,12 @@ fuzz_target!(|data: &[u8]| {
         Method::OPTIONS,
     ] {
         let allowed = endpoint.allows(&m);
+        // The full parse agrees: an allowed method is an operation, any
+        // other a 405.
+        let op = Operation::parse(&m, path, None);
+        if path.starts_with("/v2") || path == "/healthz" {
+            assert_eq!(op.is_ok(), allowed, "{m} {path:?}");
+        }
         if m == Method::HEAD {
             assert_eq!(
                 allowed,

@@ -1,8 +1,6 @@
-/// The error codes of the distribution spec, with the HTTP status Berth
-/// answers each one with.
-///
-/// This is the one table of code -> message -> status; the
-/// server maps every store error onto exactly one of these variants.
+/// The error codes of the distribution spec, with their messages. Which
+/// HTTP status each is answered with is the server's business (nothing
+/// HTTP here); the server maps every store error onto one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// Blob unknown to registry.
@@ -33,15 +31,16 @@ pub enum ErrorCode {
     Unsupported,
     /// Too many requests.
     TooManyRequests,
-    /// A requested byte range cannot be satisfied (spec: 416, no code of its
-    /// own; answered with `BLOB_UPLOAD_INVALID` as distribution does).
+    /// A requested byte range cannot be satisfied (the spec gives it no
+    /// code of its own; answered with `BLOB_UPLOAD_INVALID` as
+    /// distribution does).
     RangeInvalid,
-    /// The body is larger than Berth accepts (413).
+    /// The body is larger than Berth accepts.
     TooLarge,
-    /// The server failed (5xx). Not a spec code; `UNKNOWN` is what
+    /// The server failed. Not a spec code; `UNKNOWN` is what
     /// distribution answers and what clients expect for server faults.
     Unknown,
-    /// The server cannot store data right now (disk full, read-only) (507).
+    /// The server cannot store data right now (disk full, read-only).
     InsufficientStorage,
 }
 
@@ -91,47 +90,5 @@ impl ErrorCode {
             ErrorCode::Unknown => "internal server error",
             ErrorCode::InsufficientStorage => "the registry cannot store data right now",
         }
-    }
-
-    /// The HTTP status code.
-    pub fn status(self) -> u16 {
-        match self {
-            ErrorCode::BlobUnknown
-            | ErrorCode::BlobUploadUnknown
-            | ErrorCode::ManifestUnknown
-            | ErrorCode::NameUnknown => 404,
-            ErrorCode::BlobUploadInvalid
-            | ErrorCode::DigestInvalid
-            | ErrorCode::ManifestBlobUnknown
-            | ErrorCode::ManifestInvalid
-            | ErrorCode::NameInvalid
-            | ErrorCode::SizeInvalid => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::Denied => 403,
-            ErrorCode::Unsupported => 405,
-            ErrorCode::TooManyRequests => 429,
-            ErrorCode::RangeInvalid => 416,
-            ErrorCode::TooLarge => 413,
-            ErrorCode::Unknown => 500,
-            ErrorCode::InsufficientStorage => 507,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_errors_are_4xx() {
-        for c in [
-            ErrorCode::BlobUnknown,
-            ErrorCode::DigestInvalid,
-            ErrorCode::NameInvalid,
-            ErrorCode::RangeInvalid,
-        ] {
-            assert!((400..500).contains(&c.status()), "{c:?}");
-        }
-        assert_eq!(ErrorCode::Unknown.status(), 500);
     }
 }

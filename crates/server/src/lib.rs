@@ -2,20 +2,21 @@
 //!
 //! `run(listener, state, shutdown)` serves until `shutdown` resolves, then
 //! stops accepting and lets in-flight requests finish (bounded wait), as in
-//! mini-redis's server. Every request is parsed into a
-//! [`router::Endpoint`] first, then dispatched; every failure goes through
-//! the one mapping in [`error`].
+//! mini-redis's server. Every request is parsed into an
+//! [`endpoint::Endpoint`] first, authorised once from its head, then
+//! dispatched; store failures go through the one table in [`error`].
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod auth;
+mod authorize;
 pub mod body;
 pub mod console;
+pub mod endpoint;
 pub mod error;
 mod limits;
 mod login;
 mod query;
-pub mod router;
 pub mod tls;
 mod token;
 pub mod usage;
@@ -40,6 +41,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+
+pub use authorize::Access;
+use endpoint::{Endpoint, Plane};
+use error::{Failure, MgmtError};
 
 /// Response body: streamed blobs or small buffers.
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -254,14 +259,9 @@ async fn reject_tls(stream: TcpStream, wait: Duration) -> Option<TcpStream> {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Plane {
-    Api,
-    Token,
-    V2,
-    Console,
-}
-
+/// One request through the pipeline of `docs/ARCHITECTURE.md`: head
+/// limits, the endpoint, allow-list and credentials, the one
+/// authorisation, then the handler; the access log and the audit log last.
 async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let timed_out = Arc::new(AtomicBool::new(false));
@@ -269,15 +269,12 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let req = req.map(|b| body::Incoming::new(b, idle, timed_out.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let plane = if path == "/api/v1" || path.starts_with("/api/v1/") {
-        Plane::Api
-    } else if path == "/auth/token" {
-        Plane::Token
-    } else if console::owns(&path) {
-        Plane::Console
-    } else {
-        Plane::V2
-    };
+    let plane = Plane::of(&path);
+    let parsed = Endpoint::parse(&method, &path, req.uri().query());
+    let route = parsed
+        .as_ref()
+        .map(Endpoint::route_label)
+        .unwrap_or("unknown");
     let (addr, scheme) =
         auth::client_addr(&state.config.auth, peer, req.headers(), state.tls.is_some());
     // Head checks first: no body byte is read before the request is known
@@ -306,28 +303,49 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
             } else {
                 resp
             };
-            access_log(peer, addr, &method, &path, &resp, start);
+            access_log(peer, addr, &method, &path, route, &resp, start);
             return resp;
         }
     };
+    let is_head = method == http::Method::HEAD;
     // The caller is handed to each plane explicitly: no handler can run
     // without one, and none can fall back to a default with every right.
-    let resp = match plane {
-        Plane::Console => console::serve(state.config.console, &method, &path),
-        Plane::Api if path == usage::PATH => usage::dispatch(&state, &caller, &method).await,
-        Plane::Api => api::dispatch(&state, &caller, req).await,
-        Plane::Token => token::dispatch(&state, caller.clone(), req).await,
-        Plane::V2 => v2::dispatch(&state, &caller, req).await,
+    let decided = authorize::decide(&state, &caller, req.headers(), plane, parsed);
+    let (resp, endpoint) = match decided {
+        Err(Failure::Oci(e)) if plane == Plane::V2 => {
+            (v2::finish(v2::error_response(e), is_head), None)
+        }
+        Err(Failure::Oci(e)) => (v2::error_response(e), None),
+        Err(Failure::Api(e)) => (e.response(), None),
+        Ok(endpoint) => {
+            let resp = match &endpoint {
+                Endpoint::Console => console::serve(state.config.console, &method, &path),
+                Endpoint::Health => v2::finish(v2::health(), is_head),
+                Endpoint::Api(op) => api::dispatch(&state, &caller, op.clone(), req).await,
+                Endpoint::TokenGet | Endpoint::TokenPost => {
+                    token::dispatch(&state, caller.clone(), req).await
+                }
+                Endpoint::V2(op) => v2::finish(
+                    v2::dispatch(&state, &caller, op.clone(), req).await,
+                    is_head,
+                ),
+            };
+            (resp, Some(endpoint))
+        }
     };
     let resp = if timed_out.load(Ordering::Relaxed) {
         limits::body_timeout(idle, plane)
     } else {
         resp
     };
-    if plane == Plane::V2 {
-        auth::audit_v2(&state, &caller, &method, &path, resp.status().as_u16());
+    let status = resp.status();
+    if let Some((action, target)) = endpoint
+        .filter(|_| status.is_success())
+        .and_then(|e| e.audit(&path))
+    {
+        auth::record(&state, &caller, action, &target, status.as_str());
     }
-    access_log(peer, addr, &method, &path, &resp, start);
+    access_log(peer, addr, &method, &path, route, &resp, start);
     resp
 }
 
@@ -340,31 +358,29 @@ async fn admit(
     plane: Plane,
     req: &Request<body::Incoming>,
 ) -> Result<auth::Caller, Response<Body>> {
-    let refuse = |status: u16, code: berth_oci::ErrorCode, api_code: &'static str, msg: String| {
+    let refuse = |api: MgmtError, oci: error::ApiError| {
         if plane == Plane::Api {
-            api::error(status, api_code, &msg)
+            api.response()
         } else {
-            v2::error_response(error::ApiError::new(code, msg).with_status(status))
+            v2::error_response(oci)
         }
     };
     if path != "/healthz" {
         match auth::allow_listed(&state.registry, addr) {
             Ok(true) => {}
             Ok(false) => {
+                let msg = format!("{addr} is not in the registry's subnet allow-list");
                 return Err(refuse(
-                    403,
-                    berth_oci::ErrorCode::Denied,
-                    "denied",
-                    format!("{addr} is not in the registry's subnet allow-list"),
-                ))
+                    MgmtError::denied(msg.clone()),
+                    error::ApiError::new(berth_oci::ErrorCode::Denied, msg),
+                ));
             }
             Err(e) => {
                 tracing::error!(error = %e, "reading the allow-list failed");
+                let msg = "the allow-list could not be read";
                 return Err(refuse(
-                    500,
-                    berth_oci::ErrorCode::Unknown,
-                    "internal",
-                    "the allow-list could not be read".into(),
+                    MgmtError::internal(msg),
+                    error::ApiError::new(berth_oci::ErrorCode::Unknown, msg),
                 ));
             }
         }
@@ -383,21 +399,12 @@ async fn admit(
                 };
                 return Err(match (plane, f) {
                     (Plane::Token, f) => v2::error_response(token::failure_error(f)),
-                    (Plane::Api, auth::AuthFailure::Unauthorized(m)) => {
-                        let mut r = api::error(401, "unauthorized", &m);
-                        r.headers_mut().insert(
-                            http::header::WWW_AUTHENTICATE,
-                            http::HeaderValue::from_static("Basic realm=\"berth\""),
-                        );
-                        r
-                    }
+                    (Plane::Api, auth::AuthFailure::Unauthorized(m)) => MgmtError::unauthorized(m)
+                        .with_header(http::header::WWW_AUTHENTICATE, "Basic realm=\"berth\"")
+                        .response(),
                     (Plane::Api, f) => {
                         let (msg, after) = f.throttle().unwrap_or_default();
-                        let mut r = api::error(429, "too_many_requests", &msg);
-                        if let Ok(v) = http::HeaderValue::from_str(&after.to_string()) {
-                            r.headers_mut().insert(http::header::RETRY_AFTER, v);
-                        }
-                        r
+                        MgmtError::retry_after(msg, after).response()
                     }
                     (Plane::V2, auth::AuthFailure::Unauthorized(m)) => {
                         let challenge = auth::challenge(state, &caller, req.headers(), None, false);
@@ -423,6 +430,7 @@ fn access_log(
     client: std::net::IpAddr,
     method: &http::Method,
     path: &str,
+    route: &str,
     resp: &Response<Body>,
     start: Instant,
 ) {
@@ -440,6 +448,7 @@ fn access_log(
         %client,
         %method,
         path,
+        route,
         status = resp.status().as_u16(),
         bytes,
         duration_ms = start.elapsed().as_secs_f64() * 1000.0,

@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_oci::ErrorCode;
 use http::header::{CONNECTION, CONTENT_LENGTH, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response};
 use http_body::Body as _;
 
 use crate::auth::{Caller, Principal};
-use crate::error::ApiError;
-use crate::{api, body, v2, AppState, Body, Plane};
+use crate::endpoint::Plane;
+use crate::error::{ApiError, MgmtError};
+use crate::{api, body, v2, AppState, Body};
 
 /// Units of the manifest-bytes semaphore: permits are counted in u32.
 const MANIFEST_UNIT: u64 = 1024;
@@ -28,16 +28,11 @@ pub(crate) fn manifest_permits(bytes: u64) -> usize {
     bytes.div_ceil(MANIFEST_UNIT).clamp(1, u32::MAX as u64) as usize
 }
 
-fn refuse(plane: Plane, status: u16, api_code: &'static str, msg: &str) -> Response<Body> {
+fn refuse(plane: Plane, status: u16, msg: &str) -> Response<Body> {
     if plane == Plane::Api {
-        api::error(status, api_code, msg)
+        MgmtError::limit(status, msg).response()
     } else {
-        let code = match status {
-            401 => ErrorCode::Unauthorized,
-            413 => ErrorCode::TooLarge,
-            _ => ErrorCode::Unknown,
-        };
-        v2::error_response(ApiError::new(code, msg).with_status(status))
+        v2::error_response(ApiError::limit(status, msg))
     }
 }
 
@@ -76,7 +71,6 @@ pub(crate) fn check_head(
         return Some(refuse(
             plane,
             431,
-            "request_header_fields_too_large",
             &format!(
                 "the request head is {len} bytes; the limit is {max} (server.max_header_bytes)"
             ),
@@ -98,7 +92,6 @@ pub(crate) fn check_head(
         return Some(refuse(
             plane,
             413,
-            "payload_too_large",
             &format!("the request body is {n} bytes; this endpoint accepts at most {cap}"),
         ));
     }
@@ -114,16 +107,11 @@ pub(crate) fn check_caller(
 ) -> Option<Response<Body>> {
     let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if plane == Plane::Api && !read && matches!(caller.principal, Principal::Anonymous) {
-        let mut r = api::error(
-            401,
-            "unauthorized",
-            "authentication required: Basic credentials, or a Bearer token",
+        return Some(
+            MgmtError::unauthorized(crate::authorize::UNAUTHORIZED)
+                .with_header(WWW_AUTHENTICATE, "Basic realm=\"berth\"")
+                .response(),
         );
-        r.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"berth\""),
-        );
-        return Some(r);
     }
     None
 }
@@ -195,7 +183,7 @@ pub(crate) fn body_timeout(idle: Duration, plane: Plane) -> Response<Body> {
         "the request body made no progress for {} s (server.body_read_timeout_secs)",
         idle.as_secs()
     );
-    closing(refuse(plane, 408, "request_timeout", &msg), true)
+    closing(refuse(plane, 408, &msg), true)
 }
 
 /// How many uploads each client has receiving bytes.

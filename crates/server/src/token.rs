@@ -2,7 +2,8 @@
 //! header or none) and its OAuth2 form (`POST` with
 //! `grant_type=password`, as containerd sends). It answers a short-lived
 //! JWT granting the intersection of the scopes asked for and the caller's
-//! rights.
+//! rights. The endpoint exists only while authentication is on (see
+//! `authorize::decide`).
 
 use crate::body::Incoming;
 use berth_oci::ErrorCode;
@@ -10,7 +11,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use crate::auth::{self, AuthFailure, AuthMode, Caller, Principal};
+use crate::auth::{self, AuthFailure, Caller, Principal};
 use crate::error::ApiError;
 use crate::{full, AppState, Body};
 
@@ -52,13 +53,6 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let cfg = &state.config.auth;
-    if cfg.mode == AuthMode::None {
-        return Err(ApiError::new(
-            ErrorCode::Unsupported,
-            "authentication is off (auth.mode = \"none\"); no token is needed",
-        )
-        .with_status(404));
-    }
     let method = req.method().clone();
     let mut params = pairs(req.uri().query().unwrap_or(""));
     let mut principal = caller.principal.clone();
@@ -67,10 +61,7 @@ async fn handle(
         let body = http_body_util::Limited::new(req.into_body(), MAX_FORM)
             .collect()
             .await
-            .map_err(|_| {
-                ApiError::new(ErrorCode::Unsupported, "form body too large or unreadable")
-                    .with_status(400)
-            })?
+            .map_err(|_| ApiError::malformed("form body too large or unreadable"))?
             .to_bytes();
         params.extend(pairs(&String::from_utf8_lossy(&body)));
         let get = |k: &str| {
@@ -88,27 +79,17 @@ async fn handle(
                     .map_err(failure_error)?;
             }
             Some("refresh_token") => {
-                return Err(ApiError::new(
-                    ErrorCode::Unsupported,
+                return Err(ApiError::malformed(
                     "refresh tokens are not issued; use grant_type=password",
-                )
-                .with_status(400));
+                ));
             }
             Some(other) => {
-                return Err(ApiError::new(
-                    ErrorCode::Unsupported,
-                    format!("grant_type {other:?} is not supported; use password"),
-                )
-                .with_status(400));
+                return Err(ApiError::malformed(format!(
+                    "grant_type {other:?} is not supported; use password"
+                )));
             }
             None => {}
         }
-    } else if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::new(
-            ErrorCode::Unsupported,
-            format!("{method} is not allowed on /auth/token; use GET or POST"),
-        )
-        .with_status(405));
     }
     // A bearer token is never exchanged for another: that would let it
     // renew itself past its expiry, and widen to its subject's rights.
@@ -125,14 +106,10 @@ async fn handle(
     }
     if let Some((_, s)) = params.iter().find(|(k, _)| k == "service") {
         if *s != cfg.service {
-            return Err(ApiError::new(
-                ErrorCode::Unsupported,
-                format!(
-                    "this token endpoint serves service {:?}, not {s:?}",
-                    cfg.service
-                ),
-            )
-            .with_status(400));
+            return Err(ApiError::malformed(format!(
+                "this token endpoint serves service {:?}, not {s:?}",
+                cfg.service
+            )));
         }
     }
     let scopes: Vec<String> = params

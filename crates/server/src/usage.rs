@@ -15,14 +15,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Caller};
 use crate::{full, AppState, Body};
 
 /// The endpoint's path.
-pub const PATH: &str = "/api/v1/usage/history";
+pub const PATH: &str = crate::endpoint::api::USAGE_PATH;
 const FILE: &str = "usage-daily.jsonl";
 /// Most days returned (and read): a bit over a year.
 const MAX_DAYS: usize = 400;
@@ -127,21 +127,9 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
         .expect("valid response")
 }
 
-/// `GET /api/v1/usage/history`: `{"samples":[{"date", "namespaces"}]}`.
-pub(crate) async fn dispatch(state: &AppState, caller: &Caller, method: &Method) -> Response<Body> {
-    if method != Method::GET && method != Method::HEAD {
-        let mut r = crate::api::error(
-            405,
-            "method_not_allowed",
-            &format!("{method} is not allowed on {PATH}; use GET"),
-        );
-        r.headers_mut()
-            .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
-        return r;
-    }
-    if caller.principal.is_anonymous() {
-        return crate::api::error(401, "unauthorized", "sign in to see storage use");
-    }
+/// `GET /api/v1/usage/history`: `{"samples":[{"date", "namespaces"}]}`,
+/// for a caller who is signed in.
+pub(crate) async fn handle(state: &AppState, caller: &Caller) -> Response<Body> {
     let s = state.clone();
     let c = caller.clone();
     let samples = tokio::task::spawn_blocking(move || {
@@ -161,7 +149,7 @@ pub(crate) async fn dispatch(state: &AppState, caller: &Caller, method: &Method)
         Ok(samples) => json(StatusCode::OK, &serde_json::json!({ "samples": samples })),
         Err(e) => {
             tracing::error!(error = %e, "reading storage-use samples failed");
-            crate::api::error(500, "internal", "reading storage-use samples failed")
+            crate::error::MgmtError::internal("reading storage-use samples failed").response()
         }
     }
 }

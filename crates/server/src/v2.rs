@@ -5,16 +5,16 @@ use berth_store::{ByteStream, Error as StoreError};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, BodyStream, Empty, StreamBody};
 use hyper::body::Frame;
 
 use crate::body::Incoming;
 
 use crate::auth::{self, Caller};
+use crate::endpoint::V2;
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::router::{self, Endpoint};
 use crate::{full, AppState, Body};
 
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
@@ -28,23 +28,28 @@ const TAGS_MAX: usize = 100_000;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// Handles a `/v2` request for `caller`, who was authenticated from the
-/// request head. The caller is a parameter, not looked up: a request that
-/// reaches here without one cannot be written.
+/// Handles a `/v2` operation for `caller`, who was authenticated from the
+/// request head and authorised for it. The caller is a parameter, not
+/// looked up: a request that reaches here without one cannot be written.
 pub(crate) async fn dispatch(
     state: &AppState,
     caller: &Caller,
+    op: V2,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let is_head = req.method() == Method::HEAD;
-    let mut resp = match route(state, caller, req).await {
+    match route(state, caller, op, req).await {
         Ok(r) => r,
         Err(e) => error_response(e),
-    };
+    }
+}
+
+/// Every `/v2` and `/healthz` answer, errors included: the API version
+/// header, and no body for HEAD (its headers, `Content-Length` included,
+/// stay).
+pub(crate) fn finish(mut resp: Response<Body>, is_head: bool) -> Response<Body> {
     resp.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     if is_head {
-        // Keep the headers (Content-Length included), drop the body.
         let (parts, _) = resp.into_parts();
         resp = Response::from_parts(
             parts,
@@ -52,6 +57,15 @@ pub(crate) async fn dispatch(
         );
     }
     resp
+}
+
+/// `GET /healthz`.
+pub(crate) fn health() -> Response<Body> {
+    build(
+        Response::builder().header(CONTENT_TYPE, "text/plain"),
+        full("ok\n"),
+    )
+    .unwrap_or_else(error_response)
 }
 
 pub(crate) fn error_response(e: ApiError) -> Response<Body> {
@@ -82,36 +96,14 @@ fn build(b: http::response::Builder, body: Body) -> Result<Response<Body>> {
 async fn route(
     state: &AppState,
     caller: &Caller,
+    op: V2,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let endpoint = match router::parse(req.uri().path()) {
-        Ok(e) => e,
-        Err(e) => return Err(invalid_reference(state, caller, &req, e)),
-    };
-    if !endpoint.allows(req.method()) {
-        return Err(ApiError::new(
-            ErrorCode::Unsupported,
-            format!("{} is not allowed on {}", req.method(), req.uri().path()),
-        ));
-    }
-    auth::authorize_v2(
-        state,
-        caller,
-        req.headers(),
-        &endpoint,
-        req.method(),
-        req.uri().query(),
-    )?;
     let q = Query::parse(req.uri().query());
-    let m = req.method().clone();
     let reg = &state.registry;
-    match endpoint {
-        Endpoint::Health => build(
-            Response::builder().header(CONTENT_TYPE, "text/plain"),
-            full("ok\n"),
-        ),
-        Endpoint::Base => Ok(json(StatusCode::OK, "{}".to_string())),
-        Endpoint::Catalog => {
+    match op {
+        V2::Base => Ok(json(StatusCode::OK, "{}".to_string())),
+        V2::Catalog => {
             let n = q.n(CATALOG_MAX)?.min(CATALOG_MAX);
             let last = q.get("last");
             let page = auth::catalog(state, caller, last, n)?;
@@ -126,7 +118,7 @@ async fn route(
             let body = serde_json::json!({ "repositories": page.items }).to_string();
             Ok(with_link(json(StatusCode::OK, body), link))
         }
-        Endpoint::Tags(repo) => {
+        V2::TagList(repo) => {
             let n = q.n(TAGS_MAX)?.min(TAGS_MAX);
             let page = reg.tags(&repo, q.get("last"), n)?;
             let link = page
@@ -140,7 +132,7 @@ async fn route(
             let body = serde_json::json!({ "name": repo.as_str(), "tags": page.items }).to_string();
             Ok(with_link(json(StatusCode::OK, body), link))
         }
-        Endpoint::Referrers(repo, subject) => {
+        V2::Referrers(repo, subject) => {
             let filter = q.get("artifactType");
             let manifests = reg.referrers(&repo, &subject, filter)?;
             let body = serde_json::json!({
@@ -157,103 +149,66 @@ async fn route(
             }
             build(r, full(body))
         }
-        Endpoint::Manifest(repo, reference) => match m {
-            Method::GET | Method::HEAD => {
-                get_manifest(state, &repo, &reference, m == Method::HEAD).await
-            }
-            Method::PUT => put_manifest(state, &repo, &reference, req).await,
-            _ => {
-                reg.manifest_delete(&repo, &reference).await?;
-                Ok(accepted())
-            }
-        },
-        Endpoint::Blob(repo, digest) => match m {
-            Method::GET | Method::HEAD => {
-                get_blob(state, &repo, &digest, req.headers(), m == Method::HEAD).await
-            }
-            _ => {
-                reg.blob_unlink(&repo, &digest).await?;
-                Ok(accepted())
-            }
-        },
-        Endpoint::UploadStart(repo) => start_upload(state, caller, &repo, &q, req).await,
-        Endpoint::Upload(repo, id) => match m {
-            Method::GET => {
-                let st = reg.upload_status(&repo, &id).await?;
-                Ok(upload_response(
-                    StatusCode::NO_CONTENT,
-                    &repo,
-                    &st.id,
-                    st.size,
-                ))
-            }
-            Method::PATCH => {
-                let _slot = upload_slot(state, caller)?;
-                let start = content_range_start(req.headers())?;
-                let (body, len) = body_stream(req);
-                let st = reg.upload_append(&repo, &id, start, body, len).await?;
-                Ok(upload_response(
-                    StatusCode::ACCEPTED,
-                    &repo,
-                    &st.id,
-                    st.size,
-                ))
-            }
-            Method::PUT => {
-                let digest = q.digest()?.ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::DigestInvalid,
-                        "PUT must name the blob's digest: ?digest=<algorithm>:<hex>",
-                    )
-                })?;
-                let _slot = upload_slot(state, caller)?;
-                let (body, len) = body_stream(req);
-                reg.upload_finish(&repo, &id, &digest, Some((body, len)))
-                    .await?;
-                Ok(blob_created(&repo, &digest))
-            }
-            _ => {
-                reg.upload_cancel(&repo, &id).await?;
-                build(
-                    Response::builder().status(StatusCode::NO_CONTENT),
-                    full(Bytes::new()),
+        V2::ManifestGet(repo, reference) => get_manifest(state, &repo, &reference, false).await,
+        V2::ManifestHead(repo, reference) => get_manifest(state, &repo, &reference, true).await,
+        V2::ManifestPut(repo, reference) => put_manifest(state, &repo, &reference, req).await,
+        V2::ManifestDelete(repo, reference) => {
+            reg.manifest_delete(&repo, &reference).await?;
+            Ok(accepted())
+        }
+        V2::ManifestMissing { why, .. } => Err(ApiError::new(
+            ErrorCode::ManifestUnknown,
+            format!("manifest unknown: {why}"),
+        )),
+        V2::BlobGet(repo, digest) => get_blob(state, &repo, &digest, req.headers(), false).await,
+        V2::BlobHead(repo, digest) => get_blob(state, &repo, &digest, req.headers(), true).await,
+        V2::BlobDelete(repo, digest) => {
+            reg.blob_unlink(&repo, &digest).await?;
+            Ok(accepted())
+        }
+        V2::UploadStart { repo, .. } => start_upload(state, caller, &repo, &q, req).await,
+        V2::UploadStatus(repo, id) => {
+            let st = reg.upload_status(&repo, &id).await?;
+            Ok(upload_response(
+                StatusCode::NO_CONTENT,
+                &repo,
+                &st.id,
+                st.size,
+            ))
+        }
+        V2::UploadChunk(repo, id) => {
+            let _slot = upload_slot(state, caller)?;
+            let start = content_range_start(req.headers())?;
+            let (body, len) = body_stream(req);
+            let st = reg.upload_append(&repo, &id, start, body, len).await?;
+            Ok(upload_response(
+                StatusCode::ACCEPTED,
+                &repo,
+                &st.id,
+                st.size,
+            ))
+        }
+        V2::UploadFinish(repo, id) => {
+            let digest = q.digest()?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::DigestInvalid,
+                    "PUT must name the blob's digest: ?digest=<algorithm>:<hex>",
                 )
-            }
-        },
+            })?;
+            let _slot = upload_slot(state, caller)?;
+            let (body, len) = body_stream(req);
+            reg.upload_finish(&repo, &id, &digest, Some((body, len)))
+                .await?;
+            Ok(blob_created(&repo, &digest))
+        }
+        V2::UploadCancel(repo, id) => {
+            reg.upload_cancel(&repo, &id).await?;
+            build(
+                Response::builder().status(StatusCode::NO_CONTENT),
+                full(Bytes::new()),
+            )
+        }
     }
-}
-
-/// The error for a path the router refused. A GET, HEAD or DELETE of a
-/// manifest whose reference is neither a digest nor a tag names a manifest
-/// that cannot exist: 404 MANIFEST_UNKNOWN (after the same authorisation as
-/// any manifest request, so the answer reveals nothing a 401 would hide).
-fn invalid_reference(
-    state: &AppState,
-    caller: &Caller,
-    req: &Request<Incoming>,
-    refused: ApiError,
-) -> ApiError {
-    let m = req.method();
-    if !(*m == Method::GET || *m == Method::HEAD || *m == Method::DELETE) {
-        return refused;
-    }
-    let Some((repo, why)) = router::invalid_manifest_reference(req.uri().path()) else {
-        return refused;
-    };
-    // Authorisation of a manifest request depends on the repository and
-    // the method only, never on the reference: any valid one stands in.
-    let Ok(tag) = "latest".parse() else {
-        return refused;
-    };
-    let stand_in = Endpoint::Manifest(repo, Reference::Tag(tag));
-    if let Err(e) = auth::authorize_v2(state, caller, req.headers(), &stand_in, m, None) {
-        return e;
-    }
-    ApiError::new(
-        ErrorCode::ManifestUnknown,
-        format!("manifest unknown: {why}"),
-    )
-    .with_status(404)
 }
 
 async fn start_upload(
@@ -598,13 +553,9 @@ impl Query {
     fn n(&self, default: usize) -> Result<usize> {
         match self.get("n") {
             None | Some("") => Ok(default),
-            Some(v) => v.parse::<usize>().map_err(|_| {
-                ApiError::new(
-                    ErrorCode::Unsupported,
-                    format!("n={v:?} is not a non-negative integer"),
-                )
-                .with_status(400)
-            }),
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| ApiError::malformed(format!("n={v:?} is not a non-negative integer"))),
         }
     }
 

@@ -1,8 +1,7 @@
-//! Requests are parsed into an [`Endpoint`] before anything else happens
-//! (garage's router). Repository names contain slashes, so `/v2/...` paths
-//! are parsed from the right: the last segments say what is asked for, and
-//! everything before them is the name. Parse failures keep their reason, so
-//! a bad name answers NAME_INVALID and a bad digest DIGEST_INVALID, not a
+//! `/v2` paths. Repository names contain slashes, so paths are parsed from
+//! the right: the last segments say what is asked for, and everything
+//! before them is the name. Parse failures keep their reason, so a bad
+//! name answers NAME_INVALID and a bad digest DIGEST_INVALID, not a
 //! generic 404.
 
 use berth_oci::{Digest, ErrorCode, NameError, Reference, RepoName};
@@ -10,33 +9,34 @@ use http::Method;
 
 use crate::error::ApiError;
 
-/// What a request is for.
+/// What a `/v2` path names, before the method picks the operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `GET /v2/`: API version check.
+pub enum Resource {
+    /// `/v2/`: API version check.
     Base,
-    /// `GET /v2/_catalog`.
+    /// `/v2/_catalog`.
     Catalog,
-    /// `GET /v2/<name>/tags/list`.
+    /// `/v2/<name>/tags/list`.
     Tags(RepoName),
     /// `/v2/<name>/manifests/<reference>`.
     Manifest(RepoName, Reference),
     /// `/v2/<name>/blobs/<digest>`.
     Blob(RepoName, Digest),
-    /// `POST /v2/<name>/blobs/uploads/`.
+    /// `/v2/<name>/blobs/uploads/`.
     UploadStart(RepoName),
     /// `/v2/<name>/blobs/uploads/<id>`.
     Upload(RepoName, String),
-    /// `GET /v2/<name>/referrers/<digest>`.
+    /// `/v2/<name>/referrers/<digest>`.
     Referrers(RepoName, Digest),
-    /// `GET /healthz`.
+    /// `/healthz`.
     Health,
 }
 
-impl Endpoint {
-    /// Methods this endpoint answers (HEAD wherever GET is).
+impl Resource {
+    /// Methods this resource answers (HEAD wherever GET is, except on
+    /// upload sessions).
     pub fn allows(&self, m: &Method) -> bool {
-        use Endpoint::*;
+        use Resource::*;
         let get = *m == Method::GET || *m == Method::HEAD;
         match self {
             Base | Catalog | Tags(_) | Referrers(..) | Health => get,
@@ -75,7 +75,7 @@ fn reference(s: &str) -> Result<Reference, ApiError> {
 /// whose reference is neither a valid digest nor a valid tag: the name and
 /// why the reference was refused. Reading or deleting such a manifest is a
 /// plain "no such manifest" (404), as in distribution and as the
-/// conformance suite expects; only a PUT keeps the 400 of [`parse`].
+/// conformance suite expects; only a PUT keeps the 400 of [`parse_path`].
 pub fn invalid_manifest_reference(path: &str) -> Option<(RepoName, String)> {
     let rest = path.strip_prefix("/v2/")?;
     let (head, reference) = rest.rsplit_once('/')?;
@@ -88,49 +88,49 @@ pub fn invalid_manifest_reference(path: &str) -> Option<(RepoName, String)> {
 }
 
 fn not_found(path: &str) -> ApiError {
-    ApiError::new(ErrorCode::NameUnknown, format!("no route for {path}")).with_status(404)
+    ApiError::new(ErrorCode::NameUnknown, format!("no route for {path}"))
 }
 
-/// Parses a request path (without query) into an endpoint.
-pub fn parse(path: &str) -> Result<Endpoint, ApiError> {
+/// Parses a `/v2` (or `/healthz`) request path, without its query.
+pub fn parse_path(path: &str) -> Result<Resource, ApiError> {
     if path == "/healthz" {
-        return Ok(Endpoint::Health);
+        return Ok(Resource::Health);
     }
     let rest = match path.strip_prefix("/v2") {
-        Some("") | Some("/") => return Ok(Endpoint::Base),
+        Some("") | Some("/") => return Ok(Resource::Base),
         Some(r) if r.starts_with('/') => &r[1..],
         _ => return Err(not_found(path)),
     };
     if rest == "_catalog" {
-        return Ok(Endpoint::Catalog);
+        return Ok(Resource::Catalog);
     }
     let seg: Vec<&str> = rest.split('/').collect();
     let n = seg.len();
     if n >= 3 && seg[n - 2] == "tags" && seg[n - 1] == "list" {
-        return Ok(Endpoint::Tags(name(&seg[..n - 2])?));
+        return Ok(Resource::Tags(name(&seg[..n - 2])?));
     }
     if n >= 3 && seg[n - 2] == "manifests" {
         let repo = name(&seg[..n - 2])?;
-        return Ok(Endpoint::Manifest(repo, reference(seg[n - 1])?));
+        return Ok(Resource::Manifest(repo, reference(seg[n - 1])?));
     }
     if n >= 4 && seg[n - 3] == "blobs" && seg[n - 2] == "uploads" {
         let repo = name(&seg[..n - 3])?;
         return Ok(if seg[n - 1].is_empty() {
-            Endpoint::UploadStart(repo)
+            Resource::UploadStart(repo)
         } else {
-            Endpoint::Upload(repo, seg[n - 1].to_string())
+            Resource::Upload(repo, seg[n - 1].to_string())
         });
     }
     if n >= 3 && seg[n - 2] == "blobs" && seg[n - 1] == "uploads" {
-        return Ok(Endpoint::UploadStart(name(&seg[..n - 2])?));
+        return Ok(Resource::UploadStart(name(&seg[..n - 2])?));
     }
     if n >= 3 && seg[n - 2] == "blobs" {
         let repo = name(&seg[..n - 2])?;
-        return Ok(Endpoint::Blob(repo, digest(seg[n - 1])?));
+        return Ok(Resource::Blob(repo, digest(seg[n - 1])?));
     }
     if n >= 3 && seg[n - 2] == "referrers" {
         let repo = name(&seg[..n - 2])?;
-        return Ok(Endpoint::Referrers(repo, digest(seg[n - 1])?));
+        return Ok(Resource::Referrers(repo, digest(seg[n - 1])?));
     }
     Err(not_found(path))
 }
@@ -142,41 +142,41 @@ mod tests {
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     fn code(path: &str) -> ErrorCode {
-        parse(path).unwrap_err().code
+        parse_path(path).unwrap_err().code
     }
 
     #[test]
     fn parses_from_the_right() {
-        assert_eq!(parse("/v2/").unwrap(), Endpoint::Base);
-        assert_eq!(parse("/v2").unwrap(), Endpoint::Base);
+        assert_eq!(parse_path("/v2/").unwrap(), Resource::Base);
+        assert_eq!(parse_path("/v2").unwrap(), Resource::Base);
         assert!(
-            matches!(parse("/v2/a/b/c/tags/list").unwrap(), Endpoint::Tags(n) if n.as_str() == "a/b/c")
+            matches!(parse_path("/v2/a/b/c/tags/list").unwrap(), Resource::Tags(n) if n.as_str() == "a/b/c")
         );
         assert!(
-            matches!(parse("/v2/a/manifests/tags/list").unwrap(), Endpoint::Tags(n) if n.as_str() == "a/manifests")
+            matches!(parse_path("/v2/a/manifests/tags/list").unwrap(), Resource::Tags(n) if n.as_str() == "a/manifests")
         );
         assert!(matches!(
-            parse("/v2/a/blobs/uploads/").unwrap(),
-            Endpoint::UploadStart(_)
+            parse_path("/v2/a/blobs/uploads/").unwrap(),
+            Resource::UploadStart(_)
         ));
         assert!(matches!(
-            parse("/v2/a/blobs/uploads").unwrap(),
-            Endpoint::UploadStart(_)
+            parse_path("/v2/a/blobs/uploads").unwrap(),
+            Resource::UploadStart(_)
         ));
         assert!(
-            matches!(parse("/v2/a/b/blobs/uploads/xyz").unwrap(), Endpoint::Upload(n, id) if n.as_str() == "a/b" && id == "xyz")
+            matches!(parse_path("/v2/a/b/blobs/uploads/xyz").unwrap(), Resource::Upload(n, id) if n.as_str() == "a/b" && id == "xyz")
         );
         assert!(matches!(
-            parse(&format!("/v2/a/blobs/{D}")).unwrap(),
-            Endpoint::Blob(..)
+            parse_path(&format!("/v2/a/blobs/{D}")).unwrap(),
+            Resource::Blob(..)
         ));
         assert!(matches!(
-            parse(&format!("/v2/a/referrers/{D}")).unwrap(),
-            Endpoint::Referrers(..)
+            parse_path(&format!("/v2/a/referrers/{D}")).unwrap(),
+            Resource::Referrers(..)
         ));
         assert!(matches!(
-            parse("/v2/a/manifests/latest").unwrap(),
-            Endpoint::Manifest(..)
+            parse_path("/v2/a/manifests/latest").unwrap(),
+            Resource::Manifest(..)
         ));
     }
 
@@ -195,7 +195,7 @@ mod tests {
         );
         assert_eq!(code("/v2/a/manifests/sha256:abc"), ErrorCode::DigestInvalid);
         assert_eq!(code("/v2/a/manifests/-bad"), ErrorCode::ManifestInvalid);
-        assert_eq!(parse("/v3/x").unwrap_err().status, 404);
+        assert_eq!(parse_path("/v3/x").unwrap_err().status, 404);
         assert!(
             invalid_manifest_reference("/v2/a/b/manifests/.INVALID_MANIFEST_NAME")
                 .is_some_and(|(r, _)| r.as_str() == "a/b")
@@ -204,6 +204,6 @@ mod tests {
         assert!(invalid_manifest_reference("/v2/a/manifests/latest").is_none());
         assert!(invalid_manifest_reference("/v2/A/manifests/-x").is_none());
         assert!(invalid_manifest_reference("/v2/a/tags/list").is_none());
-        assert_eq!(parse("/v2/a").unwrap_err().status, 404);
+        assert_eq!(parse_path("/v2/a").unwrap_err().status, 404);
     }
 }
