@@ -45,10 +45,9 @@ fn build_index(repo: &str, tag: &str, children: &[(&Image, &str)]) -> Image {
 fn assert_manifest_gone(base: &str, repo: &str, reference: &str) {
     let r = get(&format!("{base}/v2/{repo}/manifests/{reference}"));
     assert_eq!(
-        r.status,
-        404,
+        r.status, 404,
         "{repo}:{reference} should be gone: {}",
-        r.text()
+        r.text
     );
 }
 
@@ -121,7 +120,7 @@ fn shared_base_layer_survives_and_only_unique_bytes_are_freed() {
     assert_eq!(blobs_tree(&data), before);
 
     let d = delete(&format!("{base}/v2/shop/app/manifests/{}", a.digest));
-    assert_eq!(d.status, 202, "delete image a: {}", d.text());
+    assert_eq!(d.status, 202, "delete image a: {}", d.text);
 
     let unique: BTreeSet<String> = [
         blob_key(&a.digest),
@@ -149,13 +148,13 @@ fn shared_base_layer_survives_and_only_unique_bytes_are_freed() {
 
     // The run is listed.
     let runs = get(&api(&base, "/gc/runs"));
-    assert_eq!(runs.status, 200, "{}", runs.text());
+    assert_eq!(runs.status, 200, "{}", runs.text);
     let listed = runs.json["runs"]
         .as_array()
         .expect("runs")
         .iter()
         .find(|x| x["id"] == id.as_str())
-        .unwrap_or_else(|| panic!("run {id} not listed: {}", runs.text()))
+        .unwrap_or_else(|| panic!("run {id} not listed: {}", runs.text))
         .clone();
     assert_eq!(listed["status"], "succeeded");
     assert_eq!(listed["report"]["bytes_freed"], unique_bytes);
@@ -218,7 +217,7 @@ fn multi_arch_index_children_live_and_die_with_the_index() {
     }
 
     let d = delete(&format!("{base}/v2/{repo}/manifests/{}", index.digest));
-    assert_eq!(d.status, 202, "delete index: {}", d.text());
+    assert_eq!(d.status, 202, "delete index: {}", d.text);
     reg.stop();
 
     let r = offline_gc(&reg, &["--delete-untagged"]);
@@ -304,17 +303,17 @@ fn referrers_live_and_die_with_their_subject() {
         verify_pull(&base, img);
     }
     let refs = get(&format!("{base}/v2/{repo}/referrers/{}", subject.digest));
-    assert_eq!(refs.status, 200, "{}", refs.text());
+    assert_eq!(refs.status, 200, "{}", refs.text);
     let listed: Vec<&str> = refs.json["manifests"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["digest"].as_str().unwrap())
         .collect();
-    assert_eq!(listed, vec![sbom.digest.as_str()], "{}", refs.text());
+    assert_eq!(listed, vec![sbom.digest.as_str()], "{}", refs.text);
 
     let d = delete(&format!("{base}/v2/{repo}/manifests/{}", subject.digest));
-    assert_eq!(d.status, 202, "delete subject: {}", d.text());
+    assert_eq!(d.status, 202, "delete subject: {}", d.text);
     let r = gc_api(&base, false, true);
     let expected: BTreeSet<String> = [
         format!("{repo}@{}", sbom.digest),
@@ -369,7 +368,7 @@ fn dry_run_reports_the_real_run_and_deletes_nothing() {
     let x = plain_image("dry/x", Some("v1"), "x", &[&base_layer, &bytes(51, 20_000)]);
     push(&base, &x);
     let r = delete(&api(&base, "/namespaces/dry/repositories/x"));
-    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.status, 204, "{}", r.text);
     // An upload session that will be idle past the TTL.
     let r = send(
         Method::POST,
@@ -377,7 +376,7 @@ fn dry_run_reports_the_real_run_and_deletes_nothing() {
         &[],
         None,
     );
-    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.status, 202, "{}", r.text);
     let loc = abs(&base, &r.header("location").unwrap());
     let r = send(
         Method::PATCH,
@@ -388,7 +387,7 @@ fn dry_run_reports_the_real_run_and_deletes_nothing() {
         ],
         Some(bytes(52, 1000)),
     );
-    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.status, 202, "{}", r.text);
     let loc = abs(&base, &r.header("location").unwrap());
     thread::sleep(Duration::from_secs(2));
 
@@ -396,7 +395,7 @@ fn dry_run_reports_the_real_run_and_deletes_nothing() {
     let dry = gc_api(&base, true, false);
     assert_eq!(blobs_tree(&data), before, "online dry run deleted files");
     let r = get(&loc);
-    assert_eq!(r.status, 204, "dry run expired the session: {}", r.text());
+    assert_eq!(r.status, 204, "dry run expired the session: {}", r.text);
     verify_pull(&base, &keep);
     let real = gc_api(&base, false, false);
     same_numbers(&dry, &real, "online");
@@ -417,7 +416,7 @@ fn dry_run_reports_the_real_run_and_deletes_nothing() {
     let y = plain_image("dry/y", Some("v1"), "y", &[&base_layer, &bytes(53, 25_000)]);
     push(&base, &y);
     let r = delete(&api(&base, "/namespaces/dry/repositories/y"));
-    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.status, 204, "{}", r.text);
     reg.stop();
     let before = blobs_tree(&data);
     let dry = offline_gc(&reg, &["--dry-run"]);

@@ -60,7 +60,7 @@ fn deleted_repository_and_namespace_give_back_every_byte() {
     push(&base, &dead_b);
     // A blob pushed but never referenced by a manifest.
     let r = push_blob_with(http(), &base, "dead/a", &bytes(36, 9_000)).unwrap();
-    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.status, 201, "{}", r.text);
     let tree1 = blobs_tree(&data);
     assert!(
         total(&tree1) > total(&tree0) + 170_000,
@@ -68,9 +68,9 @@ fn deleted_repository_and_namespace_give_back_every_byte() {
     );
 
     let r = delete(&api(&base, "/namespaces/gone/repositories/one"));
-    assert_eq!(r.status, 204, "delete repository: {}", r.text());
+    assert_eq!(r.status, 204, "delete repository: {}", r.text);
     let r = delete(&api(&base, "/namespaces/dead"));
-    assert_eq!(r.status, 202, "delete namespace: {}", r.text());
+    assert_eq!(r.status, 202, "delete namespace: {}", r.text);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = get(&api(&base, "/namespaces/dead"));
@@ -80,7 +80,7 @@ fn deleted_repository_and_namespace_give_back_every_byte() {
         assert!(
             Instant::now() < deadline,
             "namespace dead still there after 30 s: {}",
-            r.text()
+            r.text
         );
         thread::sleep(Duration::from_millis(50));
     }
@@ -131,7 +131,7 @@ fn idle_upload_sessions_expire_with_their_data() {
         &[],
         None,
     );
-    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.status, 202, "{}", r.text);
     let loc = abs(&base, &r.header("location").expect("Location"));
     let id = loc
         .split('?')
@@ -151,7 +151,7 @@ fn idle_upload_sessions_expire_with_their_data() {
         ],
         Some(chunk.clone()),
     );
-    assert_eq!(r.status, 202, "PATCH: {}", r.text());
+    assert_eq!(r.status, 202, "PATCH: {}", r.text);
     let loc = abs(&base, &r.header("location").expect("Location"));
     // Chunks are flat files `uploads/<id>.<n>`.
     let session_chunks = || -> Vec<std::path::PathBuf> {
@@ -173,7 +173,7 @@ fn idle_upload_sessions_expire_with_their_data() {
         "one chunk file expected for {id}"
     );
     let r = get(&loc);
-    assert_eq!(r.status, 204, "session before expiry: {}", r.text());
+    assert_eq!(r.status, 204, "session before expiry: {}", r.text);
 
     thread::sleep(Duration::from_secs(2));
     let report = gc_api(&base, false, false);
@@ -182,12 +182,11 @@ fn idle_upload_sessions_expire_with_their_data() {
     let left = session_chunks();
     assert!(left.is_empty(), "chunk files left behind: {left:?}");
     let r = get(&loc);
-    assert_eq!(r.status, 404, "expired session: {}", r.text());
+    assert_eq!(r.status, 404, "expired session: {}", r.text);
     assert_eq!(
-        r.json["errors"][0]["code"],
-        "BLOB_UPLOAD_UNKNOWN",
+        r.json["errors"][0]["code"], "BLOB_UPLOAD_UNKNOWN",
         "{}",
-        r.text()
+        r.text
     );
     // Finishing it now fails cleanly too.
     let r = send(
@@ -196,7 +195,7 @@ fn idle_upload_sessions_expire_with_their_data() {
         &[("Content-Type", "application/octet-stream")],
         Some(Vec::new()),
     );
-    assert_eq!(r.status, 404, "finishing an expired session: {}", r.text());
+    assert_eq!(r.status, 404, "finishing an expired session: {}", r.text);
     assert!(
         !blob_file(&data, &digest(&chunk)).exists(),
         "expired upload became a blob"

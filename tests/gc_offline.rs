@@ -19,7 +19,7 @@ fn offline_gc_refuses_while_the_server_runs() {
     let junk = plain_image("busy/junk", Some("v1"), "junk", &[&bytes(71, 20_000)]);
     push(&base, &junk);
     let r = delete(&api(&base, "/namespaces/busy/repositories/junk"));
-    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.status, 204, "{}", r.text);
     let before = blobs_tree(&data);
 
     let config = reg.config();
@@ -61,7 +61,7 @@ fn grace_period_protects_fresh_unneeded_blobs() {
     let img = plain_image("grace/app", Some("v1"), "grace", &[&bytes(80, 30_000)]);
     push(&base, &img);
     let r = delete(&api(&base, "/namespaces/grace/repositories/app"));
-    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.status, 204, "{}", r.text);
     let before = blobs_tree(&data);
     assert_eq!(before.len(), 3);
 

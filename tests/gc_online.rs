@@ -42,10 +42,10 @@ fn note_refusal(log: &Mutex<Log>, what: &str, r: &R) {
     *l.refusals.entry(r.status).or_default() += 1;
     if l.refusal_examples.len() < 20 {
         l.refusal_examples
-            .push(format!("{what}: {} {}", r.status, r.text()));
+            .push(format!("{what}: {} {}", r.status, r.text));
     }
     if r.status >= 500 && r.status != 503 {
-        l.errors.push(format!("{what}: {} {}", r.status, r.text()));
+        l.errors.push(format!("{what}: {} {}", r.status, r.text));
     }
 }
 
@@ -168,11 +168,11 @@ fn pusher(
                 None,
             ) {
                 Ok(r) if r.status == 204 => {}
-                Ok(r) => log.lock().unwrap().errors.push(format!(
-                    "DELETE repository {v}: {} {}",
-                    r.status,
-                    r.text()
-                )),
+                Ok(r) => log
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("DELETE repository {v}: {} {}", r.status, r.text)),
                 Err(e) => log.lock().unwrap().errors.push(e),
             }
         }
@@ -225,11 +225,11 @@ fn online_gc_under_concurrent_pushes_and_deletes() {
                         log.lock().unwrap().gc_conflicts += 1;
                         thread::sleep(Duration::from_millis(10));
                     }
-                    Ok(r) => log.lock().unwrap().errors.push(format!(
-                        "POST /api/v1/gc: {} {}",
-                        r.status,
-                        r.text()
-                    )),
+                    Ok(r) => log
+                        .lock()
+                        .unwrap()
+                        .errors
+                        .push(format!("POST /api/v1/gc: {} {}", r.status, r.text)),
                     Err(e) => log.lock().unwrap().errors.push(e),
                 }
             }

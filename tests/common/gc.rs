@@ -60,80 +60,13 @@ impl Reg {
 
 // ---------------------------------------------------------------- HTTP ---
 
-/// A response, read whole.
-pub struct R {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Vec<u8>,
-    pub json: Value,
-}
-
-impl R {
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-}
-
-pub fn send_with(
-    c: &Client,
-    method: Method,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<Vec<u8>>,
-) -> Result<R, String> {
-    let mut b = c.request(method.clone(), url);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    if let Some(body) = body {
-        b = b.body(body);
-    }
-    let r = b.send().map_err(|e| format!("{method} {url}: {e}"))?;
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r
-        .bytes()
-        .map_err(|e| format!("{method} {url}: reading body: {e}"))?
-        .to_vec();
-    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    Ok(R {
-        status,
-        headers,
-        body,
-        json,
-    })
-}
+// Not every suite that glob-imports this module uses each of these.
+#[allow(unused_imports)]
+pub use super::response::{delete, get, post_json, send_with, R};
 
 #[track_caller]
 pub fn send(method: Method, url: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> R {
     send_with(http(), method, url, headers, body).unwrap_or_else(|e| panic!("{e}"))
-}
-
-#[track_caller]
-pub fn get(url: &str) -> R {
-    send(Method::GET, url, &[], None)
-}
-
-#[track_caller]
-pub fn delete(url: &str) -> R {
-    send(Method::DELETE, url, &[], None)
-}
-
-#[track_caller]
-pub fn post_json(url: &str, v: &Value) -> R {
-    send(
-        Method::POST,
-        url,
-        &[("Content-Type", "application/json")],
-        Some(v.to_string().into_bytes()),
-    )
 }
 
 pub fn abs(base: &str, loc: &str) -> String {
@@ -252,7 +185,7 @@ pub fn put_manifest_with(c: &Client, base: &str, img: &Image) -> Result<R, Strin
 pub fn push(base: &str, img: &Image) {
     for (d, b) in &img.blobs {
         let r = push_blob_with(http(), base, &img.repo, b).unwrap();
-        assert_eq!(r.status, 201, "blob {d} to {}: {}", img.repo, r.text());
+        assert_eq!(r.status, 201, "blob {d} to {}: {}", img.repo, r.text);
     }
     put_manifest(base, img);
 }
@@ -261,12 +194,9 @@ pub fn push(base: &str, img: &Image) {
 pub fn put_manifest(base: &str, img: &Image) {
     let r = put_manifest_with(http(), base, img).unwrap();
     assert_eq!(
-        r.status,
-        201,
+        r.status, 201,
         "manifest {}:{}: {}",
-        img.repo,
-        img.reference,
-        r.text()
+        img.repo, img.reference, r.text
     );
     assert_eq!(
         r.header("docker-content-digest").as_deref(),
@@ -289,11 +219,7 @@ pub fn verify_pull_with(c: &Client, base: &str, img: &Image) -> Result<(), Strin
         None,
     )?;
     if r.status != 200 {
-        return Err(format!(
-            "manifest {what}: status {}: {}",
-            r.status,
-            r.text()
-        ));
+        return Err(format!("manifest {what}: status {}: {}", r.status, r.text));
     }
     if r.body != img.manifest {
         return Err(format!("manifest {what}: bytes differ from those pushed"));
@@ -318,8 +244,7 @@ pub fn verify_pull_with(c: &Client, base: &str, img: &Image) -> Result<(), Strin
         if r.status != 200 {
             return Err(format!(
                 "blob {d} of {what}: status {}: {}",
-                r.status,
-                r.text()
+                r.status, r.text
             ));
         }
         if digest(&r.body) != *d || r.body != *b {
@@ -378,10 +303,10 @@ pub fn gc_start(base: &str, dry_run: bool, delete_untagged: bool) -> String {
             thread::sleep(Duration::from_millis(50));
             continue;
         }
-        assert_eq!(r.status, 202, "POST /api/v1/gc: {}", r.text());
+        assert_eq!(r.status, 202, "POST /api/v1/gc: {}", r.text);
         let id = r.json["id"].as_str().expect("run id").to_string();
-        assert_eq!(r.json["dry_run"], dry_run, "{}", r.text());
-        assert_eq!(r.json["delete_untagged"], delete_untagged, "{}", r.text());
+        assert_eq!(r.json["dry_run"], dry_run, "{}", r.text);
+        assert_eq!(r.json["delete_untagged"], delete_untagged, "{}", r.text);
         return id;
     }
 }
@@ -398,7 +323,7 @@ pub fn gc_wait_with(c: &Client, base: &str, id: &str) -> Result<Value, String> {
             None,
         )?;
         if r.status != 200 {
-            return Err(format!("GET run {id}: {} {}", r.status, r.text()));
+            return Err(format!("GET run {id}: {} {}", r.status, r.text));
         }
         if r.json["status"] != "running" {
             return Ok(r.json);

@@ -8,7 +8,6 @@ use super::digest;
 // does not use one would warn).
 #[allow(unused_imports)]
 pub use super::{http, media::*, push_blob};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -17,55 +16,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------- HTTP ---
 
-/// A response, read whole.
-pub struct R {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub text: String,
-    pub json: Value,
-}
+// Not every suite that glob-imports this module uses each of these.
+#[allow(unused_imports)]
+pub use super::response::{delete, get, post_json, R};
 
-impl R {
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    }
-}
-
+#[track_caller]
 pub fn send(method: Method, url: &str, body: Option<(&str, Vec<u8>)>) -> R {
-    let mut b = http().request(method.clone(), url);
-    if let Some((ct, bytes)) = body {
-        b = b.header("Content-Type", ct).body(bytes);
-    }
-    let r = b.send().unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().unwrap_or_default();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    R {
-        status,
-        headers,
-        text,
-        json,
-    }
-}
-
-pub fn get(url: &str) -> R {
-    send(Method::GET, url, None)
-}
-
-pub fn delete(url: &str) -> R {
-    send(Method::DELETE, url, None)
-}
-
-pub fn post_json(url: &str, v: &Value) -> R {
-    send(
-        Method::POST,
-        url,
-        Some(("application/json", v.to_string().into_bytes())),
-    )
+    let (headers, body): (Vec<(&str, &str)>, _) = match body {
+        Some((ct, bytes)) => (vec![("Content-Type", ct)], Some(bytes)),
+        None => (vec![], None),
+    };
+    super::response::send_with(http(), method, url, &headers, body)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn patch_json(url: &str, v: &Value) -> R {
