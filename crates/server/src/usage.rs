@@ -71,9 +71,9 @@ fn read_samples(path: &PathBuf) -> Vec<Sample> {
     }
 }
 
-/// Whether the file has today's sample already.
-fn has_today(state: &AppState) -> bool {
-    read_samples(&file(state)).iter().any(|s| s.date == today())
+/// Whether the file has a sample of `date` already.
+fn has_sample(state: &AppState, date: &str) -> bool {
+    read_samples(&file(state)).iter().any(|s| s.date == date)
 }
 
 /// Appends a sample to the file.
@@ -95,8 +95,9 @@ fn append_sample(state: &AppState, sample: &Sample) -> Result<(), String> {
 /// read and written on the blocking pool; the figures come through the
 /// store's metadata gate.
 async fn sample_now(state: &AppState) -> Result<bool, String> {
-    let s = state.clone();
-    if tokio::task::spawn_blocking(move || has_today(&s))
+    let date = today();
+    let (s, d) = (state.clone(), date.clone());
+    if tokio::task::spawn_blocking(move || has_sample(&s, &d))
         .await
         .map_err(|e| e.to_string())?
     {
@@ -110,10 +111,7 @@ async fn sample_now(state: &AppState) -> Result<bool, String> {
         .into_iter()
         .map(|n| (n.name, n.size))
         .collect();
-    let sample = Sample {
-        date: today(),
-        namespaces,
-    };
+    let sample = Sample { date, namespaces };
     let s = state.clone();
     tokio::task::spawn_blocking(move || append_sample(&s, &sample))
         .await

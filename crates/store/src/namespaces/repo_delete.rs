@@ -119,7 +119,15 @@ impl Registry {
                     break;
                 }
                 self.db().transact(|tx| {
-                    for (k, v) in &rows {
+                    for (k, _) in &rows {
+                        // Read again inside the transaction: a row another
+                        // transaction removed since the scan (garbage
+                        // collection sweeping a link, a manifest deleted) is
+                        // gone with its counters already; counting it again
+                        // would leave the blob's counters short.
+                        let Some(v) = tx.get(table, k)? else {
+                            continue;
+                        };
                         tx.delete(table, k)?;
                         match table {
                             Table::Links => {
@@ -133,7 +141,7 @@ impl Registry {
                                 let Some((_, d)) = keys::parse_manifest(k) else {
                                     continue;
                                 };
-                                let rec: ManifestRecord = meta::decode(Table::Manifests, v)?;
+                                let rec: ManifestRecord = meta::decode(Table::Manifests, &v)?;
                                 for target in rec.references() {
                                     crate::blobs::counters::remove_ref_in_tx(
                                         tx, &target, repo, &d,
