@@ -176,7 +176,7 @@ fn header(data: &[u8]) {
             .map(str::trim);
         if let Some(secret) = bearer.filter(|b| b.starts_with(TOKEN_PREFIX)) {
             let e = env();
-            let check = e.state.registry.token_verify(secret).unwrap();
+            let check = e.rt.block_on(e.state.registry.token_verify(secret)).unwrap();
             match check {
                 TokenCheck::Valid(info) => {
                     assert_eq!(secret, e.token);
@@ -412,7 +412,7 @@ fn scopes(data: &[u8]) {
     let scopes: Vec<String> = l.iter().map(|s| s.to_string()).collect();
     let e = env();
     let reg = &e.state.registry;
-    let token = match reg.token_verify(&e.token).unwrap() {
+    let token = match e.rt.block_on(reg.token_verify(&e.token)).unwrap() {
         TokenCheck::Valid(t) => t,
         other => panic!("{other:?}"),
     };
@@ -421,7 +421,7 @@ fn scopes(data: &[u8]) {
         Principal::Anonymous,
         Principal::Token(token),
     ] {
-        let granted = auth::grant_scopes(reg, &p, &scopes).unwrap();
+        let granted = e.rt.block_on(auth::grant_scopes(reg, &p, &scopes)).unwrap();
         let mut seen = std::collections::HashSet::new();
         for a in &granted {
             if a.typ == "registry" {

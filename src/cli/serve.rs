@@ -80,7 +80,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("loading the token-signing key")?;
     }
-    if auth.mode == AuthMode::Token && registry.user_count()? == 0 {
+    if auth.mode == AuthMode::Token && registry.user_count().await? == 0 {
         tracing::warn!(
             "authentication is on but there is no user yet: create one with \
              `berth user add NAME --admin` (server stopped) or start once with BERTH_ADMIN_PASSWORD set"
@@ -181,7 +181,7 @@ async fn bootstrap_admin(registry: &Registry) -> anyhow::Result<()> {
     let Ok(pw) = std::env::var("BERTH_ADMIN_PASSWORD") else {
         return Ok(());
     };
-    if registry.user_count()? > 0 {
+    if registry.user_count().await? > 0 {
         tracing::info!("BERTH_ADMIN_PASSWORD ignored: users exist already");
         return Ok(());
     }

@@ -166,7 +166,7 @@ pub fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             UserCmd::List { data_dir } => {
                 let reg = open(cfg, data_dir).await?;
                 println!("NAME  ADMIN");
-                for u in reg.users()? {
+                for u in reg.users().await? {
                     println!("{}  {}", u.name, u.admin);
                 }
             }
@@ -226,7 +226,7 @@ pub fn auth(cfg: &Config, cmd: AuthCmd) -> anyhow::Result<()> {
             }
             AuthCmd::ClearAllowList { data_dir } => {
                 let reg = open(cfg, data_dir).await?;
-                let mut s = reg.settings()?;
+                let mut s = reg.settings().await?;
                 s.api_subnet_allow_list.clear();
                 reg.settings_put(&s).await?;
                 reg.flush().await?;

@@ -196,7 +196,7 @@ pub(crate) const UNAUTHORIZED: &str =
 /// to run, or the answer. `parsed` is [`Endpoint::parse`]'s result: a
 /// path that is no endpoint is answered only now, after the allow-list and
 /// the credentials, so that it tells nothing to a client they refuse.
-pub(crate) fn decide(
+pub(crate) async fn decide(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
@@ -210,12 +210,12 @@ pub(crate) fn decide(
     }
     let endpoint = parsed?;
     if !matches!(caller.principal, Principal::Open) {
-        check(state, caller, headers, &endpoint.required_access())?;
+        check(state, caller, headers, &endpoint.required_access()).await?;
     }
     Ok(endpoint)
 }
 
-fn check(
+async fn check(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
@@ -259,7 +259,10 @@ fn check(
             action,
             mount_from,
         } => {
-            if auth::may_repo(reg, p, repo, *action).map_err(|e| v2(e.into()))? {
+            if auth::may_repo(reg, p, repo, *action)
+                .await
+                .map_err(|e| v2(e.into()))?
+            {
                 return Ok(());
             }
             let scope = match action {
@@ -283,17 +286,33 @@ fn check(
             }
         }
         Access::Admin(what) => require_admin(caller, what).map_err(mgmt),
-        Access::Namespace(ns, action) => require_ns(state, caller, ns, *action).map_err(mgmt),
+        Access::Namespace(ns, action) => require_ns(state, caller, ns, *action).await.map_err(mgmt),
         Access::NamespaceRepo { ns, repo, action } => {
-            require_ns(state, caller, ns, Action::Pull).map_err(mgmt)?;
-            if let Ok(name) = crate::api::resolve_repo(state, ns, repo) {
-                let may = |a| auth::may_repo(reg, p, &name, a).map_err(|e| mgmt(e.into()));
+            // One cache for the decision: the namespace's facts are read
+            // once (one gate hop) for its three checks.
+            let mut cache = auth::AccessCache::new();
+            if !auth::may_namespace_cached(reg, p, ns, Action::Pull, &mut cache)
+                .await
+                .map_err(|e| mgmt(e.into()))?
+            {
+                return Err(mgmt(refuse(
+                    caller,
+                    &format!("{} on namespace {ns}", Action::Pull.as_str()),
+                )));
+            }
+            if let Ok(name) = crate::api::resolve_repo(state, ns, repo).await {
                 // A repository the caller may not pull answers like a
                 // missing one.
-                if !may(Action::Pull)? {
+                if !auth::may_repo_cached(reg, p, &name, Action::Pull, &mut cache)
+                    .await
+                    .map_err(|e| mgmt(e.into()))?
+                {
                     return Err(mgmt(crate::api::repo_not_found(ns, repo)));
                 }
-                if !may(*action)? {
+                if !auth::may_repo_cached(reg, p, &name, *action, &mut cache)
+                    .await
+                    .map_err(|e| mgmt(e.into()))?
+                {
                     return Err(mgmt(refuse(
                         caller,
                         &format!("{} on {name}", action.as_str()),
@@ -336,13 +355,13 @@ fn require_admin(caller: &Caller, what: &str) -> Result<(), MgmtError> {
 }
 
 /// `action` on namespace `ns`, or the management refusal.
-pub(crate) fn require_ns(
+pub(crate) async fn require_ns(
     state: &AppState,
     caller: &Caller,
     ns: &str,
     action: Action,
 ) -> Result<(), MgmtError> {
-    if auth::may_namespace(&state.registry, &caller.principal, ns, action)? {
+    if auth::may_namespace(&state.registry, &caller.principal, ns, action).await? {
         Ok(())
     } else {
         Err(refuse(
@@ -409,6 +428,7 @@ mod tests {
             };
             let parsed = Endpoint::parse(&method, path, None);
             decide(&state, &caller, &HeaderMap::new(), Plane::of(path), parsed)
+                .await
                 .map(|_| ())
                 .map_err(|f| match f {
                     Failure::Oci(e) => e.status,

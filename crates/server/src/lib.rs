@@ -310,7 +310,7 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let is_head = method == http::Method::HEAD;
     // The caller is handed to each plane explicitly: no handler can run
     // without one, and none can fall back to a default with every right.
-    let decided = authorize::decide(&state, &caller, req.headers(), plane, parsed);
+    let decided = authorize::decide(&state, &caller, req.headers(), plane, parsed).await;
     let (resp, endpoint) = match decided {
         Err(Failure::Oci(e)) if plane == Plane::V2 => {
             (v2::finish(v2::error_response(e), is_head), None)
@@ -343,7 +343,7 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
         .filter(|_| status.is_success())
         .and_then(|e| e.audit(&path))
     {
-        auth::record(&state, &caller, action, &target, status.as_str());
+        auth::record(&state, &caller, action, &target, status.as_str()).await;
     }
     access_log(peer, addr, &method, &path, route, &resp, start);
     resp
@@ -366,7 +366,7 @@ async fn admit(
         }
     };
     if path != "/healthz" {
-        match auth::allow_listed(&state.registry, addr) {
+        match auth::allow_listed(&state.registry, addr).await {
             Ok(true) => {}
             Ok(false) => {
                 let msg = format!("{addr} is not in the registry's subnet allow-list");

@@ -280,19 +280,19 @@ pub async fn login(
     if password.starts_with(TOKEN_PREFIX) {
         let token_keys = throttle_keys(addr, "");
         let r = reserve(state, &token_keys)?;
-        match state.registry.token_verify(password) {
+        match state.registry.token_verify(password).await {
             Ok(TokenCheck::Valid(t)) => {
                 r.succeeded();
                 return Ok(Principal::Token(t));
             }
             Ok(TokenCheck::Expired(_)) => {
                 r.failed();
-                crate::auth::audit_failure(state, addr, "token", "the token has expired");
+                crate::auth::audit_failure(state, addr, "token", "the token has expired").await;
                 return Err(unauthorized("the token has expired"));
             }
             Ok(TokenCheck::Invalid) if user.is_empty() => {
                 r.failed();
-                crate::auth::audit_failure(state, addr, "token", "invalid or revoked token");
+                crate::auth::audit_failure(state, addr, "token", "invalid or revoked token").await;
                 return Err(unauthorized("invalid or revoked token"));
             }
             // Not a token: a user's password that happens to begin like
@@ -323,7 +323,7 @@ pub async fn check_password(
         h.finalize().into()
     };
     if let Some((name, version)) = logins.cached(&cache_key) {
-        if let Ok(Some(u)) = state.registry.user(&name) {
+        if let Ok(Some(u)) = state.registry.user(&name).await {
             if u.secret_version == version {
                 return Ok(u);
             }
@@ -399,7 +399,7 @@ async fn evaluate(
         }
         Ok(None) => {
             r.failed();
-            crate::auth::audit_failure(state, addr, user, "invalid user name or password");
+            crate::auth::audit_failure(state, addr, user, "invalid user name or password").await;
             Verdict::Invalid
         }
         Err(e) => {

@@ -118,7 +118,7 @@ async fn handle(
         .map(|(_, v)| v.clone())
         .collect();
     let reg = &state.registry;
-    let access = auth::grant_scopes(reg, &principal, &scopes)?;
+    let access = auth::grant_scopes(reg, &principal, &scopes).await?;
     let sub = auth::subject_of(&principal);
     let (token, claims) = auth::issue_jwt(state, &principal, access.clone()).await?;
     let issued_at = time::OffsetDateTime::from_unix_timestamp(claims.iat)

@@ -71,22 +71,15 @@ fn read_samples(path: &PathBuf) -> Vec<Sample> {
     }
 }
 
-/// Records today's sample unless the file has one already.
-fn sample_now(state: &AppState) -> Result<bool, String> {
+/// Whether the file has a sample of `date` already.
+fn has_sample(state: &AppState, date: &str) -> bool {
+    read_samples(&file(state)).iter().any(|s| s.date == date)
+}
+
+/// Appends a sample to the file.
+fn append_sample(state: &AppState, sample: &Sample) -> Result<(), String> {
     let path = file(state);
-    let date = today();
-    if read_samples(&path).iter().any(|s| s.date == date) {
-        return Ok(false);
-    }
-    let namespaces = state
-        .registry
-        .namespaces()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|n| (n.name, n.size))
-        .collect();
-    let mut line =
-        serde_json::to_string(&Sample { date, namespaces }).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_string(sample).map_err(|e| e.to_string())?;
     line.push('\n');
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -95,22 +88,46 @@ fn sample_now(state: &AppState) -> Result<bool, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(line.as_bytes())
         .and_then(|_| f.sync_data())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Records today's sample unless the file has one already. The file is
+/// read and written on the blocking pool; the figures come through the
+/// store's metadata gate.
+async fn sample_now(state: &AppState) -> Result<bool, String> {
+    let date = today();
+    let (s, d) = (state.clone(), date.clone());
+    if tokio::task::spawn_blocking(move || has_sample(&s, &d))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(false);
+    }
+    let namespaces = state
+        .registry
+        .namespaces()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|n| (n.name, n.size))
+        .collect();
+    let sample = Sample { date, namespaces };
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || append_sample(&s, &sample))
+        .await
+        .map_err(|e| e.to_string())??;
     Ok(true)
 }
 
 /// Samples at start and then every hour (a new day is noticed within an
-/// hour); the work runs on the blocking pool, as it reads metadata and the
-/// file.
+/// hour).
 pub fn spawn_sampler(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let s = state.clone();
-            match tokio::task::spawn_blocking(move || sample_now(&s)).await {
-                Ok(Ok(true)) => tracing::debug!("recorded today's storage-use sample"),
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "recording the storage-use sample failed"),
-                Err(e) => tracing::warn!(error = %e, "storage-use sampler task failed"),
+            match sample_now(&state).await {
+                Ok(true) => tracing::debug!("recorded today's storage-use sample"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "recording the storage-use sample failed"),
             }
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
@@ -131,20 +148,36 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
 /// for a caller who is signed in.
 pub(crate) async fn handle(state: &AppState, caller: &Caller) -> Response<Body> {
     let s = state.clone();
-    let c = caller.clone();
-    let samples = tokio::task::spawn_blocking(move || {
-        read_samples(&file(&s))
-            .into_iter()
-            .map(|mut sample| {
-                sample.namespaces.retain(|ns, _| {
-                    auth::may_namespace(&s.registry, &c.principal, ns, berth_store::Action::Pull)
-                        .unwrap_or(false)
-                });
-                sample
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
+    let samples = match tokio::task::spawn_blocking(move || read_samples(&file(&s))).await {
+        Ok(all) => {
+            // One cache for the listing: each namespace costs one metadata
+            // hop, however many samples name it.
+            let mut cache = auth::AccessCache::new();
+            let mut out = Vec::with_capacity(all.len());
+            for mut sample in all {
+                let mut kept = std::mem::take(&mut sample.namespaces);
+                let names: Vec<String> = kept.keys().cloned().collect();
+                for ns in names {
+                    let seen = auth::may_namespace_cached(
+                        &state.registry,
+                        &caller.principal,
+                        &ns,
+                        berth_store::Action::Pull,
+                        &mut cache,
+                    )
+                    .await
+                    .unwrap_or(false);
+                    if !seen {
+                        kept.remove(&ns);
+                    }
+                }
+                sample.namespaces = kept;
+                out.push(sample);
+            }
+            Ok(out)
+        }
+        Err(e) => Err(e),
+    };
     match samples {
         Ok(samples) => json(StatusCode::OK, &serde_json::json!({ "samples": samples })),
         Err(e) => {

@@ -106,7 +106,7 @@ async fn route(
         V2::Catalog => {
             let n = q.n(CATALOG_MAX)?.min(CATALOG_MAX);
             let last = q.get("last");
-            let page = auth::catalog(state, caller, last, n)?;
+            let page = auth::catalog(state, caller, last, n).await?;
             let link = page
                 .more
                 .then(|| {
@@ -120,7 +120,7 @@ async fn route(
         }
         V2::TagList(repo) => {
             let n = q.n(TAGS_MAX)?.min(TAGS_MAX);
-            let page = reg.tags(&repo, q.get("last"), n)?;
+            let page = reg.tags(&repo, q.get("last"), n).await?;
             let link = page
                 .more
                 .then(|| {
@@ -134,7 +134,7 @@ async fn route(
         }
         V2::Referrers(repo, subject) => {
             let filter = q.get("artifactType");
-            let manifests = reg.referrers(&repo, &subject, filter)?;
+            let manifests = reg.referrers(&repo, &subject, filter).await?;
             let body = serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": media_type::OCI_INDEX,
@@ -226,7 +226,7 @@ async fn start_upload(
         // Mount only from a repository the caller may pull from; without
         // `from` (containerd) the blob is looked for among those. A refused
         // mount falls back to a fresh session, revealing nothing.
-        if let Some(from) = auth::mount_source(state, caller, &digest, q.get("from"))? {
+        if let Some(from) = auth::mount_source(state, caller, &digest, q.get("from")).await? {
             if reg.blob_mount(repo, &digest, from.as_ref()).await? {
                 return Ok(blob_created(repo, &digest));
             }
@@ -252,7 +252,7 @@ async fn get_blob(
     head: bool,
 ) -> Result<Response<Body>> {
     let reg = &state.registry;
-    let size = reg.blob_size(repo, digest)?;
+    let size = reg.blob_size(repo, digest).await?;
     let range = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(r) => match ByteRange::parse_get_range(r, size) {
@@ -301,7 +301,7 @@ async fn get_manifest(
 ) -> Result<Response<Body>> {
     let reg = &state.registry;
     let m = if head {
-        reg.manifest_head(repo, reference)?
+        reg.manifest_head(repo, reference).await?
     } else {
         reg.manifest_get(repo, reference).await?
     };

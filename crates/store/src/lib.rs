@@ -49,8 +49,8 @@ pub use gc::{
 pub use identity::truncate as truncate_str;
 pub use identity::{
     glob_match, random_bytes, validate_password, validate_user_name, Action, AuditEntry, Grant,
-    GrantRecord, PasswordMemory, Role, SigningKey, SigningKeys, TokenCheck, TokenInfo, TokenRecord,
-    TokenScope, UserInfo, MAX_AUDIT_FIELD, TOKEN_PREFIX,
+    GrantRecord, NamespaceAccess, PasswordMemory, Role, SigningKey, SigningKeys, TokenCheck,
+    TokenInfo, TokenRecord, TokenScope, UserInfo, MAX_AUDIT_FIELD, TOKEN_PREFIX,
 };
 pub use manifests::{ManifestContent, PutManifest, TagInfo};
 pub use namespaces::{
@@ -175,32 +175,39 @@ impl Registry {
         let meta_path = cfg.data_dir.join("meta");
         let existed = meta_path.join("db").exists();
         let shown = meta_path.display().to_string();
-        let meta =
-            tokio::task::spawn_blocking(move || meta::sled_db::SledDb::open(&meta_path)).await??;
-        // A database that existed must carry the format marker written at
-        // its creation. sled reads a mangled log as an empty database; serving
-        // that would hide every stored image, so refuse to start instead.
-        match meta.get(Table::Settings, layout::keys::FORMAT)? {
-            Some(v) => check_format(&shown, &v)?,
-            None if existed => {
-                return Err(Error::Corrupt {
-                    what: format!(
-                        "the metadata database at {shown} lost its contents (no format marker); \
-                         restore it from a backup or run `berth fsck` to see what is stored"
-                    ),
-                })
+        // Opening, the format check and the first marker write run on a
+        // blocking thread, like every metadata call (see `Registry::meta`).
+        let meta = tokio::task::spawn_blocking(move || -> Result<meta::sled_db::SledDb> {
+            let meta = meta::sled_db::SledDb::open(&meta_path)?;
+            // A database that existed must carry the format marker written at
+            // its creation. sled reads a mangled log as an empty database;
+            // serving that would hide every stored image, so refuse to start
+            // instead.
+            match meta.get(Table::Settings, layout::keys::FORMAT)? {
+                Some(v) => check_format(&shown, &v)?,
+                None if existed => {
+                    return Err(Error::Corrupt {
+                        what: format!(
+                            "the metadata database at {shown} lost its contents (no format \
+                             marker); restore it from a backup or run `berth fsck` to see what \
+                             is stored"
+                        ),
+                    })
+                }
+                None => {
+                    meta.transact_dyn(&|tx| {
+                        tx.put(
+                            Table::Settings,
+                            layout::keys::FORMAT,
+                            format!("{{\"format\":{FORMAT}}}").as_bytes(),
+                        )
+                    })?;
+                    meta.flush()?;
+                }
             }
-            None => {
-                meta.transact_dyn(&|tx| {
-                    tx.put(
-                        Table::Settings,
-                        layout::keys::FORMAT,
-                        format!("{{\"format\":{FORMAT}}}").as_bytes(),
-                    )
-                })?;
-                meta.flush()?;
-            }
-        }
+            Ok(meta)
+        })
+        .await??;
         let fs = LocalFileSystem::new_with_prefix(&cfg.data_dir)?
             // No automatic cleanup of empty directories: removing one races
             // with a concurrent write creating a file in it. Upload chunks
@@ -222,16 +229,19 @@ impl Registry {
             }),
         };
         // Namespace deletions interrupted by a stop resume now.
-        for ns in reg.load_deleting()? {
+        // So do repository deletions.
+        let (namespaces, repos) = reg
+            .meta(|r| Ok((r.load_deleting()?, r.load_deleting_repos()?)))
+            .await?;
+        for ns in namespaces {
             reg.spawn_namespace_purge(ns);
         }
-        // So do repository deletions.
-        for repo in reg.load_deleting_repos()? {
+        for repo in repos {
             reg.spawn_repo_purge(repo);
         }
         reg.spawn_pull_flusher();
         if reg.inner.cfg.gc_scheduler {
-            reg.mark_interrupted_gc_runs()?;
+            reg.meta(|r| r.mark_interrupted_gc_runs()).await?;
             reg.spawn_gc_scheduler();
         }
         Ok(reg)
@@ -244,16 +254,36 @@ impl Registry {
 
     /// Makes all metadata durable, pull times included (shutdown).
     pub async fn flush(&self) -> Result<()> {
-        self.flush_pulls()?;
-        self.flush_meta().await
+        self.meta(|r| {
+            r.flush_pulls()?;
+            r.db().flush()
+        })
+        .await
     }
 
     async fn flush_meta(&self) -> Result<()> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.inner.meta.flush()).await?
+        self.meta(|r| r.db().flush()).await
     }
 
-    fn meta(&self) -> &dyn MetaDb {
+    /// The one gate to the metadata engine from async code: runs `f` on
+    /// tokio's blocking pool and awaits it. sled calls can block on disk (a
+    /// page not in its cache, a scan over a whole table, a transaction
+    /// retrying), and a blocked async worker stalls every request it
+    /// carries; an async engine later replaces this body, not its callers.
+    /// `f` gets the registry back so that the store's synchronous helpers
+    /// (which reach the engine through [`Registry::db`]) run inside it.
+    pub(crate) async fn meta<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Registry) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this)).await?
+    }
+
+    /// The metadata engine, for code already on a blocking thread: inside
+    /// [`Registry::meta`], or the offline passes. Async code never calls
+    /// it directly.
+    fn db(&self) -> &dyn MetaDb {
         &*self.inner.meta
     }
 

@@ -153,11 +153,11 @@ fn manifest_delete_racing_a_tag_push_leaves_no_dangling_tag() {
         for t in ["v1", "v2"] {
             let tag = Reference::Tag(t.parse().unwrap());
             assert!(
-                reg.manifest_head(&repo, &tag).is_err(),
+                reg.manifest_head(&repo, &tag).await.is_err(),
                 "tag {t} still resolves after its manifest was deleted"
             );
         }
-        let tags = reg.tags(&repo, None, 100).unwrap().items;
+        let tags = reg.tags(&repo, None, 100).await.unwrap().items;
         assert!(
             tags.is_empty(),
             "tags left pointing at a deleted manifest: {tags:?}"
@@ -179,7 +179,7 @@ fn blob_relinked_after_delete_counts_the_manifests_referencing_it() {
         let (_, layer) = push_image(&reg, &repo, "v1").await;
         let link_key = keys::link(&repo, &layer);
         let refs = |reg: &Registry| {
-            reg.meta()
+            reg.db()
                 .get_json::<LinkRecord>(Table::Links, &link_key)
                 .unwrap()
                 .map(|l| l.refs)
@@ -200,6 +200,7 @@ fn blob_relinked_after_delete_counts_the_manifests_referencing_it() {
         .await
         .expect("gc");
         reg.blob_size(&repo, &layer)
+            .await
             .expect("the image's layer is still served after garbage collection");
         let report = reg.fsck(false).await.expect("fsck");
         assert!(report.is_clean(), "fsck: {report:?}");
@@ -220,7 +221,7 @@ fn gc_running_flag_clears_when_a_run_panics() {
             .expect("start");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let finished = loop {
-            let r = reg.gc_run_get(&run.id).unwrap();
+            let r = reg.gc_run_get(&run.id).await.unwrap();
             if r.status != "running" {
                 break r;
             }
@@ -273,7 +274,7 @@ fn repository_delete_cut_short_stays_hidden_and_resumes() {
             reached_rx.await.expect("purge started");
             // What a crash part-way through the purge leaves: some rows
             // gone, the rest still there.
-            reg.meta()
+            reg.db()
                 .transact(|tx| tx.delete(Table::Tags, &keys::tag(&repo, "v1")))
                 .unwrap();
             reg.flush_meta().await.unwrap();
@@ -283,19 +284,20 @@ fn repository_delete_cut_short_stays_hidden_and_resumes() {
     rt().block_on(async {
         let reg = open(dir.path()).await;
         // Hidden from the first moment, whether or not the purge is done.
-        let catalog = reg.catalog(None, 100).unwrap().items;
+        let catalog = reg.catalog(None, 100).await.unwrap().items;
         assert!(
             !catalog.contains(&repo.to_string()),
             "half-deleted repository listed: {catalog:?}"
         );
         assert!(
             reg.manifest_head(&repo, &Reference::Tag("v2".parse().unwrap()))
+                .await
                 .is_err(),
             "half-deleted repository still serves a tag"
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while reg
-            .meta()
+            .db()
             .get(Table::Repos, &keys::repo(&repo))
             .unwrap()
             .is_some()
@@ -304,10 +306,11 @@ fn repository_delete_cut_short_stays_hidden_and_resumes() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(
-            reg.catalog(None, 100).unwrap().items,
+            reg.catalog(None, 100).await.unwrap().items,
             vec![keep.to_string()]
         );
         reg.manifest_head(&keep, &Reference::Tag("v1".parse().unwrap()))
+            .await
             .expect("the other repository is untouched");
         let report = reg.fsck(false).await.expect("fsck");
         assert!(report.is_clean(), "fsck: {report:?}");

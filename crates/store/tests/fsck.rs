@@ -77,7 +77,7 @@ fn a_missing_blob_file_is_found_its_links_repaired_and_a_push_restores_it() {
             "{repaired:?}"
         );
         assert!(
-            !has_blob(&reg, &r, &img.layer),
+            !has_blob(&reg, &r, &img.layer).await,
             "the repository still serves a blob whose bytes are gone"
         );
 

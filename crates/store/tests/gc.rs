@@ -43,7 +43,7 @@ fn an_unreferenced_blob_is_kept_within_the_grace_period_and_collected_after() {
         let within = reg.gc_run(&run(), LONG_GRACE, LONG_TTL).await.unwrap();
         assert_eq!(within.blobs_deleted, 0, "{within:?}");
         assert!(
-            has_blob(&reg, &r, &loose),
+            has_blob(&reg, &r, &loose).await,
             "a fresh blob went within its grace period"
         );
 
@@ -53,7 +53,7 @@ fn an_unreferenced_blob_is_kept_within_the_grace_period_and_collected_after() {
         tokio::time::sleep(grace + Duration::from_millis(200)).await;
         let unlinked = reg.gc_run(&run(), grace, LONG_TTL).await.unwrap();
         assert!(
-            !has_blob(&reg, &r, &loose),
+            !has_blob(&reg, &r, &loose).await,
             "the unused link stayed: {unlinked:?}"
         );
         assert_eq!(
@@ -87,7 +87,10 @@ fn blobs_a_tagged_manifest_references_are_kept() {
         let report = reg.gc_run(&run(), Duration::ZERO, LONG_TTL).await.unwrap();
         assert_eq!(digests(&report), [loose.to_string()], "{report:?}");
         for d in [&img.manifest, &img.config, &img.layer] {
-            assert!(has_blob(&reg, &r, d), "{d} referenced by v1 was collected");
+            assert!(
+                has_blob(&reg, &r, d).await,
+                "{d} referenced by v1 was collected"
+            );
         }
         let got = reg.manifest_get(&r, &tag("v1")).await.unwrap();
         assert_eq!(got.digest, img.manifest);
@@ -115,7 +118,7 @@ fn a_layer_shared_with_a_live_image_survives_the_other_images_deletion() {
             "the shared layer was collected: {report:?}"
         );
         assert!(
-            !has_blob(&reg, &b, &gone.layer),
+            !has_blob(&reg, &b, &gone.layer).await,
             "b's link to the layer stayed"
         );
         assert_eq!(read_blob(&reg, &a, &keep.layer).await, shared);
@@ -135,7 +138,10 @@ fn untagged_manifests_go_only_when_asked() {
 
         let plain = reg.gc_run(&run(), Duration::ZERO, LONG_TTL).await.unwrap();
         assert!(plain.manifests_deleted.is_empty(), "{plain:?}");
-        assert!(reg.manifest_head(&r, &by_digest(&old.manifest)).is_ok());
+        assert!(reg
+            .manifest_head(&r, &by_digest(&old.manifest))
+            .await
+            .is_ok());
 
         let opts = GcOptions {
             delete_untagged: true,
@@ -146,9 +152,12 @@ fn untagged_manifests_go_only_when_asked() {
             report.manifests_deleted,
             [format!("gc/app@{}", old.manifest)]
         );
-        assert!(reg.manifest_head(&r, &by_digest(&old.manifest)).is_err());
-        assert!(!has_blob(&reg, &r, &old.layer));
-        assert!(has_blob(&reg, &r, &new.layer));
+        assert!(reg
+            .manifest_head(&r, &by_digest(&old.manifest))
+            .await
+            .is_err());
+        assert!(!has_blob(&reg, &r, &old.layer).await);
+        assert!(has_blob(&reg, &r, &new.layer).await);
         assert_eq!(
             reg.manifest_get(&r, &tag("latest")).await.unwrap().digest,
             new.manifest
@@ -206,7 +215,10 @@ fn a_dry_run_reports_what_the_real_run_then_deletes() {
             }
         }
         // The second pass (untagged) found the moved tag's old image.
-        assert!(reg.manifest_head(&r, &by_digest(&old.manifest)).is_err());
+        assert!(reg
+            .manifest_head(&r, &by_digest(&old.manifest))
+            .await
+            .is_err());
         // Nothing is left to do.
         let after = reg.gc_run(&dry(), Duration::ZERO, LONG_TTL).await.unwrap();
         assert_eq!(after.blobs_deleted, 0, "{after:?}");
@@ -223,7 +235,10 @@ fn the_offline_pass_collects_what_the_online_one_would_and_keeps_live_images() {
         let loose = put_blob(&reg, &r, &noise(13, 1_500)).await;
         let predicted = reg.gc_offline(&dry(), LONG_TTL).await.unwrap();
         assert_eq!(digests(&predicted), [loose.to_string()], "{predicted:?}");
-        assert!(has_blob(&reg, &r, &loose), "the offline dry run deleted");
+        assert!(
+            has_blob(&reg, &r, &loose).await,
+            "the offline dry run deleted"
+        );
         let real = reg.gc_offline(&run(), LONG_TTL).await.unwrap();
         assert_eq!(digests(&real), digests(&predicted));
         assert!(!stored(&dir, &loose));

@@ -20,15 +20,15 @@ fn put_then_get_by_tag_and_by_digest_returns_the_bytes_as_pushed() {
             assert_eq!(got.media_type, OCI_MANIFEST);
             assert_eq!(got.size, img.manifest_size as u64);
             assert_eq!(sha(&got.bytes), img.manifest);
-            let head = reg.manifest_head(&r, &reference).unwrap();
+            let head = reg.manifest_head(&r, &reference).await.unwrap();
             assert_eq!(
                 (head.digest, head.size, head.media_type),
                 (got.digest, got.size, got.media_type)
             );
         }
-        assert!(reg.repo_exists(&r).unwrap());
+        assert!(reg.repo_exists(&r).await.unwrap());
         // The manifest is a blob of its repository too.
-        assert!(has_blob(&reg, &r, &img.manifest));
+        assert!(has_blob(&reg, &r, &img.manifest).await);
         // Another repository does not see it.
         let other = repo("m/other");
         assert!(matches!(
@@ -106,26 +106,26 @@ fn tags_list_in_lexical_pages() {
                 .await
                 .unwrap();
         }
-        let all = reg.tags(&r, None, 100).unwrap();
+        let all = reg.tags(&r, None, 100).await.unwrap();
         assert_eq!(all.items, ["a", "b", "c", "d", "e"]);
         assert!(!all.more);
-        let p1 = reg.tags(&r, None, 2).unwrap();
+        let p1 = reg.tags(&r, None, 2).await.unwrap();
         assert_eq!(page(&p1), (vec!["a", "b"], true));
-        let p2 = reg.tags(&r, Some("b"), 2).unwrap();
+        let p2 = reg.tags(&r, Some("b"), 2).await.unwrap();
         assert_eq!(page(&p2), (vec!["c", "d"], true));
-        let p3 = reg.tags(&r, Some("d"), 2).unwrap();
+        let p3 = reg.tags(&r, Some("d"), 2).await.unwrap();
         assert_eq!(page(&p3), (vec!["e"], false));
-        let p4 = reg.tags(&r, Some("e"), 2).unwrap();
+        let p4 = reg.tags(&r, Some("e"), 2).await.unwrap();
         assert!(p4.items.is_empty() && !p4.more);
         // Exactly a page's worth: nothing more follows.
-        let exact = reg.tags(&r, Some("c"), 2).unwrap();
+        let exact = reg.tags(&r, Some("c"), 2).await.unwrap();
         assert_eq!(page(&exact), (vec!["d", "e"], false));
         assert!(matches!(
-            reg.tags(&repo("m/none"), None, 10),
+            reg.tags(&repo("m/none"), None, 10).await,
             Err(Error::RepoUnknown { .. })
         ));
         // The repository is in the catalog.
-        let cat = reg.catalog(None, 100).unwrap();
+        let cat = reg.catalog(None, 100).await.unwrap();
         assert!(cat.items.contains(&"m/app".to_string()), "{cat:?}");
         let _ = img;
     });
@@ -158,7 +158,7 @@ fn referrers_list_the_manifests_whose_subject_is_given() {
             assert_eq!(put.subject.as_ref(), Some(&subject.manifest));
             pushed.push((put.digest, *ty));
         }
-        let all = reg.referrers(&r, &subject.manifest, None).unwrap();
+        let all = reg.referrers(&r, &subject.manifest, None).await.unwrap();
         let mut got: Vec<_> = all
             .iter()
             .map(|d| {
@@ -177,19 +177,31 @@ fn referrers_list_the_manifests_whose_subject_is_given() {
         assert_eq!(got, want);
         let sboms = reg
             .referrers(&r, &subject.manifest, Some("application/sbom"))
+            .await
             .unwrap();
         assert_eq!(sboms.len(), 2);
         assert!(sboms
             .iter()
             .all(|d| d.artifact_type.as_deref() == Some("application/sbom")));
         // A subject with no referrers lists none; deleting a referrer drops it.
-        assert!(reg.referrers(&r, &pushed[0].0, None).unwrap().is_empty());
+        assert!(reg
+            .referrers(&r, &pushed[0].0, None)
+            .await
+            .unwrap()
+            .is_empty());
         reg.manifest_delete(&r, &by_digest(&pushed[1].0))
             .await
             .unwrap();
-        assert_eq!(reg.referrers(&r, &subject.manifest, None).unwrap().len(), 2);
+        assert_eq!(
+            reg.referrers(&r, &subject.manifest, None)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
         assert!(reg
             .referrers(&r, &subject.manifest, Some("application/sig"))
+            .await
             .unwrap()
             .is_empty());
     });
@@ -213,8 +225,11 @@ fn delete_by_tag_keeps_the_manifest_and_by_digest_drops_every_tag() {
             reg.manifest_get(&r, &tag("v1")).await,
             Err(Error::ManifestUnknown { .. })
         ));
-        assert_eq!(reg.tags(&r, None, 10).unwrap().items, ["v2", "v3"]);
-        assert!(reg.manifest_head(&r, &by_digest(&img.manifest)).is_ok());
+        assert_eq!(reg.tags(&r, None, 10).await.unwrap().items, ["v2", "v3"]);
+        assert!(reg
+            .manifest_head(&r, &by_digest(&img.manifest))
+            .await
+            .is_ok());
         assert!(matches!(
             reg.manifest_delete(&r, &tag("v1")).await,
             Err(Error::ManifestUnknown { .. })
@@ -229,10 +244,10 @@ fn delete_by_tag_keeps_the_manifest_and_by_digest_drops_every_tag() {
                 Err(Error::ManifestUnknown { .. })
             ));
         }
-        assert!(reg.tags(&r, None, 10).unwrap().items.is_empty());
-        assert!(!has_blob(&reg, &r, &img.manifest));
+        assert!(reg.tags(&r, None, 10).await.unwrap().items.is_empty());
+        assert!(!has_blob(&reg, &r, &img.manifest).await);
         // The layers stay linked until a collection takes them.
-        assert!(has_blob(&reg, &r, &img.layer));
+        assert!(has_blob(&reg, &r, &img.layer).await);
         assert!(matches!(
             reg.manifest_delete(&r, &by_digest(&img.manifest)).await,
             Err(Error::ManifestUnknown { .. })
@@ -254,6 +269,6 @@ fn manifests_and_tags_survive_a_reopen() {
         assert_eq!(got.digest, img.manifest);
         assert_eq!(sha(&got.bytes), img.manifest);
         assert_eq!(read_blob(&reg, &r, &img.layer).await, b"durable layer");
-        assert_eq!(reg.tags(&r, None, 10).unwrap().items, ["v1"]);
+        assert_eq!(reg.tags(&r, None, 10).await.unwrap().items, ["v1"]);
     });
 }

@@ -31,7 +31,7 @@ fn chunks_in_order_commit_to_a_readable_blob() {
         reg.upload_finish(&r, &s.id, &d, Some((body(&data[250_000..]), Some(50_000))))
             .await
             .unwrap();
-        assert_eq!(reg.blob_size(&r, &d).unwrap(), 300_000);
+        assert_eq!(reg.blob_size(&r, &d).await.unwrap(), 300_000);
         assert_eq!(read_blob(&reg, &r, &d).await, data);
         // A finished session is gone.
         assert!(matches!(
@@ -103,8 +103,8 @@ fn a_wrong_digest_at_commit_discards_the_session_and_stores_nothing() {
             }
             other => panic!("commit with a wrong digest: {other:?}"),
         }
-        assert!(!has_blob(&reg, &r, &wrong));
-        assert!(!has_blob(&reg, &r, &sha(&data)));
+        assert!(!has_blob(&reg, &r, &wrong).await);
+        assert!(!has_blob(&reg, &r, &sha(&data)).await);
         assert!(matches!(
             reg.upload_status(&r, &s.id).await,
             Err(Error::UploadUnknown { .. })
@@ -115,8 +115,8 @@ fn a_wrong_digest_at_commit_discards_the_session_and_stores_nothing() {
                 .await,
             Err(Error::DigestMismatch { .. })
         ));
-        assert!(!has_blob(&reg, &r, &wrong));
-        assert!(!has_blob(&reg, &r, &sha(&data)));
+        assert!(!has_blob(&reg, &r, &wrong).await);
+        assert!(!has_blob(&reg, &r, &sha(&data)).await);
     });
 }
 
@@ -142,7 +142,7 @@ fn a_cancelled_session_is_gone_and_stores_nothing() {
         ] {
             assert!(matches!(res, Err(Error::UploadUnknown { .. })), "{res:?}");
         }
-        assert!(!has_blob(&reg, &r, &sha(&data)));
+        assert!(!has_blob(&reg, &r, &sha(&data)).await);
     });
 }
 
@@ -211,13 +211,13 @@ fn a_stored_blob_mounts_into_another_repository_and_unlinks_per_repository() {
         let reg = open(dir.path()).await;
         let (a, b) = (repo("up/a"), repo("up/b"));
         let d = put_blob(&reg, &a, b"shared bytes").await;
-        assert!(!has_blob(&reg, &b, &d));
+        assert!(!has_blob(&reg, &b, &d).await);
         assert!(reg.blob_mount(&b, &d, Some(&a)).await.unwrap());
         assert_eq!(read_blob(&reg, &b, &d).await, b"shared bytes");
         reg.blob_unlink(&a, &d).await.unwrap();
-        assert!(!has_blob(&reg, &a, &d));
+        assert!(!has_blob(&reg, &a, &d).await);
         assert!(
-            has_blob(&reg, &b, &d),
+            has_blob(&reg, &b, &d).await,
             "unlinking in one repository keeps the other's"
         );
         // Mounting from a repository that does not link it mounts nothing.

@@ -30,9 +30,9 @@ pub(super) async fn start_gc(state: &AppState, s: StartGc) -> Result<Response<Bo
     responses(
         (status = 200, description = "Runs, most recent first", body = GcRunList),
         (status = 400, description = "Invalid pagination", body = ErrorBody)))]
-pub(super) fn list_gc_runs(state: &AppState, q: &Query) -> Result<Response<Body>> {
+pub(super) async fn list_gc_runs(state: &AppState, q: &Query) -> Result<Response<Body>> {
     let page = q.page()?;
-    let all = state.registry.gc_runs()?;
+    let all = state.registry.gc_runs().await?;
     let total_count = all.len() as u64;
     let runs = paginate(all, page).into_iter().map(gc_run_dto).collect();
     Ok(json_response(
@@ -46,9 +46,9 @@ pub(super) fn list_gc_runs(state: &AppState, q: &Query) -> Result<Response<Body>
     responses(
         (status = 200, description = "The run", body = GcRun),
         (status = 404, description = "No such run", body = ErrorBody)))]
-pub(super) fn get_gc_run(state: &AppState, id: &str) -> Result<Response<Body>> {
+pub(super) async fn get_gc_run(state: &AppState, id: &str) -> Result<Response<Body>> {
     Ok(json_response(
         StatusCode::OK,
-        &gc_run_dto(state.registry.gc_run_get(id)?),
+        &gc_run_dto(state.registry.gc_run_get(id).await?),
     ))
 }

@@ -54,8 +54,13 @@ pub struct GcBlobList {
 #[openapi(paths(list_gc_run_manifests, list_gc_run_blobs))]
 pub(super) struct GcItemsApiDoc;
 
-fn report(state: &AppState, id: &str) -> Result<berth_store::GcReport> {
-    Ok(state.registry.gc_run_get(id)?.report.unwrap_or_default())
+async fn report(state: &AppState, id: &str) -> Result<berth_store::GcReport> {
+    Ok(state
+        .registry
+        .gc_run_get(id)
+        .await?
+        .report
+        .unwrap_or_default())
 }
 
 #[utoipa::path(get, path = "/api/v1/gc/runs/{id}/manifests", tag = "garbage-collection",
@@ -67,13 +72,13 @@ fn report(state: &AppState, id: &str) -> Result<berth_store::GcReport> {
         (status = 200, description = "Manifests the run deleted (dry run: would delete), with tags and why; empty while running", body = GcManifestList),
         (status = 400, description = "Invalid pagination", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody)))]
-pub(super) fn list_gc_run_manifests(
+pub(super) async fn list_gc_run_manifests(
     state: &AppState,
     id: &str,
     q: &Query,
 ) -> Result<Response<Body>> {
     let page = q.page()?;
-    let all = report(state, id)?.manifests;
+    let all = report(state, id).await?.manifests;
     let total_count = all.len() as u64;
     let manifests = paginate(all, page)
         .into_iter()
@@ -102,9 +107,13 @@ pub(super) fn list_gc_run_manifests(
         (status = 200, description = "Blobs the run deleted (dry run: would delete); empty while running", body = GcBlobList),
         (status = 400, description = "Invalid pagination", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody)))]
-pub(super) fn list_gc_run_blobs(state: &AppState, id: &str, q: &Query) -> Result<Response<Body>> {
+pub(super) async fn list_gc_run_blobs(
+    state: &AppState,
+    id: &str,
+    q: &Query,
+) -> Result<Response<Body>> {
     let page = q.page()?;
-    let all = report(state, id)?.blobs;
+    let all = report(state, id).await?.blobs;
     let total_count = all.len() as u64;
     let blobs = paginate(all, page)
         .into_iter()

@@ -93,39 +93,39 @@ async fn route(
         Api::RegistryUpdate => patch_registry(state, caller, read_json(req).await?).await,
         Api::RegistryGet => Ok(json_response(
             StatusCode::OK,
-            &settings_dto(reg.settings()?),
+            &settings_dto(reg.settings().await?),
         )),
         Api::NamespaceCreate => create_namespace(state, caller, &host, read_json(req).await?).await,
-        Api::NamespaceList => list_namespaces(state, caller, &host, &q),
+        Api::NamespaceList => list_namespaces(state, caller, &host, &q).await,
         Api::NamespaceUpdate(ns) => {
             update_namespace(state, &host, &ns, read_json(req).await?).await
         }
         Api::NamespaceDelete(ns) => delete_namespace(state, &host, &ns).await,
-        Api::NamespaceGet(ns) => get_namespace(state, caller, &host, &ns),
-        Api::RepositoryList(ns) => list_repositories(state, caller, &ns, &q),
+        Api::NamespaceGet(ns) => get_namespace(state, caller, &host, &ns).await,
+        Api::RepositoryList(ns) => list_repositories(state, caller, &ns, &q).await,
         Api::RepositoryDelete(ns, repo) => delete_repository(state, &ns, &repo).await,
-        Api::RepositoryGet(ns, repo) => get_repository(state, &ns, &repo),
-        Api::ArtifactList(ns, repo) => list_artifacts(state, &ns, &repo, &q),
+        Api::RepositoryGet(ns, repo) => get_repository(state, &ns, &repo).await,
+        Api::ArtifactList(ns, repo) => list_artifacts(state, &ns, &repo, &q).await,
         Api::ArtifactDelete(ns, repo, d) => delete_artifact(state, &ns, &repo, &d).await,
-        Api::ArtifactGet(ns, repo, d) => get_artifact(state, &ns, &repo, &d),
+        Api::ArtifactGet(ns, repo, d) => get_artifact(state, &ns, &repo, &d).await,
         Api::ArtifactDeleteRequest(ns, repo, d) => {
             let d = d.ok_or_else(|| {
                 MgmtError::invalid("digest", "give the artifact as ?digest=sha256:<hex>")
             })?;
             delete_request(state, &ns, &repo, &d).await
         }
-        Api::TagList(ns, repo) => list_tags(state, &ns, &repo, &q),
+        Api::TagList(ns, repo) => list_tags(state, &ns, &repo, &q).await,
         Api::TagDelete(ns, repo, t) => delete_tag(state, &ns, &repo, &t).await,
-        Api::TagGet(ns, repo, t) => get_tag(state, &ns, &repo, &t),
+        Api::TagGet(ns, repo, t) => get_tag(state, &ns, &repo, &t).await,
         Api::GcStart => start_gc(state, read_json(req).await?).await,
         Api::RetentionSet(ns) => put_retention(state, &ns, read_json(req).await?).await,
-        Api::RetentionGet(ns) => get_retention(state, &ns),
-        Api::RetentionPreview(ns) => preview_retention(state, caller, &ns),
+        Api::RetentionGet(ns) => get_retention(state, &ns).await,
+        Api::RetentionPreview(ns) => preview_retention(state, caller, &ns).await,
         Api::RetentionRun(ns) => run_retention(state, &ns).await,
-        Api::GcRunList => list_gc_runs(state, &q),
-        Api::GcRunGet(id) => get_gc_run(state, &id),
-        Api::GcRunManifests(id) => gc_items::list_gc_run_manifests(state, &id, &q),
-        Api::GcRunBlobs(id) => gc_items::list_gc_run_blobs(state, &id, &q),
+        Api::GcRunList => list_gc_runs(state, &q).await,
+        Api::GcRunGet(id) => get_gc_run(state, &id).await,
+        Api::GcRunManifests(id) => gc_items::list_gc_run_manifests(state, &id, &q).await,
+        Api::GcRunBlobs(id) => gc_items::list_gc_run_blobs(state, &id, &q).await,
         Api::UsageHistory => Ok(crate::usage::handle(state, caller).await),
         Api::Me
         | Api::UserList
@@ -274,21 +274,21 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn region(state: &AppState) -> Result<String> {
-    Ok(state.registry.settings()?.region)
+async fn region(state: &AppState) -> Result<String> {
+    Ok(state.registry.settings().await?.region)
 }
 
 /// Finds a repository given relative to its namespace or in full.
-pub(crate) fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
+pub(crate) async fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
     let reg = &state.registry;
-    reg.namespace(ns)?;
+    reg.namespace(ns).await?;
     let mut candidates = vec![format!("{ns}/{repo}")];
     if repo == ns || repo.starts_with(&format!("{ns}/")) {
         candidates.push(repo.to_string());
     }
     for c in &candidates {
         if let Ok(name) = c.parse::<RepoName>() {
-            if reg.repo_exists(&name)? {
+            if reg.repo_exists(&name).await? {
                 return Ok(name);
             }
         }
@@ -308,16 +308,13 @@ pub(crate) fn repo_not_found(ns: &str, repo: &str) -> MgmtError {
 /// it may pull. Callers who see every repository get the namespace's own
 /// deduplicated size; others the sum over what they see, so nothing about
 /// hidden repositories shows through.
-fn visible_figures(state: &AppState, caller: &Caller, n: &mut NamespaceInfo) -> Result<()> {
+async fn visible_figures(state: &AppState, caller: &Caller, n: &mut NamespaceInfo) -> Result<()> {
     if caller.principal.is_admin() {
         return Ok(());
     }
-    let repos = state.registry.repositories(&n.name)?;
+    let repos = state.registry.repositories(&n.name).await?;
     let total = repos.len();
-    let seen: Vec<_> = repos
-        .into_iter()
-        .filter(|r| access::sees_repo(state, caller, &r.name))
-        .collect();
+    let seen = access::seen_repos(state, caller, repos, |r| &r.name).await;
     if seen.len() != total {
         n.repo_count = seen.len() as u64;
         n.size = seen.iter().map(|r| r.size).sum();

@@ -22,7 +22,7 @@ pub(super) const NS_ORDERS: [&str; 6] = [
     responses(
         (status = 200, description = "A page of namespaces", body = NamespaceList),
         (status = 400, description = "Invalid pagination, order or filter", body = ErrorBody)))]
-pub(super) fn list_namespaces(
+pub(super) async fn list_namespaces(
     state: &AppState,
     caller: &Caller,
     host: &str,
@@ -30,15 +30,16 @@ pub(super) fn list_namespaces(
 ) -> Result<Response<Body>> {
     let page = q.page()?;
     let order = q.order_by(&NS_ORDERS, "created_at_asc")?;
-    let region = region(state)?;
-    let mut all: Vec<NamespaceInfo> = state
+    let region = region(state).await?;
+    let all: Vec<NamespaceInfo> = state
         .registry
-        .namespaces()?
+        .namespaces()
+        .await?
         .into_iter()
         .filter(|n| q.get("name").is_none_or(|f| n.name == f))
         .filter(|n| q.get("project_id").is_none_or(|f| n.record.project_id == f))
-        .filter(|n| access::sees_namespace(state, caller, &n.name))
         .collect();
+    let mut all = access::seen_namespaces(state, caller, all, |n| &n.name).await;
     all.sort_by(|a, b| {
         let by_name = a.name.cmp(&b.name);
         match order.as_str() {
@@ -53,7 +54,7 @@ pub(super) fn list_namespaces(
     let total_count = all.len() as u64;
     let mut namespaces = Vec::new();
     for mut n in paginate(all, page) {
-        visible_figures(state, caller, &mut n)?;
+        visible_figures(state, caller, &mut n).await?;
         namespaces.push(namespace_dto(n, host, &region));
     }
     Ok(json_response(
@@ -77,7 +78,7 @@ pub(super) async fn create_namespace(
     host: &str,
     c: CreateNamespace,
 ) -> Result<Response<Body>> {
-    access::may_create_namespace(state, caller, &c.name)?;
+    access::may_create_namespace(state, caller, &c.name).await?;
     if c.description.len() > 4096 {
         return Err(MgmtError::invalid("description", "at most 4096 bytes"));
     }
@@ -90,7 +91,7 @@ pub(super) async fn create_namespace(
         .await?;
     Ok(json_response(
         StatusCode::CREATED,
-        &namespace_dto(n, host, &region(state)?),
+        &namespace_dto(n, host, &region(state).await?),
     ))
 }
 
@@ -99,17 +100,17 @@ pub(super) async fn create_namespace(
     responses(
         (status = 200, description = "The namespace", body = Namespace),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-pub(super) fn get_namespace(
+pub(super) async fn get_namespace(
     state: &AppState,
     caller: &Caller,
     host: &str,
     ns: &str,
 ) -> Result<Response<Body>> {
-    let mut n = state.registry.namespace(ns)?;
-    visible_figures(state, caller, &mut n)?;
+    let mut n = state.registry.namespace(ns).await?;
+    visible_figures(state, caller, &mut n).await?;
     Ok(json_response(
         StatusCode::OK,
-        &namespace_dto(n, host, &region(state)?),
+        &namespace_dto(n, host, &region(state).await?),
     ))
 }
 
@@ -137,7 +138,7 @@ pub(super) async fn update_namespace(
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &namespace_dto(n, host, &region(state)?),
+        &namespace_dto(n, host, &region(state).await?),
     ))
 }
 
@@ -151,7 +152,7 @@ pub(super) async fn delete_namespace(
     host: &str,
     ns: &str,
 ) -> Result<Response<Body>> {
-    let before = state.registry.namespace(ns)?;
+    let before = state.registry.namespace(ns).await?;
     state.registry.namespace_delete(ns).await?;
     state.registry.grants_drop_namespace(ns).await?;
     let mut n = before;
@@ -161,6 +162,6 @@ pub(super) async fn delete_namespace(
     n.repo_count = 0;
     Ok(json_response(
         StatusCode::ACCEPTED,
-        &namespace_dto(n, host, &region(state)?),
+        &namespace_dto(n, host, &region(state).await?),
     ))
 }

@@ -21,7 +21,7 @@ pub(super) async fn patch_registry(
     p: PatchRegistry,
 ) -> Result<Response<Body>> {
     let reg = &state.registry;
-    let mut s = reg.settings()?;
+    let mut s = reg.settings().await?;
     if let Some(n) = p.name {
         s.name = n;
     }
@@ -60,6 +60,6 @@ pub(super) async fn patch_registry(
     reg.settings_put(&s).await?;
     Ok(json_response(
         StatusCode::OK,
-        &settings_dto(reg.settings()?),
+        &settings_dto(reg.settings().await?),
     ))
 }

@@ -23,7 +23,7 @@ pub(super) const REPO_ORDERS: [&str; 8] = [
         (status = 200, description = "A page of repositories", body = RepositoryList),
         (status = 400, description = "Invalid pagination or order", body = ErrorBody),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-pub(super) fn list_repositories(
+pub(super) async fn list_repositories(
     state: &AppState,
     caller: &Caller,
     ns: &str,
@@ -31,8 +31,8 @@ pub(super) fn list_repositories(
 ) -> Result<Response<Body>> {
     let page = q.page()?;
     let order = q.order_by(&REPO_ORDERS, "name_asc")?;
-    let mut all = state.registry.repositories(ns)?;
-    all.retain(|r| access::sees_repo(state, caller, &r.name));
+    let all = state.registry.repositories(ns).await?;
+    let mut all = access::seen_repos(state, caller, all, |r| &r.name).await;
     all.sort_by(|a, b| {
         let by_name = a.name.cmp(&b.name);
         match order.as_str() {
@@ -67,9 +67,13 @@ pub(super) fn list_repositories(
     responses(
         (status = 200, description = "The repository with tags, artifacts and sizes", body = RepositoryDetail),
         (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
-pub(super) fn get_repository(state: &AppState, ns: &str, repo: &str) -> Result<Response<Body>> {
-    let name = resolve_repo(state, ns, repo)?;
-    let d = state.registry.repository(&name)?;
+pub(super) async fn get_repository(
+    state: &AppState,
+    ns: &str,
+    repo: &str,
+) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo).await?;
+    let d = state.registry.repository(&name).await?;
     let size_breakdown = SizeBreakdown {
         total: d.summary.size,
         artifacts: d
@@ -104,7 +108,7 @@ pub(super) async fn delete_repository(
     ns: &str,
     repo: &str,
 ) -> Result<Response<Body>> {
-    let name = resolve_repo(state, ns, repo)?;
+    let name = resolve_repo(state, ns, repo).await?;
     state.registry.repository_delete(&name).await?;
     Ok(no_content())
 }
@@ -119,15 +123,15 @@ pub(super) async fn delete_repository(
         (status = 200, description = "Artifacts, most recently pushed first", body = ArtifactList),
         (status = 400, description = "Invalid pagination", body = ErrorBody),
         (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
-pub(super) fn list_artifacts(
+pub(super) async fn list_artifacts(
     state: &AppState,
     ns: &str,
     repo: &str,
     q: &Query,
 ) -> Result<Response<Body>> {
     let page = q.page()?;
-    let name = resolve_repo(state, ns, repo)?;
-    let all = state.registry.artifacts(&name)?;
+    let name = resolve_repo(state, ns, repo).await?;
+    let all = state.registry.artifacts(&name).await?;
     let total_count = all.len() as u64;
     let artifacts = paginate(all, page).into_iter().map(artifact_dto).collect();
     Ok(json_response(
@@ -139,7 +143,7 @@ pub(super) fn list_artifacts(
     ))
 }
 
-pub(super) fn find_artifact(
+pub(super) async fn find_artifact(
     state: &AppState,
     name: &RepoName,
     digest: &str,
@@ -147,7 +151,8 @@ pub(super) fn find_artifact(
     let d = parse_digest(digest)?;
     state
         .registry
-        .artifacts(name)?
+        .artifacts(name)
+        .await?
         .into_iter()
         .find(|a| a.digest == d)
         .ok_or_else(|| MgmtError::not_found(format!("artifact {d} does not exist in {name}")))
@@ -162,16 +167,16 @@ pub(super) fn find_artifact(
         (status = 200, description = "The artifact", body = Artifact),
         (status = 400, description = "Invalid digest", body = ErrorBody),
         (status = 404, description = "No such namespace, repository or artifact", body = ErrorBody)))]
-pub(super) fn get_artifact(
+pub(super) async fn get_artifact(
     state: &AppState,
     ns: &str,
     repo: &str,
     digest: &str,
 ) -> Result<Response<Body>> {
-    let name = resolve_repo(state, ns, repo)?;
+    let name = resolve_repo(state, ns, repo).await?;
     Ok(json_response(
         StatusCode::OK,
-        &artifact_dto(find_artifact(state, &name, digest)?),
+        &artifact_dto(find_artifact(state, &name, digest).await?),
     ))
 }
 
@@ -181,7 +186,7 @@ pub(super) async fn remove_artifact(
     repo: &str,
     digest: &str,
 ) -> Result<Response<Body>> {
-    let name = resolve_repo(state, ns, repo)?;
+    let name = resolve_repo(state, ns, repo).await?;
     let d = parse_digest(digest)?;
     state
         .registry
@@ -236,15 +241,15 @@ pub(super) async fn delete_request(
         (status = 200, description = "Tags in lexical order", body = TagList),
         (status = 400, description = "Invalid pagination", body = ErrorBody),
         (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
-pub(super) fn list_tags(
+pub(super) async fn list_tags(
     state: &AppState,
     ns: &str,
     repo: &str,
     q: &Query,
 ) -> Result<Response<Body>> {
     let page = q.page()?;
-    let name = resolve_repo(state, ns, repo)?;
-    let all = state.registry.tag_list(&name)?;
+    let name = resolve_repo(state, ns, repo).await?;
+    let all = state.registry.tag_list(&name).await?;
     let total_count = all.len() as u64;
     let tags = paginate(all, page).into_iter().map(tag_dto).collect();
     Ok(json_response(
@@ -267,12 +272,18 @@ pub(super) fn parse_tag(t: &str) -> Result<OciTag> {
         (status = 200, description = "The tag", body = Tag),
         (status = 400, description = "Invalid tag", body = ErrorBody),
         (status = 404, description = "No such namespace, repository or tag", body = ErrorBody)))]
-pub(super) fn get_tag(state: &AppState, ns: &str, repo: &str, tag: &str) -> Result<Response<Body>> {
-    let name = resolve_repo(state, ns, repo)?;
+pub(super) async fn get_tag(
+    state: &AppState,
+    ns: &str,
+    repo: &str,
+    tag: &str,
+) -> Result<Response<Body>> {
+    let name = resolve_repo(state, ns, repo).await?;
     let t = parse_tag(tag)?;
     let found = state
         .registry
-        .tag_list(&name)?
+        .tag_list(&name)
+        .await?
         .into_iter()
         .find(|x| x.name == t.as_str())
         .ok_or_else(|| MgmtError::not_found(format!("tag {t} does not exist in {name}")))?;
@@ -294,7 +305,7 @@ pub(super) async fn delete_tag(
     repo: &str,
     tag: &str,
 ) -> Result<Response<Body>> {
-    let name = resolve_repo(state, ns, repo)?;
+    let name = resolve_repo(state, ns, repo).await?;
     let t = parse_tag(tag)?;
     state
         .registry

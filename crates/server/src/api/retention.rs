@@ -8,10 +8,11 @@ use super::*;
     responses(
         (status = 200, description = "The namespace's retention policies", body = RetentionPolicies),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-pub(super) fn get_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
+pub(super) async fn get_retention(state: &AppState, ns: &str) -> Result<Response<Body>> {
     let policies = state
         .registry
-        .retention_policies(ns)?
+        .retention_policies(ns)
+        .await?
         .into_iter()
         .map(policy_dto)
         .collect();
@@ -36,7 +37,7 @@ pub(super) async fn put_retention(
 ) -> Result<Response<Body>> {
     let policies: Vec<_> = body.policies.into_iter().map(policy_to_store).collect();
     state.registry.retention_set(ns, &policies).await?;
-    get_retention(state, ns)
+    get_retention(state, ns).await
 }
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/retention/preview", tag = "retention",
@@ -44,17 +45,15 @@ pub(super) async fn put_retention(
     responses(
         (status = 200, description = "Exactly what a run would delete now", body = RetentionPlan),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-pub(super) fn preview_retention(
+pub(super) async fn preview_retention(
     state: &AppState,
     caller: &Caller,
     ns: &str,
 ) -> Result<Response<Body>> {
-    let mut plan = state.registry.retention_preview(ns)?;
+    let mut plan = state.registry.retention_preview(ns).await?;
     // Only what the caller may pull: a preview names tags and digests.
-    plan.tags
-        .retain(|t| access::sees_repo(state, caller, &t.repository));
-    plan.untagged
-        .retain(|a| access::sees_repo(state, caller, &a.repository));
+    plan.tags = access::seen_repos(state, caller, plan.tags, |t| &t.repository).await;
+    plan.untagged = access::seen_repos(state, caller, plan.untagged, |a| &a.repository).await;
     Ok(json_response(StatusCode::OK, &plan_dto(plan)))
 }
 

@@ -100,8 +100,11 @@ pub fn client_addr(
 }
 
 /// Whether the registry's subnet allow-list admits `ip` (empty = all).
-pub fn allow_listed(reg: &Registry, ip: IpAddr) -> Result<bool, StoreError> {
-    Ok(list_admits(&reg.settings()?.api_subnet_allow_list, ip))
+pub async fn allow_listed(reg: &Registry, ip: IpAddr) -> Result<bool, StoreError> {
+    Ok(list_admits(
+        &reg.settings().await?.api_subnet_allow_list,
+        ip,
+    ))
 }
 
 /// Whether an allow-list admits `ip`: an empty list admits everyone, a

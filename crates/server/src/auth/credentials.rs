@@ -32,7 +32,7 @@ impl AuthState {
 // Credentials
 
 /// Records a failed login in the audit log.
-pub(crate) fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
+pub(crate) async fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
     let e = AuditEntry {
         at: now_millis(),
         actor: who.to_string(),
@@ -41,7 +41,7 @@ pub(crate) fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str
         address: addr.to_string(),
         detail: why.to_string(),
     };
-    if let Err(err) = state.registry.audit(&e) {
+    if let Err(err) = state.registry.audit(&e).await {
         tracing::warn!(error = %err, "could not write the audit log");
     }
 }
@@ -104,7 +104,7 @@ pub async fn authenticate(
         return login(state, addr, "", bearer).await;
     }
     let claims = verify_jwt(state, bearer).await?;
-    let subject = resolve_subject(&state.registry, &claims)?;
+    let subject = resolve_subject(&state.registry, &claims).await?;
     Ok(Principal::Bearer {
         claims: Box::new(claims),
         subject: Box::new(subject),
@@ -115,20 +115,20 @@ pub async fn authenticate(
 /// exist as the same user (identity) with the same password (generation),
 /// a scoped token must still exist and not have expired. Otherwise the JWT
 /// stops working at once, whatever its expiry.
-fn resolve_subject(reg: &Registry, claims: &Claims) -> Result<Principal, AuthFailure> {
+async fn resolve_subject(reg: &Registry, claims: &Claims) -> Result<Principal, AuthFailure> {
     let sub = claims.sub.as_str();
     if sub.is_empty() {
         return Ok(Principal::Anonymous);
     }
     if let Some(id) = sub.strip_prefix("token:") {
-        return match reg.token(id) {
+        return match reg.token(id).await {
             Ok(t) if !t.expired(now_millis()) => Ok(Principal::Token(t)),
             _ => Err(AuthFailure::Unauthorized(
                 "the scoped token this bearer token was issued for is revoked or expired".into(),
             )),
         };
     }
-    match reg.user(sub) {
+    match reg.user(sub).await {
         Ok(Some(u)) if u.id == claims.uid && u.secret_version == claims.gen => {
             Ok(Principal::User(u))
         }

@@ -31,8 +31,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use berth_oci::{Digest, ErrorCode, RepoName};
 use berth_store::{
-    Action, AuditEntry, Error as StoreError, Registry, Role, SigningKeys, TokenInfo, UserInfo,
-    TOKEN_PREFIX,
+    Action, AuditEntry, Error as StoreError, NamespaceAccess, Registry, Role, SigningKeys,
+    TokenInfo, UserInfo, TOKEN_PREFIX,
 };
 use http::header::{AUTHORIZATION, HOST};
 use http::HeaderMap;
@@ -249,7 +249,7 @@ pub use policy::*;
 // Audit
 
 /// Appends an audit entry for `caller`.
-pub fn record(state: &AppState, caller: &Caller, action: &str, target: &str, detail: &str) {
+pub async fn record(state: &AppState, caller: &Caller, action: &str, target: &str, detail: &str) {
     let e = AuditEntry {
         at: credentials::now_millis(),
         actor: caller.principal.actor(),
@@ -258,7 +258,7 @@ pub fn record(state: &AppState, caller: &Caller, action: &str, target: &str, det
         address: caller.addr.to_string(),
         detail: detail.to_string(),
     };
-    if let Err(err) = state.registry.audit(&e) {
+    if let Err(err) = state.registry.audit(&e).await {
         tracing::warn!(error = %err, "could not write the audit log");
     }
 }

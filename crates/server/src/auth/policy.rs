@@ -12,8 +12,33 @@ fn role_allows(role: Role, action: Action) -> bool {
     }
 }
 
-fn ns_public(reg: &Registry, ns: &str) -> Result<bool, StoreError> {
-    Ok(reg.namespace_record(ns)?.is_some_and(|r| r.is_public))
+/// Namespace facts already read during one decision (a catalog page asks
+/// about many repositories of few namespaces): one gate hop per namespace.
+/// Keyed by namespace, whether the visibility was asked, and the user.
+pub type AccessCache = std::collections::HashMap<(String, bool, Option<String>), NamespaceAccess>;
+
+/// The facts about `ns` that `p` (never a bearer token) needs, read once
+/// per decision.
+async fn facts(
+    reg: &Registry,
+    p: &Principal,
+    ns: &str,
+    want_public: bool,
+    cache: &mut AccessCache,
+) -> Result<NamespaceAccess, StoreError> {
+    let user = match p {
+        Principal::User(u) => Some(u.name.clone()),
+        _ => None,
+    };
+    let key = (ns.to_string(), want_public, user);
+    if let Some(f) = cache.get(&key) {
+        return Ok(*f);
+    }
+    let f = reg
+        .namespace_access(key.2.as_deref(), ns, want_public)
+        .await?;
+    cache.insert(key, f);
+    Ok(f)
 }
 
 /// Whether a JWT's access claim allows `action` on `repo`.
@@ -26,30 +51,44 @@ fn claims_allow(claims: &Claims, repo: &str, action: Action) -> bool {
 
 /// Whether `p` may do `action` on `repo`. A bearer token is judged by its
 /// claims here (on `/v2`).
-pub fn may_repo(
+pub async fn may_repo(
     reg: &Registry,
     p: &Principal,
     repo: &RepoName,
     action: Action,
 ) -> Result<bool, StoreError> {
+    may_repo_cached(reg, p, repo, action, &mut AccessCache::new()).await
+}
+
+/// [`may_repo`] reusing the namespace facts of earlier checks of the same
+/// decision.
+pub async fn may_repo_cached(
+    reg: &Registry,
+    p: &Principal,
+    repo: &RepoName,
+    action: Action,
+    cache: &mut AccessCache,
+) -> Result<bool, StoreError> {
     let ns = repo.namespace();
-    let public_pull =
-        || -> Result<bool, StoreError> { Ok(action == Action::Pull && ns_public(reg, ns)?) };
+    let pull = action == Action::Pull;
     Ok(match p {
         Principal::Open => true,
-        Principal::Anonymous => public_pull()?,
+        Principal::Anonymous => pull && facts(reg, p, ns, true, cache).await?.public,
         Principal::User(u) => {
-            u.admin
-                || reg
-                    .role_of(&u.name, ns)?
-                    .is_some_and(|r| role_allows(r, action))
-                || public_pull()?
+            u.admin || {
+                let f = facts(reg, p, ns, pull, cache).await?;
+                f.role.is_some_and(|r| role_allows(r, action)) || f.public
+            }
         }
-        Principal::Token(t) => t.allows(repo.as_str(), action) || public_pull()?,
+        Principal::Token(t) => {
+            t.allows(repo.as_str(), action)
+                || (pull && facts(reg, p, ns, true, cache).await?.public)
+        }
         // Within its access claim, and only while its subject still has
         // the right: removing a grant takes effect at once.
         Principal::Bearer { claims, subject } => {
-            claims_allow(claims, repo.as_str(), action) && may_repo(reg, subject, repo, action)?
+            claims_allow(claims, repo.as_str(), action)
+                && Box::pin(may_repo_cached(reg, subject, repo, action, cache)).await?
         }
     })
 }
@@ -57,13 +96,13 @@ pub fn may_repo(
 /// [`may_repo`] as the management API and token issuance use it: a bearer
 /// token is judged by its access claim and its subject's current rights
 /// together, as on `/v2`.
-pub fn may_repo_live(
+pub async fn may_repo_live(
     reg: &Registry,
     p: &Principal,
     repo: &RepoName,
     action: Action,
 ) -> Result<bool, StoreError> {
-    may_repo(reg, p, repo, action)
+    may_repo(reg, p, repo, action).await
 }
 
 /// The part of a pattern before its first `*`.
@@ -93,23 +132,33 @@ fn pattern_covers(pattern: &str, ns: &str) -> bool {
 /// Whether `p` may do `action` on namespace `ns` itself (management API):
 /// `Pull` = see it and list what is in it; `Manage` = change its settings
 /// and members, delete it; `Push` = create it.
-pub fn may_namespace(
+pub async fn may_namespace(
     reg: &Registry,
     p: &Principal,
     ns: &str,
     action: Action,
 ) -> Result<bool, StoreError> {
-    let public_pull =
-        || -> Result<bool, StoreError> { Ok(action == Action::Pull && ns_public(reg, ns)?) };
+    may_namespace_cached(reg, p, ns, action, &mut AccessCache::new()).await
+}
+
+/// [`may_namespace`] reusing the namespace facts of earlier checks of the
+/// same decision.
+pub async fn may_namespace_cached(
+    reg: &Registry,
+    p: &Principal,
+    ns: &str,
+    action: Action,
+    cache: &mut AccessCache,
+) -> Result<bool, StoreError> {
+    let pull = action == Action::Pull;
     Ok(match p {
         Principal::Open => true,
-        Principal::Anonymous => public_pull()?,
+        Principal::Anonymous => pull && facts(reg, p, ns, true, cache).await?.public,
         Principal::User(u) => {
-            u.admin
-                || reg
-                    .role_of(&u.name, ns)?
-                    .is_some_and(|r| role_allows(r, action))
-                || public_pull()?
+            u.admin || {
+                let f = facts(reg, p, ns, pull, cache).await?;
+                f.role.is_some_and(|r| role_allows(r, action)) || f.public
+            }
         }
         // A bearer token sees a namespace its access claim reaches into
         // (while its subject still may); it never manages anything.
@@ -122,8 +171,11 @@ pub fn may_namespace(
                             .is_ok_and(|r| r.namespace() == ns)
                         && a.actions.iter().any(|x| x == "pull" || x == "*")
                 })
-                && may_namespace(reg, subject, ns, Action::Pull)?)
-                || public_pull()?
+                && Box::pin(may_namespace_cached(reg, subject, ns, Action::Pull, cache)).await?)
+                || (pull
+                    && facts(reg, &Principal::Anonymous, ns, true, cache)
+                        .await?
+                        .public)
         }
         Principal::Token(t) => {
             t.record.scopes.iter().any(|s| {
@@ -133,7 +185,7 @@ pub fn may_namespace(
                     } else {
                         pattern_covers(&s.repository, ns)
                     }
-            }) || public_pull()?
+            }) || (pull && facts(reg, p, ns, true, cache).await?.public)
         }
     })
 }
@@ -203,7 +255,7 @@ pub fn challenge(
 /// Where a cross-repository mount may take a blob from, for this caller:
 /// `Ok(None)` = do not mount (fall back to an upload session);
 /// `Ok(Some(None))` = any holder (auth off).
-pub fn mount_source(
+pub async fn mount_source(
     state: &AppState,
     caller: &Caller,
     digest: &Digest,
@@ -217,7 +269,7 @@ pub fn mount_source(
             let Ok(f) = f.parse::<RepoName>() else {
                 return Ok(None);
             };
-            if open || may_repo(reg, &caller.principal, &f, Action::Pull)? {
+            if open || may_repo(reg, &caller.principal, &f, Action::Pull).await? {
                 Ok(Some(Some(f)))
             } else {
                 Ok(None)
@@ -225,8 +277,11 @@ pub fn mount_source(
         }
         None if open => Ok(Some(None)),
         None => {
-            for holder in reg.blob_holders(digest, 256)? {
-                if may_repo(reg, &caller.principal, &holder, Action::Pull)? {
+            let mut cache = AccessCache::new();
+            for holder in reg.blob_holders(digest, 256).await? {
+                if may_repo_cached(reg, &caller.principal, &holder, Action::Pull, &mut cache)
+                    .await?
+                {
                     return Ok(Some(Some(holder)));
                 }
             }
@@ -237,7 +292,7 @@ pub fn mount_source(
 
 /// `_catalog`: the repositories the caller may pull, in lexical order,
 /// after `last`, at most `n`.
-pub fn catalog(
+pub async fn catalog(
     state: &AppState,
     caller: &Caller,
     last: Option<&str>,
@@ -246,15 +301,16 @@ pub fn catalog(
     let reg = &state.registry;
     let p = caller.principal.effective();
     if p.is_admin() {
-        return reg.catalog(last, n);
+        return reg.catalog(last, n).await;
     }
     let mut items = Vec::new();
     let mut after = last.map(str::to_string);
+    let mut cache = AccessCache::new();
     loop {
-        let page = reg.catalog(after.as_deref(), 1000)?;
+        let page = reg.catalog(after.as_deref(), 1000).await?;
         for name in &page.items {
             if let Ok(r) = name.parse::<RepoName>() {
-                if may_repo(reg, p, &r, Action::Pull)? {
+                if may_repo_cached(reg, p, &r, Action::Pull, &mut cache).await? {
                     if items.len() == n {
                         return Ok(berth_store::Page { items, more: true });
                     }
@@ -271,7 +327,7 @@ pub fn catalog(
 
 /// Grants for a token request: the intersection of what is asked (Docker
 /// `scope` strings) and what the caller may do.
-pub fn grant_scopes(
+pub async fn grant_scopes(
     reg: &Registry,
     p: &Principal,
     scopes: &[String],
@@ -316,7 +372,9 @@ pub fn grant_scopes(
                 _ => &[],
             };
             for w in wanted {
-                if may_repo_live(reg, p, &repo, *w)? && !granted.iter().any(|g| g == w.as_str()) {
+                if may_repo_live(reg, p, &repo, *w).await?
+                    && !granted.iter().any(|g| g == w.as_str())
+                {
                     granted.push(w.as_str().to_string());
                 }
             }

@@ -21,21 +21,28 @@ use crate::Registry;
 
 impl Registry {
     /// Size of a blob the repository may serve.
-    pub fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let (repo, digest) = (repo.clone(), digest.clone());
+        self.meta(move |r| r.blob_size_blocking(&repo, &digest))
+            .await
+    }
+
+    /// [`Registry::blob_size`] on a blocking thread.
+    fn blob_size_blocking(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         let unknown = || Error::BlobUnknown {
             repo: repo.to_string(),
             digest: digest.clone(),
         };
         if self.inner.deleting.hides(repo)
             || self
-                .meta()
+                .db()
                 .get(Table::Links, &keys::link(repo, digest))?
                 .is_none()
         {
             return Err(unknown());
         }
         let b: BlobRecord = self
-            .meta()
+            .db()
             .get_json(Table::Blobs, &keys::blob(digest))?
             .ok_or_else(unknown)?;
         Ok(b.size)
@@ -49,7 +56,7 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobRead> {
-        self.blob_size(repo, digest)?;
+        self.blob_size(repo, digest).await?;
         self.inner
             .objects
             .read(&layout::blob_path(digest), range)
@@ -59,20 +66,24 @@ impl Registry {
     /// Removes the repository's link to a blob (the bytes are reclaimed by
     /// garbage collection once nothing links them).
     pub async fn blob_unlink(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
-        let key = keys::link(repo, digest);
-        let repo_s = repo.to_string();
-        self.meta().transact(|tx| {
-            if tx.get(Table::Links, &key)?.is_none() {
-                return Err(Error::BlobUnknown {
-                    repo: repo_s.clone(),
-                    digest: digest.clone(),
+        let (repo, digest) = (repo.clone(), digest.clone());
+        self.meta(move |r| {
+            let key = keys::link(&repo, &digest);
+            let repo_s = repo.to_string();
+            r.db().transact(|tx| {
+                if tx.get(Table::Links, &key)?.is_none() {
+                    return Err(Error::BlobUnknown {
+                        repo: repo_s.clone(),
+                        digest: digest.clone(),
+                    }
+                    .into());
                 }
-                .into());
-            }
-            tx.delete(Table::Links, &key)?;
-            tx.delete(Table::BlobLinks, &keys::blob_link(digest, repo))?;
-            counters::count_in_tx(tx, digest, -1, 0)
-        })?;
+                tx.delete(Table::Links, &key)?;
+                tx.delete(Table::BlobLinks, &keys::blob_link(&digest, &repo))?;
+                counters::count_in_tx(tx, &digest, -1, 0)
+            })
+        })
+        .await?;
         self.durable().await
     }
 
@@ -86,12 +97,29 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<bool> {
+        let (repo, digest, from) = (repo.clone(), digest.clone(), from.cloned());
+        let mounted = self
+            .meta(move |r| r.blob_mount_blocking(&repo, &digest, from.as_ref()))
+            .await?;
+        if mounted {
+            self.durable().await?;
+        }
+        Ok(mounted)
+    }
+
+    /// The metadata part of [`Registry::blob_mount`], on a blocking thread.
+    fn blob_mount_blocking(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<bool> {
         self.check_writable(repo)?;
         match from {
             Some(from) => {
                 if self.inner.deleting.hides(from)
                     || self
-                        .meta()
+                        .db()
                         .get(Table::Links, &keys::link(from, digest))?
                         .is_none()
                 {
@@ -103,7 +131,7 @@ impl Registry {
                 // some visible repository; unlinked bytes awaiting garbage
                 // collection are readable nowhere and must not come back.
                 let holders =
-                    self.meta()
+                    self.db()
                         .scan(Table::BlobLinks, &keys::blob_links_of(digest), None, 64)?;
                 let readable = holders.iter().any(|(k, _)| {
                     keys::parse_blob_link(k).is_some_and(|(_, r)| !self.inner.deleting.hides(&r))
@@ -114,7 +142,7 @@ impl Registry {
             }
         }
         let ref_rows = self.blob_ref_rows(repo, digest)?;
-        let mounted = self.meta().transact(|tx| {
+        self.db().transact(|tx| {
             match meta::tx_get::<BlobRecord>(tx, Table::Blobs, &keys::blob(digest))? {
                 Some(b) if b.state == BlobState::Live => {}
                 // Unknown, or being deleted: the client uploads instead.
@@ -122,18 +150,14 @@ impl Registry {
             }
             self.link_in_tx(tx, repo, digest, &ref_rows)?;
             Ok(true)
-        })?;
-        if mounted {
-            self.durable().await?;
-        }
-        Ok(mounted)
+        })
     }
 
     /// Keys of the `blob_refs` rows saying which manifests of `repo`
     /// reference `digest`, for [`Registry::link_in_tx`].
     pub(crate) fn blob_ref_rows(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<Vec<u8>>> {
         Ok(self
-            .meta()
+            .db()
             .scan(
                 Table::BlobRefs,
                 &keys::blob_refs_of(digest, repo),
@@ -196,9 +220,16 @@ impl Registry {
 
     /// Repositories that link a blob (at most `limit`), for a mount without
     /// `from`: the server picks one the caller may read.
-    pub fn blob_holders(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
+    pub async fn blob_holders(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
+        let digest = digest.clone();
+        self.meta(move |r| r.blob_holders_blocking(&digest, limit))
+            .await
+    }
+
+    /// [`Registry::blob_holders`] on a blocking thread.
+    fn blob_holders_blocking(&self, digest: &Digest, limit: usize) -> Result<Vec<RepoName>> {
         Ok(self
-            .meta()
+            .db()
             .scan(Table::BlobLinks, &keys::blob_links_of(digest), None, limit)?
             .iter()
             .filter_map(|(k, _)| keys::parse_blob_link(k).map(|(_, r)| r))

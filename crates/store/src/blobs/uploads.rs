@@ -110,23 +110,30 @@ impl Registry {
     pub async fn upload_start(&self, repo: &RepoName) -> Result<UploadState> {
         self.check_writable(repo)?;
         let id = Uuid::new_v4();
-        self.reserve_session(repo, id)?;
-        let now = now_millis();
-        let rec = UploadRecord {
-            repo: repo.to_string(),
-            parts: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        // Not flushed here: a session lost in a crash before its first chunk
-        // only makes the client start again; every chunk is flushed.
-        if let Err(e) = self
-            .meta()
-            .transact(|tx| meta::tx_put(tx, Table::Uploads, &keys::upload(&id), &rec))
-        {
-            self.inner.uploads.remove(&id);
-            return Err(e);
-        }
+        let repo = repo.clone();
+        let rec = self
+            .meta(move |r| {
+                r.reserve_session(&repo, id)?;
+                let now = now_millis();
+                let rec = UploadRecord {
+                    repo: repo.to_string(),
+                    parts: Vec::new(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                // Not flushed here: a session lost in a crash before its
+                // first chunk only makes the client start again; every chunk
+                // is flushed.
+                if let Err(e) = r
+                    .db()
+                    .transact(|tx| meta::tx_put(tx, Table::Uploads, &keys::upload(&id), &rec))
+                {
+                    r.inner.uploads.remove(&id);
+                    return Err(e);
+                }
+                Ok(rec)
+            })
+            .await?;
         let live = self.inner.uploads.entry(id);
         let mut l = live.lock().await;
         l.record = Some(rec);
@@ -149,7 +156,7 @@ impl Registry {
         if open.is_none() {
             // Once per process: count the sessions recorded in metadata.
             let mut ix = OpenIndex::default();
-            for (k, v) in self.meta().scan(Table::Uploads, b"", None, usize::MAX)? {
+            for (k, v) in self.db().scan(Table::Uploads, b"", None, usize::MAX)? {
                 let rec: UploadRecord = meta::decode(Table::Uploads, &v)?;
                 if let Some(uuid) = keys::parse_upload(&k) {
                     ix.insert(uuid, &rec.repo);
@@ -182,8 +189,11 @@ impl Registry {
         let mut guard = live.lock_owned().await;
         if guard.record.is_none() {
             match self
-                .meta()
-                .get_json::<UploadRecord>(Table::Uploads, &keys::upload(&uuid))?
+                .meta(move |r| {
+                    r.db()
+                        .get_json::<UploadRecord>(Table::Uploads, &keys::upload(&uuid))
+                })
+                .await?
             {
                 Some(rec) => guard.record = Some(rec),
                 None => {
@@ -275,22 +285,31 @@ impl Registry {
         let mut rec = rec.clone();
         rec.parts.push(n);
         rec.updated_at = now_millis();
-        let key = keys::upload(&uuid);
-        let r = self.meta().transact(|tx| {
-            // The session may have been cancelled concurrently by a DELETE
-            // that did not take our lock (after a restart); do not revive it.
-            if tx.get(Table::Uploads, &key)?.is_none() {
-                return Err(Error::UploadUnknown {
-                    id: uuid.to_string(),
-                }
-                .into());
+        let r = self
+            .meta(move |r| {
+                let key = keys::upload(&uuid);
+                r.db().transact(|tx| {
+                    // The session may have been cancelled concurrently by a
+                    // DELETE that did not take our lock (after a restart); do
+                    // not revive it.
+                    if tx.get(Table::Uploads, &key)?.is_none() {
+                        return Err(Error::UploadUnknown {
+                            id: uuid.to_string(),
+                        }
+                        .into());
+                    }
+                    meta::tx_put(tx, Table::Uploads, &key, &rec)
+                })?;
+                Ok(rec)
+            })
+            .await;
+        let rec = match r {
+            Ok(rec) => rec,
+            Err(e) => {
+                self.inner.objects.delete_all(&[path]).await;
+                return Err(e);
             }
-            meta::tx_put(tx, Table::Uploads, &key, &rec)
-        });
-        if let Err(e) = r {
-            self.inner.objects.delete_all(&[path]).await;
-            return Err(e);
-        }
+        };
         self.durable().await?;
         live.record = Some(rec);
         live.hasher = Some(hasher);
@@ -347,8 +366,11 @@ impl Registry {
     }
 
     async fn cancel_locked(&self, uuid: Uuid, paths: &[object_store::path::Path]) -> Result<()> {
-        let key = keys::upload(&uuid);
-        self.meta().transact(|tx| tx.delete(Table::Uploads, &key))?;
+        self.meta(move |r| {
+            let key = keys::upload(&uuid);
+            r.db().transact(|tx| tx.delete(Table::Uploads, &key))
+        })
+        .await?;
         self.durable().await?;
         self.inner.objects.delete_all(paths).await;
         Ok(())
@@ -414,7 +436,6 @@ impl Registry {
         session: Option<Uuid>,
     ) -> Result<()> {
         let dest = layout::blob_path(digest);
-        let key = keys::blob(digest);
         // Set once the chunks became the blob; an atomic because the
         // retried closure only borrows it, across awaits.
         let consumed = std::sync::atomic::AtomicBool::new(false);
@@ -427,17 +448,22 @@ impl Registry {
                     .await?;
                 consumed.store(moved, Ordering::Relaxed);
             }
-            let ref_rows = self.blob_ref_rows(repo, digest)?;
-            self.meta().transact(|tx| {
-                if tx.get(Table::Blobs, &key)?.is_none() {
-                    meta::tx_put(tx, Table::Blobs, &key, &BlobRecord::new(size))?;
-                }
-                self.link_in_tx(tx, repo, digest, &ref_rows)?;
-                if let Some(id) = session {
-                    tx.delete(Table::Uploads, &keys::upload(&id))?;
-                }
-                Ok(())
+            let (repo, digest) = (repo.clone(), digest.clone());
+            self.meta(move |r| {
+                let key = keys::blob(&digest);
+                let ref_rows = r.blob_ref_rows(&repo, &digest)?;
+                r.db().transact(|tx| {
+                    if tx.get(Table::Blobs, &key)?.is_none() {
+                        meta::tx_put(tx, Table::Blobs, &key, &BlobRecord::new(size))?;
+                    }
+                    r.link_in_tx(tx, &repo, &digest, &ref_rows)?;
+                    if let Some(id) = session {
+                        tx.delete(Table::Uploads, &keys::upload(&id))?;
+                    }
+                    Ok(())
+                })
             })
+            .await
         })
         .await?;
         self.durable().await?;

@@ -25,19 +25,19 @@ impl Registry {
         let now = now_millis();
         let cutoff = now - grace.as_millis() as i64;
         let mut blobs: HashMap<Digest, BlobRecord> = HashMap::new();
-        for (k, v) in self.meta().scan(Table::Blobs, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Blobs, b"", None, usize::MAX)? {
             if let Some(d) = keys::parse_blob(&k) {
                 blobs.insert(d, meta::decode(Table::Blobs, &v)?);
             }
         }
         let mut links: BTreeMap<(RepoName, Digest), LinkRecord> = BTreeMap::new();
-        for (k, v) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Links, b"", None, usize::MAX)? {
             if let Some(link) = keys::parse_link(&k) {
                 links.insert(link, meta::decode(Table::Links, &v)?);
             }
         }
         let mut manifests: BTreeSet<(RepoName, Digest)> = BTreeSet::new();
-        for (k, _) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
+        for (k, _) in self.db().scan(Table::Manifests, b"", None, usize::MAX)? {
             if let Some(m) = keys::parse_manifest(&k) {
                 manifests.insert(m);
             }
@@ -50,14 +50,14 @@ impl Registry {
         for (repo, d) in untagged {
             let key = keys::manifest(repo, d);
             let Some(rec) = self
-                .meta()
+                .db()
                 .get_json::<ManifestRecord>(Table::Manifests, &key)?
             else {
                 continue;
             };
             for target in rec.references() {
                 if self
-                    .meta()
+                    .db()
                     .get(Table::BlobRefs, &keys::blob_ref(&target, repo, d))?
                     .is_some()
                 {

@@ -47,7 +47,9 @@ impl Registry {
         let mut dangling: Vec<(Table, Vec<u8>)> = Vec::new();
 
         // Blob bytes against their records.
-        let blobs = self.meta().scan(Table::Blobs, b"", None, usize::MAX)?;
+        let blobs = self
+            .meta(|reg| reg.db().scan(Table::Blobs, b"", None, usize::MAX))
+            .await?;
         let mut known: BTreeSet<Digest> = BTreeSet::new();
         self.inner.progress.start(blobs.len() as u64);
         for (k, v) in &blobs {
@@ -82,7 +84,10 @@ impl Registry {
         }
 
         // Links point at stored blobs.
-        for (k, _) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
+        for (k, _) in self
+            .meta(|reg| reg.db().scan(Table::Links, b"", None, usize::MAX))
+            .await?
+        {
             let (repo, d) = scoped(Table::Links, &k)?;
             if !d.parse::<Digest>().is_ok_and(|d| known.contains(&d)) {
                 r.problems
@@ -93,7 +98,10 @@ impl Registry {
 
         // Manifests: their own bytes, their references, their link.
         let mut manifests: HashMap<(String, Digest), ManifestRecord> = HashMap::new();
-        for (k, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
+        for (k, v) in self
+            .meta(|reg| reg.db().scan(Table::Manifests, b"", None, usize::MAX))
+            .await?
+        {
             let (repo, d) = scoped(Table::Manifests, &k)?;
             let Ok(d) = d.parse::<Digest>() else {
                 r.problems
@@ -131,7 +139,10 @@ impl Registry {
         }
 
         // Tags point at manifests of their repository.
-        for (k, v) in self.meta().scan(Table::Tags, b"", None, usize::MAX)? {
+        for (k, v) in self
+            .meta(|reg| reg.db().scan(Table::Tags, b"", None, usize::MAX))
+            .await?
+        {
             let (repo, tag) = scoped(Table::Tags, &k)?;
             let t: TagRecord = meta::decode(Table::Tags, &v)?;
             if !manifests.contains_key(&(repo.clone(), t.digest.clone())) {
@@ -151,7 +162,7 @@ impl Registry {
                 Some((keys::parse_blob(k)?, (rec.links, rec.refs)))
             })
             .collect();
-        let expected = self.expected_counts()?;
+        let expected = self.meta(|reg| reg.expected_counts()).await?;
         for (d, (links, refs)) in &before {
             let (el, er) = expected.get(d).copied().unwrap_or((0, 0));
             if (el, er) != (*links, *refs) {
@@ -176,23 +187,30 @@ impl Registry {
         }
 
         if repair && !r.problems.is_empty() {
-            for (table, key) in &dangling {
-                self.meta().transact(|tx| {
-                    tx.delete(*table, key)?;
-                    if *table == Table::Links {
-                        if let Some((repo, d)) = keys::parse_link(key) {
-                            tx.delete(Table::BlobLinks, &keys::blob_link(&d, &repo))?;
-                        }
+            let repairs = self
+                .meta(move |reg| {
+                    let mut repairs = Vec::new();
+                    for (table, key) in &dangling {
+                        reg.db().transact(|tx| {
+                            tx.delete(*table, key)?;
+                            if *table == Table::Links {
+                                if let Some((repo, d)) = keys::parse_link(key) {
+                                    tx.delete(Table::BlobLinks, &keys::blob_link(&d, &repo))?;
+                                }
+                            }
+                            Ok(())
+                        })?;
+                        let (repo, item) = scoped(*table, key)?;
+                        repairs.push(format!(
+                            "removed dangling {} row {repo} {item}",
+                            table.name()
+                        ));
                     }
-                    Ok(())
-                })?;
-                let (repo, item) = scoped(*table, key)?;
-                r.repairs.push(format!(
-                    "removed dangling {} row {repo} {item}",
-                    table.name()
-                ));
-            }
-            self.recount()?;
+                    reg.recount()?;
+                    Ok(repairs)
+                })
+                .await?;
+            r.repairs.extend(repairs);
             r.repairs
                 .push("recomputed link and reference counters".into());
             // What remains (missing or corrupt bytes) cannot be repaired
@@ -231,22 +249,18 @@ impl Registry {
     }
 
     /// What the counters of every blob should be, from the link and
-    /// manifest tables.
+    /// manifest tables. On a blocking thread (inside [`Registry::meta`]).
     fn expected_counts(&self) -> Result<HashMap<Digest, (u64, u64)>> {
         let mut out: HashMap<Digest, (u64, u64)> = HashMap::new();
-        for (k, _) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
+        for (k, _) in self.db().scan(Table::Links, b"", None, usize::MAX)? {
             if let Some((_, d)) = keys::parse_link(&k) {
                 out.entry(d).or_default().0 += 1;
             }
         }
-        for (_, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
+        for (_, v) in self.db().scan(Table::Manifests, b"", None, usize::MAX)? {
             let rec: ManifestRecord = meta::decode(Table::Manifests, &v)?;
             for target in rec.references() {
-                if self
-                    .meta()
-                    .get(Table::Blobs, &keys::blob(&target))?
-                    .is_some()
-                {
+                if self.db().get(Table::Blobs, &keys::blob(&target))?.is_some() {
                     out.entry(target).or_default().1 += 1;
                 }
             }

@@ -161,21 +161,26 @@ impl Registry {
     ) -> Result<Option<u64>> {
         let key = keys::blob(digest);
         let cutoff = now_millis() - grace.as_millis() as i64;
-        let marked = self.meta().transact(|tx| {
-            let Some(mut rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, &key)? else {
-                return Ok(None);
-            };
-            let deletable = rec.state == BlobState::Deleting
-                || (rec.links == 0 && rec.refs == 0 && rec.updated_at <= cutoff);
-            if !deletable {
-                return Ok(None);
-            }
-            if !dry_run && rec.state != BlobState::Deleting {
-                rec.state = BlobState::Deleting;
-                meta::tx_put(tx, Table::Blobs, &key, &rec)?;
-            }
-            Ok(Some(rec.size))
-        })?;
+        let k = key.clone();
+        let marked = self
+            .meta(move |r| {
+                r.db().transact(|tx| {
+                    let Some(mut rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, &k)? else {
+                        return Ok(None);
+                    };
+                    let deletable = rec.state == BlobState::Deleting
+                        || (rec.links == 0 && rec.refs == 0 && rec.updated_at <= cutoff);
+                    if !deletable {
+                        return Ok(None);
+                    }
+                    if !dry_run && rec.state != BlobState::Deleting {
+                        rec.state = BlobState::Deleting;
+                        meta::tx_put(tx, Table::Blobs, &k, &rec)?;
+                    }
+                    Ok(Some(rec.size))
+                })
+            })
+            .await?;
         let Some(size) = marked else { return Ok(None) };
         if dry_run {
             return Ok(Some(size));
@@ -186,14 +191,17 @@ impl Registry {
             .delete_all(&[layout::blob_path(digest)])
             .await;
         self.inner.manifest_cache.forget(digest);
-        self.meta().transact(|tx| {
-            if let Some(rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, &key)? {
-                if rec.state == BlobState::Deleting {
-                    tx.delete(Table::Blobs, &key)?;
+        self.meta(move |r| {
+            r.db().transact(|tx| {
+                if let Some(rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, &key)? {
+                    if rec.state == BlobState::Deleting {
+                        tx.delete(Table::Blobs, &key)?;
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })
+        })
+        .await?;
         self.durable().await?;
         Ok(Some(size))
     }
@@ -205,7 +213,7 @@ impl Registry {
     fn untagged_manifests(&self, grace: Duration) -> Result<Vec<(RepoName, Digest)>> {
         let cutoff = now_millis() - grace.as_millis() as i64;
         let mut by_repo: BTreeMap<RepoName, BTreeMap<Digest, ManifestRecord>> = BTreeMap::new();
-        for (k, v) in self.meta().scan(Table::Manifests, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Manifests, b"", None, usize::MAX)? {
             let (repo, digest) =
                 keys::parse_manifest(&k).ok_or_else(|| meta::bad_key(Table::Manifests, &k))?;
             by_repo
@@ -214,7 +222,7 @@ impl Registry {
                 .insert(digest, meta::decode(Table::Manifests, &v)?);
         }
         let mut tagged: HashMap<RepoName, BTreeSet<Digest>> = HashMap::new();
-        for (k, v) in self.meta().scan(Table::Tags, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Tags, b"", None, usize::MAX)? {
             let (repo, _) = keys::parse_tag(&k).ok_or_else(|| meta::bad_key(Table::Tags, &k))?;
             let t: TagRecord = meta::decode(Table::Tags, &v)?;
             tagged.entry(repo).or_default().insert(t.digest);
@@ -257,7 +265,7 @@ impl Registry {
         let mut out = Vec::with_capacity(untagged.len());
         for (repo, d) in untagged {
             let rec: Option<ManifestRecord> = self
-                .meta()
+                .db()
                 .get_json(Table::Manifests, &keys::manifest(repo, d))?;
             let reason = match &rec {
                 Some(r) if r.subject.is_some() => {
@@ -280,7 +288,7 @@ impl Registry {
     fn expired_uploads(&self, ttl: Duration) -> Result<Vec<(Uuid, UploadRecord)>> {
         let cutoff = now_millis() - ttl.as_millis() as i64;
         let mut out = Vec::new();
-        for (k, v) in self.meta().scan(Table::Uploads, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Uploads, b"", None, usize::MAX)? {
             let rec: UploadRecord = meta::decode(Table::Uploads, &v)?;
             if rec.updated_at <= cutoff {
                 let id = keys::parse_upload(&k).ok_or_else(|| meta::bad_key(Table::Uploads, &k))?;
@@ -304,16 +312,29 @@ impl Registry {
             dry_run: opts.dry_run,
             ..Default::default()
         };
-        let untagged = if opts.delete_untagged {
-            self.untagged_manifests(grace)?
-        } else {
-            Vec::new()
-        };
+        let (delete_untagged, dry_run) = (opts.delete_untagged, opts.dry_run);
+        // The scans of the plan, in one gate call.
+        let (untagged, manifests, uploads_expired, simulated) = self
+            .meta(move |r| {
+                let untagged = if delete_untagged {
+                    r.untagged_manifests(grace)?
+                } else {
+                    Vec::new()
+                };
+                let manifests = r.describe_untagged(&untagged)?;
+                let uploads_expired = r.expired_uploads(upload_ttl)?.len() as u64;
+                let simulated = if dry_run {
+                    Some(r.simulate(&untagged, grace)?)
+                } else {
+                    None
+                };
+                Ok((untagged, manifests, uploads_expired, simulated))
+            })
+            .await?;
         report.manifests_deleted = untagged.iter().map(|(r, d)| format!("{r}@{d}")).collect();
-        report.manifests = self.describe_untagged(&untagged)?;
-        report.uploads_expired = self.expired_uploads(upload_ttl)?.len() as u64;
-        if opts.dry_run {
-            let (blobs, in_grace) = self.simulate(&untagged, grace)?;
+        report.manifests = manifests;
+        report.uploads_expired = uploads_expired;
+        if let Some((blobs, in_grace)) = simulated {
             report.blobs_deleted = blobs.len() as u64;
             report.bytes_freed = blobs.iter().map(|b| b.size).sum();
             report.blobs = blobs;
@@ -330,20 +351,25 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        for (id, _) in self.expired_uploads(upload_ttl)? {
+        for (id, _) in self.meta(move |r| r.expired_uploads(upload_ttl)).await? {
             self.expire_upload(id, upload_ttl).await?;
         }
         self.sweep_unreferenced_links(grace).await?;
         let candidates: Vec<Digest> = self
-            .meta()
-            .scan(Table::Blobs, b"", None, usize::MAX)?
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let d = keys::parse_blob(&k)?;
-                let r: BlobRecord = meta::decode(Table::Blobs, &v).ok()?;
-                (r.state == BlobState::Deleting || (r.links == 0 && r.refs == 0)).then_some(d)
+            .meta(|reg| {
+                Ok(reg
+                    .db()
+                    .scan(Table::Blobs, b"", None, usize::MAX)?
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        let d = keys::parse_blob(&k)?;
+                        let r: BlobRecord = meta::decode(Table::Blobs, &v).ok()?;
+                        (r.state == BlobState::Deleting || (r.links == 0 && r.refs == 0))
+                            .then_some(d)
+                    })
+                    .collect())
             })
-            .collect();
+            .await?;
         self.inner.progress.start(candidates.len() as u64);
         for d in candidates {
             match self.delete_blob_if_unneeded(&d, grace, false).await? {
@@ -373,9 +399,21 @@ impl Registry {
     /// go. A push that relied on such a link between its upload and its
     /// manifest gets `MANIFEST_BLOB_UNKNOWN` and uploads again.
     async fn sweep_unreferenced_links(&self, grace: Duration) -> Result<u64> {
+        let removed = self
+            .meta(move |r| r.remove_unreferenced_links(grace))
+            .await?;
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    /// The metadata part of [`Registry::sweep_unreferenced_links`], on a
+    /// blocking thread (inside [`Registry::meta`]).
+    fn remove_unreferenced_links(&self, grace: Duration) -> Result<u64> {
         let cutoff = now_millis() - grace.as_millis() as i64;
         let mut removed = 0;
-        for (k, v) in self.meta().scan(Table::Links, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Links, b"", None, usize::MAX)? {
             let link: LinkRecord = meta::decode(Table::Links, &v)?;
             if link.refs > 0 || link.touched_at.max(link.created_at) > cutoff {
                 continue;
@@ -384,7 +422,7 @@ impl Registry {
                 continue;
             };
             let manifest = keys::manifest(&repo, &d);
-            let gone = self.meta().transact(|tx| {
+            let gone = self.db().transact(|tx| {
                 let Some(link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &k)? else {
                     return Ok(false);
                 };
@@ -402,9 +440,6 @@ impl Registry {
             })?;
             removed += gone as u64;
         }
-        if removed > 0 {
-            self.durable().await?;
-        }
         Ok(removed)
     }
 
@@ -414,7 +449,10 @@ impl Registry {
         // before the expiry (and the session is kept) or finds it gone.
         let live = self.inner.uploads.entry(uuid);
         let _guard = live.lock().await;
-        let rec: Option<UploadRecord> = self.meta().get_json(Table::Uploads, &key)?;
+        let k = key.clone();
+        let rec: Option<UploadRecord> = self
+            .meta(move |r| r.db().get_json(Table::Uploads, &k))
+            .await?;
         let Some(rec) = rec else {
             self.inner.uploads.remove(&uuid);
             return Ok(());
@@ -425,7 +463,8 @@ impl Registry {
         let paths: Vec<_> = (0..rec.parts.len())
             .map(|i| layout::upload_part_path(&uuid, i))
             .collect();
-        self.meta().transact(|tx| tx.delete(Table::Uploads, &key))?;
+        self.meta(move |r| r.db().transact(|tx| tx.delete(Table::Uploads, &key)))
+            .await?;
         self.durable().await?;
         self.inner.objects.delete_all(&paths).await;
         // Forget the in-memory state too, so the session answers 404.

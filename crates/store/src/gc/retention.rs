@@ -163,10 +163,16 @@ pub const MAX_POLICIES: usize = 20;
 
 impl Registry {
     /// The namespace's policies.
-    pub fn retention_policies(&self, ns: &str) -> Result<Vec<RetentionPolicy>> {
-        self.namespace(ns)?;
+    pub async fn retention_policies(&self, ns: &str) -> Result<Vec<RetentionPolicy>> {
+        let ns = ns.to_owned();
+        self.meta(move |r| r.retention_policies_blocking(&ns)).await
+    }
+
+    /// [`Registry::retention_policies`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn retention_policies_blocking(&self, ns: &str) -> Result<Vec<RetentionPolicy>> {
+        self.namespace_blocking(ns)?;
         Ok(self
-            .meta()
+            .db()
             .get_json(Table::Retention, &keys::retention(ns))?
             .unwrap_or_default())
     }
@@ -174,7 +180,7 @@ impl Registry {
     /// Replaces the namespace's policies.
     pub async fn retention_set(&self, ns: &str, policies: &[RetentionPolicy]) -> Result<()> {
         validate_namespace_name(ns)?;
-        self.namespace(ns)?;
+        self.namespace(ns).await?;
         if policies.len() > MAX_POLICIES {
             return Err(Error::InvalidInput {
                 field: "policies".into(),
@@ -184,24 +190,29 @@ impl Registry {
         for p in policies {
             p.validate()?;
         }
-        self.meta().transact(|tx| {
-            meta::tx_put(
-                tx,
-                Table::Retention,
-                &keys::retention(ns),
-                &policies.to_vec(),
-            )
-        })?;
+        let (ns_o, policies) = (ns.to_owned(), policies.to_vec());
+        self.meta(move |r| {
+            r.db().transact(|tx| {
+                meta::tx_put(tx, Table::Retention, &keys::retention(&ns_o), &policies)
+            })
+        })
+        .await?;
         self.durable().await
     }
 
     /// What the namespace's policies would delete now.
-    pub fn retention_preview(&self, ns: &str) -> Result<RetentionPlan> {
-        let policies = self.retention_policies(ns)?;
+    pub async fn retention_preview(&self, ns: &str) -> Result<RetentionPlan> {
+        let ns = ns.to_owned();
+        self.meta(move |r| r.retention_preview_blocking(&ns)).await
+    }
+
+    /// [`Registry::retention_preview`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn retention_preview_blocking(&self, ns: &str) -> Result<RetentionPlan> {
+        let policies = self.retention_policies_blocking(ns)?;
         let now = now_millis();
         let mut tags: BTreeSet<PlannedTag> = BTreeSet::new();
         let mut untagged: BTreeSet<PlannedArtifact> = BTreeSet::new();
-        for repo in self.repositories(ns)? {
+        for repo in self.repositories_blocking(ns)? {
             let name: RepoName = repo.name.parse().map_err(|_| Error::Corrupt {
                 what: "repository name".into(),
             })?;
@@ -209,7 +220,7 @@ impl Registry {
                 .name
                 .strip_prefix(&format!("{ns}/"))
                 .unwrap_or(&repo.name);
-            let all_tags = self.tag_list(&name)?;
+            let all_tags = self.tag_list_blocking(&name)?;
             for p in &policies {
                 if !glob(&p.repositories, relative) && !glob(&p.repositories, &repo.name) {
                     continue;
@@ -240,7 +251,7 @@ impl Registry {
                     }
                 }
                 if let Some(days) = p.untagged_older_than_days {
-                    let artifacts = self.artifacts(&name)?;
+                    let artifacts = self.artifacts_blocking(&name)?;
                     // Children of indexes and referrers belong to what they
                     // hang off; only top-level untagged artifacts go.
                     let children: BTreeSet<Digest> = artifacts
@@ -273,7 +284,7 @@ impl Registry {
     /// Applies the namespace's policies: deletes exactly what
     /// [`Registry::retention_preview`] lists at this moment.
     pub async fn retention_run(&self, ns: &str) -> Result<RetentionPlan> {
-        let plan = self.retention_preview(ns)?;
+        let plan = self.retention_preview(ns).await?;
         for t in &plan.tags {
             let (Ok(repo), Ok(tag)) = (t.repository.parse::<RepoName>(), t.tag.parse::<Tag>())
             else {
@@ -308,7 +319,7 @@ impl Registry {
     /// Applies every namespace's policies (the scheduled run).
     pub async fn retention_run_all(&self) -> Result<Vec<String>> {
         let mut gone = Vec::new();
-        for n in self.namespaces()? {
+        for n in self.namespaces().await? {
             if n.record.status != crate::NamespaceStatus::Ready {
                 continue;
             }

@@ -149,15 +149,24 @@ impl Registry {
     }
 
     async fn save_run(&self, run: &GcRun) -> Result<()> {
-        self.meta()
-            .transact(|tx| meta::tx_put(tx, Table::GcRuns, &keys::gc_run(&run.id), run))?;
+        let run = run.clone();
+        self.meta(move |r| {
+            r.db()
+                .transact(|tx| meta::tx_put(tx, Table::GcRuns, &keys::gc_run(&run.id), &run))
+        })
+        .await?;
         self.durable().await
     }
 
     /// Every recorded run, most recent first.
-    pub fn gc_runs(&self) -> Result<Vec<GcRun>> {
+    pub async fn gc_runs(&self) -> Result<Vec<GcRun>> {
+        self.meta(move |r| r.gc_runs_blocking()).await
+    }
+
+    /// [`Registry::gc_runs`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn gc_runs_blocking(&self) -> Result<Vec<GcRun>> {
         let mut runs: Vec<GcRun> = self
-            .meta()
+            .db()
             .scan(Table::GcRuns, b"", None, usize::MAX)?
             .into_iter()
             .map(|(_, v)| meta::decode(Table::GcRuns, &v))
@@ -167,20 +176,27 @@ impl Registry {
     }
 
     /// One run.
-    pub fn gc_run_get(&self, id: &str) -> Result<GcRun> {
-        self.meta()
+    pub async fn gc_run_get(&self, id: &str) -> Result<GcRun> {
+        let id = id.to_owned();
+        self.meta(move |r| r.gc_run_get_blocking(&id)).await
+    }
+
+    /// [`Registry::gc_run_get`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn gc_run_get_blocking(&self, id: &str) -> Result<GcRun> {
+        self.db()
             .get_json(Table::GcRuns, &keys::gc_run(id))?
             .ok_or_else(|| Error::GcRunUnknown { id: id.to_string() })
     }
 
-    /// Runs still `running` in the database were cut short by a stop.
+    /// Runs still `running` in the database were cut short by a stop. On a
+    /// blocking thread (inside [`Registry::meta`]).
     pub(crate) fn mark_interrupted_gc_runs(&self) -> Result<()> {
-        for mut run in self.gc_runs()? {
+        for mut run in self.gc_runs_blocking()? {
             if run.status == "running" {
                 run.status = "failed".into();
                 run.error = Some("interrupted by a server stop; start a new run".into());
                 run.finished_at = Some(now_millis());
-                self.meta()
+                self.db()
                     .transact(|tx| meta::tx_put(tx, Table::GcRuns, &keys::gc_run(&run.id), &run))?;
             }
         }
@@ -198,7 +214,7 @@ impl Registry {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let reg = Registry { inner };
-                let Ok(settings) = reg.settings() else {
+                let Ok(settings) = reg.settings().await else {
                     continue;
                 };
                 let Some(schedule) = settings.garbage_collection_schedule else {

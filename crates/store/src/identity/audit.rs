@@ -50,7 +50,13 @@ impl Registry {
     /// Appends to the audit log. Actor, target and detail are cut to
     /// [`MAX_AUDIT_FIELD`] bytes: a client chooses the user name it tries,
     /// and the log must not store whatever length it sends.
-    pub fn audit(&self, e: &AuditEntry) -> Result<()> {
+    pub async fn audit(&self, e: &AuditEntry) -> Result<()> {
+        let e = e.clone();
+        self.meta(move |r| r.audit_blocking(&e)).await
+    }
+
+    /// [`Registry::audit`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn audit_blocking(&self, e: &AuditEntry) -> Result<()> {
         let capped;
         let e = if [&e.actor, &e.target, &e.detail]
             .iter()
@@ -69,7 +75,7 @@ impl Registry {
         let seq = AUDIT_SEQ.fetch_add(1, Ordering::Relaxed);
         // Newest first in key order (see the key's layout).
         let key = keys::audit(e.at, seq);
-        self.meta()
+        self.db()
             .transact(|tx| meta::tx_put(tx, Table::Audit, &key, e))
     }
 
@@ -78,25 +84,42 @@ impl Registry {
     pub async fn audit_prune(&self, before: Millis, limit: usize) -> Result<usize> {
         // Keys hold the inverted time: older entries sort after this key.
         let after = keys::audit_older_than(before);
-        let rows = self.meta().scan(Table::Audit, b"", Some(&after), limit)?;
-        if rows.is_empty() {
+        let n = self
+            .meta(move |r| {
+                let rows = r.db().scan(Table::Audit, b"", Some(&after), limit)?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                r.db().transact(|tx| {
+                    for (k, _) in &rows {
+                        tx.delete(Table::Audit, k)?;
+                    }
+                    Ok(())
+                })?;
+                Ok(rows.len())
+            })
+            .await?;
+        if n == 0 {
             return Ok(0);
         }
-        self.meta().transact(|tx| {
-            for (k, _) in &rows {
-                tx.delete(Table::Audit, k)?;
-            }
-            Ok(())
-        })?;
         self.durable().await?;
-        Ok(rows.len())
+        Ok(n)
     }
 
     /// A page of the audit log, newest first, and the number of entries.
-    pub fn audit_page(&self, skip: usize, limit: usize) -> Result<(Vec<AuditEntry>, usize)> {
-        let total = self.meta().count(Table::Audit, b"")?;
+    pub async fn audit_page(&self, skip: usize, limit: usize) -> Result<(Vec<AuditEntry>, usize)> {
+        self.meta(move |r| r.audit_page_blocking(skip, limit)).await
+    }
+
+    /// [`Registry::audit_page`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn audit_page_blocking(
+        &self,
+        skip: usize,
+        limit: usize,
+    ) -> Result<(Vec<AuditEntry>, usize)> {
+        let total = self.db().count(Table::Audit, b"")?;
         let rows = self
-            .meta()
+            .db()
             .scan(Table::Audit, b"", None, skip.saturating_add(limit))?;
         let entries = rows
             .into_iter()
@@ -132,12 +155,13 @@ mod tests {
                 address: "127.0.0.1".into(),
                 detail: String::new(),
             })
+            .await
             .unwrap();
         }
         assert_eq!(reg.audit_prune(now - 90 * day, 1).await.unwrap(), 1);
         assert_eq!(reg.audit_prune(now - 90 * day, 1000).await.unwrap(), 1);
         assert_eq!(reg.audit_prune(now - 90 * day, 1000).await.unwrap(), 0);
-        let (page, total) = reg.audit_page(0, 10).unwrap();
+        let (page, total) = reg.audit_page(0, 10).await.unwrap();
         assert_eq!(total, 2);
         assert_eq!(page[0].action, "act3");
         assert_eq!(page[0].actor.len(), MAX_AUDIT_FIELD);

@@ -70,19 +70,71 @@ pub struct Grant {
     pub record: GrantRecord,
 }
 
+/// What [`Registry::namespace_access`] read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NamespaceAccess {
+    /// The user's role on the namespace.
+    pub role: Option<Role>,
+    /// Whether the namespace is public (read only when asked and the user
+    /// has no role; `false` otherwise).
+    pub public: bool,
+}
+
 impl Registry {
     /// The role of a user on a namespace.
-    pub fn role_of(&self, user: &str, ns: &str) -> Result<Option<Role>> {
+    pub async fn role_of(&self, user: &str, ns: &str) -> Result<Option<Role>> {
+        let user = user.to_owned();
+        let ns = ns.to_owned();
+        self.meta(move |r| r.role_of_blocking(&user, &ns)).await
+    }
+
+    /// [`Registry::role_of`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn role_of_blocking(&self, user: &str, ns: &str) -> Result<Option<Role>> {
         Ok(self
-            .meta()
+            .db()
             .get_json::<GrantRecord>(Table::Grants, &keys::grant(user, ns))?
             .map(|g| g.role))
     }
 
+    /// What an access decision on namespace `ns` reads, in one gate call:
+    /// the role of `user` there (when given) and, only when `want_public`
+    /// and no role was found, whether the namespace is public (every role
+    /// allows pulling, so the visibility matters only without one).
+    pub async fn namespace_access(
+        &self,
+        user: Option<&str>,
+        ns: &str,
+        want_public: bool,
+    ) -> Result<NamespaceAccess> {
+        if user.is_none() && !want_public {
+            return Ok(NamespaceAccess::default());
+        }
+        let (user, ns) = (user.map(str::to_owned), ns.to_owned());
+        self.meta(move |r| {
+            let role = match &user {
+                Some(u) => r.role_of_blocking(u, &ns)?,
+                None => None,
+            };
+            let public = want_public
+                && role.is_none()
+                && r.namespace_record_blocking(&ns)?
+                    .is_some_and(|n| n.is_public);
+            Ok(NamespaceAccess { role, public })
+        })
+        .await
+    }
+
     /// Every grant, optionally only those on one namespace.
-    pub fn grants(&self, namespace: Option<&str>) -> Result<Vec<Grant>> {
+    pub async fn grants(&self, namespace: Option<&str>) -> Result<Vec<Grant>> {
+        let namespace = namespace.map(str::to_owned);
+        self.meta(move |r| r.grants_blocking(namespace.as_deref()))
+            .await
+    }
+
+    /// [`Registry::grants`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn grants_blocking(&self, namespace: Option<&str>) -> Result<Vec<Grant>> {
         let mut out = Vec::new();
-        for (k, v) in self.meta().scan(Table::Grants, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Grants, b"", None, usize::MAX)? {
             let Some((user, ns)) = keys::parse_grant(&k) else {
                 continue;
             };
@@ -101,22 +153,27 @@ impl Registry {
 
     /// Grants (or changes) a user's role on an existing namespace.
     pub async fn grant(&self, ns: &str, user: &str, role: Role, by: &str) -> Result<Grant> {
-        self.namespace(ns)?;
-        self.user_or_404(user)?;
         let rec = GrantRecord {
             role,
             granted_at: now_millis(),
             granted_by: by.to_string(),
         };
-        self.meta().transact(|tx| {
-            if tx.get(Table::Users, &keys::user(user))?.is_none() {
-                return Err(Error::NotFound {
-                    what: format!("user {user}"),
+        let (ns_o, user_o, rec_o) = (ns.to_owned(), user.to_owned(), rec.clone());
+        self.meta(move |r| {
+            let (ns, user) = (ns_o.as_str(), user_o.as_str());
+            r.namespace_blocking(ns)?;
+            r.user_or_404(user)?;
+            r.db().transact(|tx| {
+                if tx.get(Table::Users, &keys::user(user))?.is_none() {
+                    return Err(Error::NotFound {
+                        what: format!("user {user}"),
+                    }
+                    .into());
                 }
-                .into());
-            }
-            meta::tx_put(tx, Table::Grants, &keys::grant(user, ns), &rec)
-        })?;
+                meta::tx_put(tx, Table::Grants, &keys::grant(user, ns), &rec_o)
+            })
+        })
+        .await?;
         self.durable().await?;
         Ok(Grant {
             user: user.to_string(),
@@ -127,36 +184,49 @@ impl Registry {
 
     /// Removes a user's role on a namespace.
     pub async fn revoke(&self, ns: &str, user: &str) -> Result<()> {
-        let key = keys::grant(user, ns);
-        self.meta().transact(|tx| {
-            if tx.get(Table::Grants, &key)?.is_none() {
-                return Err(Error::NotFound {
-                    what: format!("a role for {user} on namespace {ns}"),
+        let (ns, user) = (ns.to_owned(), user.to_owned());
+        self.meta(move |r| {
+            let key = keys::grant(&user, &ns);
+            r.db().transact(|tx| {
+                if tx.get(Table::Grants, &key)?.is_none() {
+                    return Err(Error::NotFound {
+                        what: format!("a role for {user} on namespace {ns}"),
+                    }
+                    .into());
                 }
-                .into());
-            }
-            tx.delete(Table::Grants, &key)
-        })?;
+                tx.delete(Table::Grants, &key)
+            })
+        })
+        .await?;
         self.durable().await
     }
 
     /// Removes every role granted on a namespace (when it is deleted, so
     /// that a namespace created later under the same name starts empty).
     pub async fn grants_drop_namespace(&self, ns: &str) -> Result<()> {
-        let rows: Vec<Vec<u8>> = self
-            .grants(Some(ns))?
-            .iter()
-            .map(|g| keys::grant(&g.user, ns))
-            .collect();
-        if rows.is_empty() {
+        let ns = ns.to_owned();
+        let dropped = self
+            .meta(move |r| {
+                let rows: Vec<Vec<u8>> = r
+                    .grants_blocking(Some(&ns))?
+                    .iter()
+                    .map(|g| keys::grant(&g.user, &ns))
+                    .collect();
+                if rows.is_empty() {
+                    return Ok(false);
+                }
+                r.db().transact(|tx| {
+                    for k in &rows {
+                        tx.delete(Table::Grants, k)?;
+                    }
+                    Ok(())
+                })?;
+                Ok(true)
+            })
+            .await?;
+        if !dropped {
             return Ok(());
         }
-        self.meta().transact(|tx| {
-            for k in &rows {
-                tx.delete(Table::Grants, k)?;
-            }
-            Ok(())
-        })?;
         self.durable().await
     }
 }

@@ -16,7 +16,7 @@ mod tokens;
 mod users;
 
 pub use audit::{truncate, AuditEntry, MAX_AUDIT_FIELD};
-pub use grants::{Grant, GrantRecord, Role};
+pub use grants::{Grant, GrantRecord, NamespaceAccess, Role};
 pub use signing_keys::{SigningKey, SigningKeys};
 pub use tokens::{
     glob_match, Action, TokenCheck, TokenInfo, TokenRecord, TokenScope, TOKEN_PREFIX,
@@ -93,9 +93,12 @@ mod tests {
         reg.grant("acme", "alice", Role::Writer, "root")
             .await
             .unwrap();
-        assert_eq!(reg.role_of("alice", "acme").unwrap(), Some(Role::Writer));
+        assert_eq!(
+            reg.role_of("alice", "acme").await.unwrap(),
+            Some(Role::Writer)
+        );
         reg.user_delete("alice").await.unwrap();
-        assert_eq!(reg.role_of("alice", "acme").unwrap(), None);
+        assert_eq!(reg.role_of("alice", "acme").await.unwrap(), None);
 
         let (t, secret) = reg
             .token_create(
@@ -112,11 +115,12 @@ mod tests {
         assert!(secret.starts_with("berth_"));
         assert!(!reg
             .token(&t.id)
+            .await
             .unwrap()
             .record
             .secret_sha256
             .contains(&secret));
-        match reg.token_verify(&secret).unwrap() {
+        match reg.token_verify(&secret).await.unwrap() {
             TokenCheck::Valid(i) => {
                 assert!(i.allows("acme/web", Action::Pull));
                 assert!(!i.allows("acme/web", Action::Push));
@@ -124,17 +128,23 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(reg.token(&t.id).unwrap().record.last_used_at.is_some());
+        assert!(reg
+            .token(&t.id)
+            .await
+            .unwrap()
+            .record
+            .last_used_at
+            .is_some());
         let mut wrong = secret.clone();
         wrong.pop();
         wrong.push('x');
         assert!(matches!(
-            reg.token_verify(&wrong).unwrap(),
+            reg.token_verify(&wrong).await.unwrap(),
             TokenCheck::Invalid
         ));
         reg.token_delete(&t.id).await.unwrap();
         assert!(matches!(
-            reg.token_verify(&secret).unwrap(),
+            reg.token_verify(&secret).await.unwrap(),
             TokenCheck::Invalid
         ));
 
@@ -156,9 +166,10 @@ mod tests {
                 address: "127.0.0.1".into(),
                 detail: String::new(),
             })
+            .await
             .unwrap();
         }
-        let (page, total) = reg.audit_page(0, 2).unwrap();
+        let (page, total) = reg.audit_page(0, 2).await.unwrap();
         assert_eq!(total, 3);
         assert_eq!(page[0].action, "act2");
         assert_eq!(page[1].action, "act1");

@@ -35,20 +35,27 @@ pub struct SigningKeys {
 impl Registry {
     /// The bearer-token signing keys, generated on first use.
     pub async fn signing_keys(&self) -> Result<SigningKeys> {
-        if let Some(k) = self.meta().get_json(Table::Secrets, SIGNING_KEY)? {
+        if let Some(k) = self
+            .meta(|r| r.db().get_json(Table::Secrets, SIGNING_KEY))
+            .await?
+        {
             return Ok(k);
         }
         let fresh = SigningKeys {
             current: new_signing_key(),
             previous: None,
         };
-        let keys = self.meta().transact(|tx| {
-            if let Some(k) = meta::tx_get::<SigningKeys>(tx, Table::Secrets, SIGNING_KEY)? {
-                return Ok(k);
-            }
-            meta::tx_put(tx, Table::Secrets, SIGNING_KEY, &fresh)?;
-            Ok(fresh.clone())
-        })?;
+        let keys = self
+            .meta(move |r| {
+                r.db().transact(|tx| {
+                    if let Some(k) = meta::tx_get::<SigningKeys>(tx, Table::Secrets, SIGNING_KEY)? {
+                        return Ok(k);
+                    }
+                    meta::tx_put(tx, Table::Secrets, SIGNING_KEY, &fresh)?;
+                    Ok(fresh.clone())
+                })
+            })
+            .await?;
         self.durable().await?;
         Ok(keys)
     }
@@ -57,15 +64,19 @@ impl Registry {
     /// signed until they expire, the one before it stops at once.
     pub async fn signing_key_rotate(&self) -> Result<SigningKeys> {
         let next = new_signing_key();
-        let keys = self.meta().transact(|tx| {
-            let old = meta::tx_get::<SigningKeys>(tx, Table::Secrets, SIGNING_KEY)?;
-            let keys = SigningKeys {
-                current: next.clone(),
-                previous: old.map(|o| o.current),
-            };
-            meta::tx_put(tx, Table::Secrets, SIGNING_KEY, &keys)?;
-            Ok(keys)
-        })?;
+        let keys = self
+            .meta(move |r| {
+                r.db().transact(|tx| {
+                    let old = meta::tx_get::<SigningKeys>(tx, Table::Secrets, SIGNING_KEY)?;
+                    let keys = SigningKeys {
+                        current: next.clone(),
+                        previous: old.map(|o| o.current),
+                    };
+                    meta::tx_put(tx, Table::Secrets, SIGNING_KEY, &keys)?;
+                    Ok(keys)
+                })
+            })
+            .await?;
         self.durable().await?;
         Ok(keys)
     }

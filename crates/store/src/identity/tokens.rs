@@ -189,16 +189,27 @@ impl Registry {
             created_by: created_by.to_string(),
             last_used_at: None,
         };
-        self.meta()
-            .transact(|tx| meta::tx_put(tx, Table::Tokens, &keys::token(&id), &rec))?;
+        {
+            let (id, rec) = (id.clone(), rec.clone());
+            self.meta(move |r| {
+                r.db()
+                    .transact(|tx| meta::tx_put(tx, Table::Tokens, &keys::token(&id), &rec))
+            })
+            .await?;
+        }
         self.durable().await?;
         Ok((TokenInfo { id, record: rec }, secret))
     }
 
     /// Every token, oldest first.
-    pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.meta(move |r| r.tokens_blocking()).await
+    }
+
+    /// [`Registry::tokens`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn tokens_blocking(&self) -> Result<Vec<TokenInfo>> {
         let mut out: Vec<TokenInfo> = self
-            .meta()
+            .db()
             .scan(Table::Tokens, b"", None, usize::MAX)?
             .into_iter()
             .map(|(k, v)| {
@@ -218,8 +229,14 @@ impl Registry {
     }
 
     /// One token.
-    pub fn token(&self, id: &str) -> Result<TokenInfo> {
-        self.meta()
+    pub async fn token(&self, id: &str) -> Result<TokenInfo> {
+        let id = id.to_owned();
+        self.meta(move |r| r.token_blocking(&id)).await
+    }
+
+    /// [`Registry::token`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn token_blocking(&self, id: &str) -> Result<TokenInfo> {
+        self.db()
             .get_json::<TokenRecord>(Table::Tokens, &keys::token(id))?
             .map(|record| TokenInfo {
                 id: id.to_string(),
@@ -232,21 +249,31 @@ impl Registry {
 
     /// Revokes (deletes) a token: its secret stops working at once.
     pub async fn token_delete(&self, id: &str) -> Result<()> {
-        self.meta().transact(|tx| {
-            if tx.get(Table::Tokens, &keys::token(id))?.is_none() {
-                return Err(Error::NotFound {
-                    what: format!("token {id}"),
+        let id = id.to_owned();
+        self.meta(move |r| {
+            r.db().transact(|tx| {
+                if tx.get(Table::Tokens, &keys::token(&id))?.is_none() {
+                    return Err(Error::NotFound {
+                        what: format!("token {id}"),
+                    }
+                    .into());
                 }
-                .into());
-            }
-            tx.delete(Table::Tokens, &keys::token(id))
-        })?;
+                tx.delete(Table::Tokens, &keys::token(&id))
+            })
+        })
+        .await?;
         self.durable().await
     }
 
     /// Checks a presented secret (constant-time comparison of hashes) and
     /// records the use.
-    pub fn token_verify(&self, secret: &str) -> Result<TokenCheck> {
+    pub async fn token_verify(&self, secret: &str) -> Result<TokenCheck> {
+        let secret = secret.to_owned();
+        self.meta(move |r| r.token_verify_blocking(&secret)).await
+    }
+
+    /// [`Registry::token_verify`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn token_verify_blocking(&self, secret: &str) -> Result<TokenCheck> {
         let Some(rest) = secret.strip_prefix(TOKEN_PREFIX) else {
             return Ok(TokenCheck::Invalid);
         };
@@ -257,7 +284,7 @@ impl Registry {
             return Ok(TokenCheck::Invalid);
         }
         let Some(rec) = self
-            .meta()
+            .db()
             .get_json::<TokenRecord>(Table::Tokens, &keys::token(id))?
         else {
             return Ok(TokenCheck::Invalid);
@@ -281,7 +308,7 @@ impl Registry {
         {
             // Not flushed: a last-use time lost to a crash is harmless, and
             // the engine flushes every second anyway.
-            self.meta().transact(|tx| {
+            self.db().transact(|tx| {
                 if let Some(mut r) =
                     meta::tx_get::<TokenRecord>(tx, Table::Tokens, &keys::token(id))?
                 {

@@ -173,8 +173,13 @@ fn user_info(name: &str, r: &UserRecord) -> UserInfo {
 
 impl Registry {
     /// Every user, by name.
-    pub fn users(&self) -> Result<Vec<UserInfo>> {
-        self.meta()
+    pub async fn users(&self) -> Result<Vec<UserInfo>> {
+        self.meta(move |r| r.users_blocking()).await
+    }
+
+    /// [`Registry::users`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn users_blocking(&self) -> Result<Vec<UserInfo>> {
+        self.db()
             .scan(Table::Users, b"", None, usize::MAX)?
             .into_iter()
             .map(|(k, v)| {
@@ -185,20 +190,32 @@ impl Registry {
     }
 
     /// Number of users.
-    pub fn user_count(&self) -> Result<usize> {
-        self.meta().count(Table::Users, b"")
+    pub async fn user_count(&self) -> Result<usize> {
+        self.meta(move |r| r.user_count_blocking()).await
+    }
+
+    /// [`Registry::user_count`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn user_count_blocking(&self) -> Result<usize> {
+        self.db().count(Table::Users, b"")
     }
 
     /// One user.
-    pub fn user(&self, name: &str) -> Result<Option<UserInfo>> {
+    pub async fn user(&self, name: &str) -> Result<Option<UserInfo>> {
+        let name = name.to_owned();
+        self.meta(move |r| r.user_blocking(&name)).await
+    }
+
+    /// [`Registry::user`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn user_blocking(&self, name: &str) -> Result<Option<UserInfo>> {
         Ok(self
-            .meta()
+            .db()
             .get_json::<UserRecord>(Table::Users, &keys::user(name))?
             .map(|r| user_info(name, &r)))
     }
 
+    /// On a blocking thread (inside [`Registry::meta`]).
     pub(super) fn user_or_404(&self, name: &str) -> Result<UserInfo> {
-        self.user(name)?.ok_or_else(|| Error::NotFound {
+        self.user_blocking(name)?.ok_or_else(|| Error::NotFound {
             what: format!("user {name}"),
         })
     }
@@ -217,69 +234,94 @@ impl Registry {
             updated_at: now,
             id: hex::encode(random_bytes::<12>()),
         };
-        self.meta().transact(|tx| {
-            if tx.get(Table::Users, &keys::user(name))?.is_some() {
-                return Err(Error::Exists {
-                    what: format!("user {name}"),
+        let owned = name.to_owned();
+        self.meta(move |r| {
+            let name = owned.as_str();
+            r.db().transact(|tx| {
+                if tx.get(Table::Users, &keys::user(name))?.is_some() {
+                    return Err(Error::Exists {
+                        what: format!("user {name}"),
+                    }
+                    .into());
                 }
-                .into());
-            }
-            meta::tx_put(tx, Table::Users, &keys::user(name), &rec)
-        })?;
+                meta::tx_put(tx, Table::Users, &keys::user(name), &rec)
+            })
+        })
+        .await?;
         self.durable().await?;
-        self.user_or_404(name)
+        self.user_or_404_async(name).await
+    }
+
+    /// [`Registry::user_or_404`] through the gate.
+    async fn user_or_404_async(&self, name: &str) -> Result<UserInfo> {
+        let name = name.to_owned();
+        self.meta(move |r| r.user_or_404(&name)).await
     }
 
     /// Changes a password.
     pub async fn user_set_password(&self, name: &str, password: &str) -> Result<UserInfo> {
         validate_password(password)?;
-        self.user_or_404(name)?;
+        self.user_or_404_async(name).await?;
         let pw = password.to_string();
         let hash = blocking(move || hash_password(&pw)).await??;
-        self.update_user(name, |r| r.password_hash = hash.clone())
+        self.update_user(name, move |r| r.password_hash = hash.clone())
             .await
     }
 
     /// Makes a user a registry administrator or not.
     pub async fn user_set_admin(&self, name: &str, admin: bool) -> Result<UserInfo> {
-        self.update_user(name, |r| r.admin = admin).await
+        self.update_user(name, move |r| r.admin = admin).await
     }
 
-    async fn update_user(&self, name: &str, f: impl Fn(&mut UserRecord)) -> Result<UserInfo> {
-        self.meta().transact(|tx| {
-            let Some(mut r) = meta::tx_get::<UserRecord>(tx, Table::Users, &keys::user(name))?
-            else {
-                return Err(Error::NotFound {
-                    what: format!("user {name}"),
-                }
-                .into());
-            };
-            f(&mut r);
-            r.updated_at = now_millis();
-            meta::tx_put(tx, Table::Users, &keys::user(name), &r)
-        })?;
+    async fn update_user(
+        &self,
+        name: &str,
+        f: impl Fn(&mut UserRecord) + Send + 'static,
+    ) -> Result<UserInfo> {
+        let owned = name.to_owned();
+        self.meta(move |reg| {
+            let name = owned.as_str();
+            reg.db().transact(|tx| {
+                let Some(mut r) = meta::tx_get::<UserRecord>(tx, Table::Users, &keys::user(name))?
+                else {
+                    return Err(Error::NotFound {
+                        what: format!("user {name}"),
+                    }
+                    .into());
+                };
+                f(&mut r);
+                r.updated_at = now_millis();
+                meta::tx_put(tx, Table::Users, &keys::user(name), &r)
+            })
+        })
+        .await?;
         self.durable().await?;
-        self.user_or_404(name)
+        self.user_or_404_async(name).await
     }
 
     /// Deletes a user and every role granted to them.
     pub async fn user_delete(&self, name: &str) -> Result<()> {
-        let grants = self
-            .meta()
-            .scan(Table::Grants, &keys::grants_of(name), None, usize::MAX)?;
-        self.meta().transact(|tx| {
-            if tx.get(Table::Users, &keys::user(name))?.is_none() {
-                return Err(Error::NotFound {
-                    what: format!("user {name}"),
+        let owned = name.to_owned();
+        self.meta(move |r| {
+            let name = owned.as_str();
+            let grants = r
+                .db()
+                .scan(Table::Grants, &keys::grants_of(name), None, usize::MAX)?;
+            r.db().transact(|tx| {
+                if tx.get(Table::Users, &keys::user(name))?.is_none() {
+                    return Err(Error::NotFound {
+                        what: format!("user {name}"),
+                    }
+                    .into());
                 }
-                .into());
-            }
-            tx.delete(Table::Users, &keys::user(name))?;
-            for (k, _) in &grants {
-                tx.delete(Table::Grants, k)?;
-            }
-            Ok(())
-        })?;
+                tx.delete(Table::Users, &keys::user(name))?;
+                for (k, _) in &grants {
+                    tx.delete(Table::Grants, k)?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
         self.durable().await
     }
 
@@ -301,7 +343,7 @@ impl Registry {
         mem: &mut PasswordMemory,
     ) -> Result<Option<UserInfo>> {
         let rec = if validate_user_name(name).is_ok() {
-            self.meta()
+            self.db()
                 .get_json::<UserRecord>(Table::Users, &keys::user(name))?
         } else {
             None

@@ -119,8 +119,11 @@ impl Registry {
             })?;
         // Check once before writing bytes, for a clear error without side
         // effects; checked again inside the transaction below.
-        self.meta()
-            .transact(|tx| self.check_references(tx, repo, &parsed))?;
+        {
+            let (repo, parsed) = (repo.clone(), parsed.clone());
+            self.meta(move |r| r.db().transact(|tx| r.check_references(tx, &repo, &parsed)))
+                .await?;
+        }
         self.inner
             .objects
             .put_if_absent(&layout::blob_path(&digest), bytes.clone())
@@ -148,69 +151,83 @@ impl Registry {
                 None => None,
             },
         };
-        let mkey = keys::manifest(repo, &digest);
-        let bkey = keys::blob(&digest);
-        let ref_rows = self.blob_ref_rows(repo, &digest)?;
-        self.meta().transact(|tx| {
-            self.check_references(tx, repo, &parsed)?;
-            if tx.get(Table::Blobs, &bkey)?.is_none() {
-                meta::tx_put(
-                    tx,
-                    Table::Blobs,
-                    &bkey,
-                    &BlobRecord::new(bytes.len() as u64),
-                )?;
-            }
-            self.link_in_tx(tx, repo, &digest, &ref_rows)?;
-            let record = own_references(tx, repo, &record)?;
-            for target in record.references() {
-                counters::add_ref_in_tx(tx, &target, repo, &digest)?;
-            }
-            let mut record = record.clone();
-            if let Some(old) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)? {
-                record.tags = old.tags;
-            }
-            if let Reference::Tag(tag) = reference {
-                let tkey = keys::tag(repo, tag.as_str());
-                if let Some(old) = meta::tx_get::<TagRecord>(tx, Table::Tags, &tkey)? {
-                    if old.digest != digest {
-                        untag_in_tx(tx, repo, &old.digest, tag.as_str())?;
+        {
+            let (repo, reference, digest, parsed, bytes) = (
+                repo.clone(),
+                reference.clone(),
+                digest.clone(),
+                parsed.clone(),
+                bytes.clone(),
+            );
+            self.meta(move |r| {
+                let (repo, reference) = (&repo, &reference);
+                let mkey = keys::manifest(repo, &digest);
+                let bkey = keys::blob(&digest);
+                let ref_rows = r.blob_ref_rows(repo, &digest)?;
+                r.db().transact(|tx| {
+                    r.check_references(tx, repo, &parsed)?;
+                    if tx.get(Table::Blobs, &bkey)?.is_none() {
+                        meta::tx_put(
+                            tx,
+                            Table::Blobs,
+                            &bkey,
+                            &BlobRecord::new(bytes.len() as u64),
+                        )?;
                     }
-                }
-                if !record.tags.iter().any(|t| t == tag.as_str()) {
-                    record.tags.push(tag.as_str().to_string());
-                    record.tags.sort();
-                }
-                meta::tx_put(
-                    tx,
-                    Table::Tags,
-                    &tkey,
-                    &TagRecord {
-                        digest: digest.clone(),
-                        pushed_at: now,
-                    },
-                )?;
-            }
-            meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
-            if let Some(subject) = &parsed.subject {
-                let desc = Descriptor {
-                    media_type: parsed.media_type.clone(),
-                    digest: digest.clone(),
-                    size: bytes.len() as u64,
-                    artifact_type: parsed.effective_artifact_type(),
-                    annotations: parsed.annotations.clone(),
-                    platform: None,
-                    urls: None,
-                };
-                meta::tx_put(
-                    tx,
-                    Table::Referrers,
-                    &keys::referrer(repo, &subject.digest, &digest),
-                    &desc,
-                )?;
-            }
-            Ok(())
-        })?;
+                    r.link_in_tx(tx, repo, &digest, &ref_rows)?;
+                    let record = own_references(tx, repo, &record)?;
+                    for target in record.references() {
+                        counters::add_ref_in_tx(tx, &target, repo, &digest)?;
+                    }
+                    let mut record = record.clone();
+                    if let Some(old) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)?
+                    {
+                        record.tags = old.tags;
+                    }
+                    if let Reference::Tag(tag) = reference {
+                        let tkey = keys::tag(repo, tag.as_str());
+                        if let Some(old) = meta::tx_get::<TagRecord>(tx, Table::Tags, &tkey)? {
+                            if old.digest != digest {
+                                untag_in_tx(tx, repo, &old.digest, tag.as_str())?;
+                            }
+                        }
+                        if !record.tags.iter().any(|t| t == tag.as_str()) {
+                            record.tags.push(tag.as_str().to_string());
+                            record.tags.sort();
+                        }
+                        meta::tx_put(
+                            tx,
+                            Table::Tags,
+                            &tkey,
+                            &TagRecord {
+                                digest: digest.clone(),
+                                pushed_at: now,
+                            },
+                        )?;
+                    }
+                    meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
+                    if let Some(subject) = &parsed.subject {
+                        let desc = Descriptor {
+                            media_type: parsed.media_type.clone(),
+                            digest: digest.clone(),
+                            size: bytes.len() as u64,
+                            artifact_type: parsed.effective_artifact_type(),
+                            annotations: parsed.annotations.clone(),
+                            platform: None,
+                            urls: None,
+                        };
+                        meta::tx_put(
+                            tx,
+                            Table::Referrers,
+                            &keys::referrer(repo, &subject.digest, &digest),
+                            &desc,
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        }
         self.durable().await?;
         self.inner.manifest_cache.insert(digest.clone(), bytes);
         Ok(PutManifest {
@@ -287,22 +304,37 @@ impl Registry {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(t) => {
                 let tag: TagRecord = self
-                    .meta()
+                    .db()
                     .get_json(Table::Tags, &keys::tag(repo, t.as_str()))?
                     .ok_or_else(unknown)?;
                 tag.digest
             }
         };
         let rec: ManifestRecord = self
-            .meta()
+            .db()
             .get_json(Table::Manifests, &keys::manifest(repo, &digest))?
             .ok_or_else(unknown)?;
         Ok((digest, rec))
     }
 
+    /// [`Registry::resolve`] through the gate: one hop for a manifest
+    /// request.
+    async fn resolve_async(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<(Digest, ManifestRecord)> {
+        let (repo, reference) = (repo.clone(), reference.clone());
+        self.meta(move |r| r.resolve(&repo, &reference)).await
+    }
+
     /// A manifest's digest, media type and size, without its bytes.
-    pub fn manifest_head(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
-        let (digest, rec) = self.resolve(repo, reference)?;
+    pub async fn manifest_head(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestContent> {
+        let (digest, rec) = self.resolve_async(repo, reference).await?;
         Ok(ManifestContent {
             digest,
             media_type: rec.media_type,
@@ -317,7 +349,7 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<ManifestContent> {
-        let (digest, rec) = self.resolve(repo, reference)?;
+        let (digest, rec) = self.resolve_async(repo, reference).await?;
         self.inner.pulls.record(repo, &digest);
         let bytes = match self.inner.manifest_cache.get(&digest) {
             Some(b) => b,
@@ -348,75 +380,93 @@ impl Registry {
     /// Deletes a tag (by tag), or a manifest with every tag pointing at it
     /// (by digest).
     pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
-        let unknown = || Error::ManifestUnknown {
-            repo: repo.to_string(),
-            reference: reference.to_string(),
-        };
         match reference {
             Reference::Tag(t) => {
-                let key = keys::tag(repo, t.as_str());
-                self.meta().transact(|tx| {
-                    let Some(tag) = meta::tx_get::<TagRecord>(tx, Table::Tags, &key)? else {
-                        return Err(unknown().into());
-                    };
-                    tx.delete(Table::Tags, &key)?;
-                    untag_in_tx(tx, repo, &tag.digest, t.as_str())
-                })?;
+                let (repo, reference, t) = (repo.clone(), reference.clone(), t.clone());
+                self.meta(move |r| {
+                    let key = keys::tag(&repo, t.as_str());
+                    r.db().transact(|tx| {
+                        let Some(tag) = meta::tx_get::<TagRecord>(tx, Table::Tags, &key)? else {
+                            return Err(manifest_unknown(&repo, &reference).into());
+                        };
+                        tx.delete(Table::Tags, &key)?;
+                        untag_in_tx(tx, &repo, &tag.digest, t.as_str())
+                    })
+                })
+                .await?;
             }
             Reference::Digest(d) => {
-                let mkey = keys::manifest(repo, d);
-                let lkey = keys::link(repo, d);
                 // Tags are keyed by name and a transaction cannot scan: the
                 // tags the manifest record lists are read inside the
                 // transaction (a concurrent tag push writes that record, so
                 // the two serialise), plus a scan for tags set by versions
                 // that kept no such list; each is re-checked before it goes.
-                let scanned: Vec<Vec<u8>> = self
-                    .meta()
-                    .scan(Table::Tags, &keys::repo_rows(repo), None, usize::MAX)?
-                    .into_iter()
-                    .filter(|(_, v)| {
-                        meta::decode::<TagRecord>(Table::Tags, v)
-                            .map(|t| &t.digest == d)
-                            .unwrap_or(false)
+                let (repo, reference, d) = (repo.clone(), reference.clone(), d.clone());
+                let scanned: Vec<Vec<u8>> = {
+                    let (repo, d) = (repo.clone(), d.clone());
+                    self.meta(move |r| {
+                        Ok(r.db()
+                            .scan(Table::Tags, &keys::repo_rows(&repo), None, usize::MAX)?
+                            .into_iter()
+                            .filter(|(_, v)| {
+                                meta::decode::<TagRecord>(Table::Tags, v)
+                                    .map(|t| t.digest == d)
+                                    .unwrap_or(false)
+                            })
+                            .map(|(k, _)| k)
+                            .collect())
                     })
-                    .map(|(k, _)| k)
-                    .collect();
+                    .await?
+                };
                 #[cfg(test)]
                 self.inner.hooks.pause_after_tag_scan().await;
-                self.meta().transact(|tx| {
-                    let Some(rec) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)?
-                    else {
-                        return Err(unknown().into());
-                    };
-                    let mut tag_keys = scanned.clone();
-                    tag_keys.extend(rec.tags.iter().map(|t| keys::tag(repo, t)));
-                    tag_keys.sort();
-                    tag_keys.dedup();
-                    tx.delete(Table::Manifests, &mkey)?;
-                    if tx.get(Table::Links, &lkey)?.is_some() {
-                        tx.delete(Table::Links, &lkey)?;
-                        tx.delete(Table::BlobLinks, &keys::blob_link(d, repo))?;
-                        counters::count_in_tx(tx, d, -1, 0)?;
-                    }
-                    for target in rec.references() {
-                        counters::remove_ref_in_tx(tx, &target, repo, d)?;
-                    }
-                    for k in &tag_keys {
-                        if let Some(t) = meta::tx_get::<TagRecord>(tx, Table::Tags, k)? {
-                            if &t.digest == d {
-                                tx.delete(Table::Tags, k)?;
+                self.meta(move |r| {
+                    let (repo, d) = (&repo, &d);
+                    let mkey = keys::manifest(repo, d);
+                    let lkey = keys::link(repo, d);
+                    r.db().transact(|tx| {
+                        let Some(rec) =
+                            meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &mkey)?
+                        else {
+                            return Err(manifest_unknown(repo, &reference).into());
+                        };
+                        let mut tag_keys = scanned.clone();
+                        tag_keys.extend(rec.tags.iter().map(|t| keys::tag(repo, t)));
+                        tag_keys.sort();
+                        tag_keys.dedup();
+                        tx.delete(Table::Manifests, &mkey)?;
+                        if tx.get(Table::Links, &lkey)?.is_some() {
+                            tx.delete(Table::Links, &lkey)?;
+                            tx.delete(Table::BlobLinks, &keys::blob_link(d, repo))?;
+                            counters::count_in_tx(tx, d, -1, 0)?;
+                        }
+                        for target in rec.references() {
+                            counters::remove_ref_in_tx(tx, &target, repo, d)?;
+                        }
+                        for k in &tag_keys {
+                            if let Some(t) = meta::tx_get::<TagRecord>(tx, Table::Tags, k)? {
+                                if &t.digest == d {
+                                    tx.delete(Table::Tags, k)?;
+                                }
                             }
                         }
-                    }
-                    if let Some(subject) = &rec.subject {
-                        tx.delete(Table::Referrers, &keys::referrer(repo, subject, d))?;
-                    }
-                    Ok(())
-                })?;
+                        if let Some(subject) = &rec.subject {
+                            tx.delete(Table::Referrers, &keys::referrer(repo, subject, d))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
             }
         }
         self.durable().await
+    }
+}
+
+fn manifest_unknown(repo: &RepoName, reference: &Reference) -> Error {
+    Error::ManifestUnknown {
+        repo: repo.to_string(),
+        reference: reference.to_string(),
     }
 }
 

@@ -10,13 +10,27 @@ use crate::Registry;
 impl Registry {
     /// Descriptors of the manifests whose subject is `subject`, optionally
     /// only those of one artifact type.
-    pub fn referrers(
+    pub async fn referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
-        let rows = self.meta().scan(
+        let repo = repo.clone();
+        let subject = subject.clone();
+        let artifact_type = artifact_type.map(str::to_owned);
+        self.meta(move |r| r.referrers_blocking(&repo, &subject, artifact_type.as_deref()))
+            .await
+    }
+
+    /// [`Registry::referrers`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn referrers_blocking(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let rows = self.db().scan(
             Table::Referrers,
             &keys::referrers_of(repo, subject),
             None,

@@ -45,8 +45,21 @@ fn tag_name(k: &[u8]) -> Result<String> {
 
 impl Registry {
     /// Tags of a repository in lexical order, after `last`, at most `n`.
-    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
-        if !self.repo_exists(repo)? {
+    pub async fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
+        let repo = repo.clone();
+        let last = last.map(str::to_owned);
+        self.meta(move |r| r.tags_blocking(&repo, last.as_deref(), n))
+            .await
+    }
+
+    /// [`Registry::tags`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn tags_blocking(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Page> {
+        if !self.repo_exists_blocking(repo)? {
             return Err(Error::RepoUnknown {
                 name: repo.to_string(),
             });
@@ -54,20 +67,26 @@ impl Registry {
         let prefix = keys::repo_rows(repo);
         let after = last.map(|l| keys::tag(repo, l));
         let rows = self
-            .meta()
+            .db()
             .scan(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
         crate::page(rows.iter().map(|(k, _)| tag_name(k)), n)
     }
 
     /// Tags with their digests, in lexical order.
-    pub fn tag_list(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
-        if !self.repo_exists(repo)? || self.inner.deleting.hides(repo) {
+    pub async fn tag_list(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
+        let repo = repo.clone();
+        self.meta(move |r| r.tag_list_blocking(&repo)).await
+    }
+
+    /// [`Registry::tag_list`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn tag_list_blocking(&self, repo: &RepoName) -> Result<Vec<TagInfo>> {
+        if !self.repo_exists_blocking(repo)? || self.inner.deleting.hides(repo) {
             return Err(Error::RepoUnknown {
                 name: repo.to_string(),
             });
         }
         let rows = self
-            .meta()
+            .db()
             .scan(Table::Tags, &keys::repo_rows(repo), None, usize::MAX)?;
         rows.into_iter()
             .map(|(k, v)| {

@@ -85,7 +85,7 @@ fn repos_of_namespace(db: &dyn MetaDb, ns: &str) -> Result<Vec<RepoName>> {
 impl Registry {
     pub(crate) fn load_deleting(&self) -> Result<Vec<String>> {
         let mut namespaces = Vec::new();
-        for (k, v) in self.meta().scan(Table::Namespaces, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Namespaces, b"", None, usize::MAX)? {
             let rec: NamespaceRecord = meta::decode(Table::Namespaces, &v)?;
             if rec.status == NamespaceStatus::Deleting {
                 let name = keys::parse_namespace(&k);
@@ -97,8 +97,13 @@ impl Registry {
     }
 
     /// Every namespace with its figures.
-    pub fn namespaces(&self) -> Result<Vec<NamespaceInfo>> {
-        let rows = self.meta().scan(Table::Namespaces, b"", None, usize::MAX)?;
+    pub async fn namespaces(&self) -> Result<Vec<NamespaceInfo>> {
+        self.meta(move |r| r.namespaces_blocking()).await
+    }
+
+    /// [`Registry::namespaces`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn namespaces_blocking(&self) -> Result<Vec<NamespaceInfo>> {
+        let rows = self.db().scan(Table::Namespaces, b"", None, usize::MAX)?;
         let mut out = Vec::with_capacity(rows.len());
         for (k, v) in rows {
             let name = keys::parse_namespace(&k);
@@ -112,7 +117,7 @@ impl Registry {
         let (repo_count, size) = if record.status == NamespaceStatus::Deleting {
             (0, 0)
         } else {
-            let repos = repos_of_namespace(self.meta(), &name)?;
+            let repos = repos_of_namespace(self.db(), &name)?;
             let mut digests = BTreeSet::new();
             for r in &repos {
                 digests.extend(self.linked_digests(r)?);
@@ -128,9 +133,15 @@ impl Registry {
     }
 
     /// One namespace.
-    pub fn namespace(&self, name: &str) -> Result<NamespaceInfo> {
+    pub async fn namespace(&self, name: &str) -> Result<NamespaceInfo> {
+        let name = name.to_owned();
+        self.meta(move |r| r.namespace_blocking(&name)).await
+    }
+
+    /// [`Registry::namespace`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn namespace_blocking(&self, name: &str) -> Result<NamespaceInfo> {
         let rec: NamespaceRecord = self
-            .meta()
+            .db()
             .get_json(Table::Namespaces, &keys::namespace(name))?
             .ok_or_else(|| Error::NamespaceUnknown { name: name.into() })?;
         self.namespace_figures(name.to_string(), rec)
@@ -156,14 +167,19 @@ impl Registry {
             status: NamespaceStatus::Ready,
             status_message: String::new(),
         };
-        self.meta().transact(|tx| {
-            if tx.get(Table::Namespaces, &keys::namespace(name))?.is_some() {
-                return Err(Error::NamespaceExists { name: name.into() }.into());
-            }
-            meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
-        })?;
+        let owned = name.to_owned();
+        self.meta(move |r| {
+            let name = owned.as_str();
+            r.db().transact(|tx| {
+                if tx.get(Table::Namespaces, &keys::namespace(name))?.is_some() {
+                    return Err(Error::NamespaceExists { name: name.into() }.into());
+                }
+                meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
+            })
+        })
+        .await?;
         self.durable().await?;
-        self.namespace(name)
+        self.namespace(name).await
     }
 
     /// Updates a namespace's description and visibility.
@@ -173,47 +189,59 @@ impl Registry {
         description: Option<&str>,
         is_public: Option<bool>,
     ) -> Result<NamespaceInfo> {
-        self.meta().transact(|tx| {
-            let Some(mut rec) =
-                meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, &keys::namespace(name))?
-            else {
-                return Err(Error::NamespaceUnknown { name: name.into() }.into());
-            };
-            if rec.status == NamespaceStatus::Deleting {
-                return Err(Error::BeingDeleted {
-                    what: format!("namespace {name}"),
+        let owned = name.to_owned();
+        let description = description.map(str::to_owned);
+        self.meta(move |r| {
+            let (name, description) = (owned.as_str(), description.as_deref());
+            r.db().transact(|tx| {
+                let Some(mut rec) =
+                    meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, &keys::namespace(name))?
+                else {
+                    return Err(Error::NamespaceUnknown { name: name.into() }.into());
+                };
+                if rec.status == NamespaceStatus::Deleting {
+                    return Err(Error::BeingDeleted {
+                        what: format!("namespace {name}"),
+                    }
+                    .into());
                 }
-                .into());
-            }
-            if let Some(d) = description {
-                rec.description = d.to_string();
-            }
-            if let Some(p) = is_public {
-                rec.is_public = p;
-            }
-            rec.updated_at = now_millis();
-            meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
-        })?;
+                if let Some(d) = description {
+                    rec.description = d.to_string();
+                }
+                if let Some(p) = is_public {
+                    rec.is_public = p;
+                }
+                rec.updated_at = now_millis();
+                meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
+            })
+        })
+        .await?;
         self.durable().await?;
-        self.namespace(name)
+        self.namespace(name).await
     }
 
     /// Deletes a namespace: its repositories vanish at once; rows are
     /// purged in the background, then the namespace record goes. Blob bytes
     /// nothing else links are reclaimed by garbage collection.
     pub async fn namespace_delete(&self, name: &str) -> Result<()> {
-        self.meta().transact(|tx| {
-            let Some(mut rec) =
-                meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, &keys::namespace(name))?
-            else {
-                return Err(Error::NamespaceUnknown { name: name.into() }.into());
-            };
-            rec.status = NamespaceStatus::Deleting;
-            rec.status_message = "deletion in progress".into();
-            rec.updated_at = now_millis();
-            meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
-        })?;
-        self.inner.deleting.insert(Deleting::ns_key(name));
+        let owned = name.to_owned();
+        self.meta(move |r| {
+            let name = owned.as_str();
+            r.db().transact(|tx| {
+                let Some(mut rec) =
+                    meta::tx_get::<NamespaceRecord>(tx, Table::Namespaces, &keys::namespace(name))?
+                else {
+                    return Err(Error::NamespaceUnknown { name: name.into() }.into());
+                };
+                rec.status = NamespaceStatus::Deleting;
+                rec.status_message = "deletion in progress".into();
+                rec.updated_at = now_millis();
+                meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
+            })?;
+            r.inner.deleting.insert(Deleting::ns_key(name));
+            Ok(())
+        })
+        .await?;
         self.durable().await?;
         self.spawn_namespace_purge(name.to_string());
         Ok(())
@@ -224,30 +252,46 @@ impl Registry {
         tokio::spawn(async move {
             if let Err(e) = this.purge_namespace(&name).await {
                 tracing::error!(namespace = %name, error = %e, "namespace deletion failed; it will resume on restart");
-                let _ = this.meta().transact(|tx| {
-                    if let Some(mut rec) = meta::tx_get::<NamespaceRecord>(
-                        tx,
-                        Table::Namespaces,
-                        &keys::namespace(&name),
-                    )? {
-                        rec.status_message = format!("deletion failed: {e}; retried on restart");
-                        meta::tx_put(tx, Table::Namespaces, &keys::namespace(&name), &rec)?;
-                    }
-                    Ok(())
-                });
+                let e = e.to_string();
+                let _ = this
+                    .meta(move |r| {
+                        r.db().transact(|tx| {
+                            if let Some(mut rec) = meta::tx_get::<NamespaceRecord>(
+                                tx,
+                                Table::Namespaces,
+                                &keys::namespace(&name),
+                            )? {
+                                rec.status_message =
+                                    format!("deletion failed: {e}; retried on restart");
+                                meta::tx_put(tx, Table::Namespaces, &keys::namespace(&name), &rec)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .await;
             }
         });
     }
 
     async fn purge_namespace(&self, name: &str) -> Result<()> {
-        for repo in repos_of_namespace(self.meta(), name)? {
-            self.purge_repo_rows(&repo)?;
+        let owned = name.to_owned();
+        for repo in self
+            .meta(move |r| repos_of_namespace(r.db(), &owned))
+            .await?
+        {
+            self.meta(move |r| r.purge_repo_rows(&repo)).await?;
         }
-        self.meta()
-            .transact(|tx| tx.delete(Table::Namespaces, &keys::namespace(name)))?;
-        // No await between the record going and the name becoming usable
-        // again: a push right after the namespace reads as gone succeeds.
-        self.inner.deleting.remove(&Deleting::ns_key(name));
+        let owned = name.to_owned();
+        self.meta(move |r| {
+            r.db()
+                .transact(|tx| tx.delete(Table::Namespaces, &keys::namespace(&owned)))?;
+            // In the same gate call as the delete, no await between the
+            // record going and the name becoming usable again: a push right
+            // after the namespace reads as gone succeeds.
+            r.inner.deleting.remove(&Deleting::ns_key(&owned));
+            Ok(())
+        })
+        .await?;
         self.durable().await?;
         tracing::info!(namespace = %name, "namespace deleted");
         Ok(())
@@ -264,9 +308,15 @@ impl Registry {
     }
 
     /// Whether the repository exists (and is not being deleted).
-    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+    pub async fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+        let repo = repo.clone();
+        self.meta(move |r| r.repo_exists_blocking(&repo)).await
+    }
+
+    /// [`Registry::repo_exists`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn repo_exists_blocking(&self, repo: &RepoName) -> Result<bool> {
         Ok(!self.inner.deleting.hides(repo)
-            && self.meta().get(Table::Repos, &keys::repo(repo))?.is_some())
+            && self.db().get(Table::Repos, &keys::repo(repo))?.is_some())
     }
 
     /// Inside a transaction: creates the repository and its namespace on
@@ -318,7 +368,14 @@ impl Registry {
     }
 
     /// Repository names in lexical order, after `last`, at most `n`.
-    pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
+    pub async fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
+        let last = last.map(str::to_owned);
+        self.meta(move |r| r.catalog_blocking(last.as_deref(), n))
+            .await
+    }
+
+    /// [`Registry::catalog`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn catalog_blocking(&self, last: Option<&str>, n: usize) -> Result<Page> {
         let mut names = Vec::new();
         let mut after = last.map(keys::repo_after);
         let hidden = self.inner.deleting.snapshot();
@@ -326,9 +383,7 @@ impl Registry {
         // full or the table ends.
         loop {
             let want = n.saturating_add(1) - names.len();
-            let rows = self
-                .meta()
-                .scan(Table::Repos, b"", after.as_deref(), want)?;
+            let rows = self.db().scan(Table::Repos, b"", after.as_deref(), want)?;
             let exhausted = rows.len() < want;
             for (k, _) in rows {
                 let name = keys::parse_repo(&k).ok_or_else(|| meta::bad_key(Table::Repos, &k));
@@ -346,8 +401,13 @@ impl Registry {
 
     /// A namespace's stored record without the figures (cheap: one point
     /// read), `None` when it does not exist.
-    pub fn namespace_record(&self, ns: &str) -> Result<Option<NamespaceRecord>> {
-        self.meta()
-            .get_json(Table::Namespaces, &keys::namespace(ns))
+    pub async fn namespace_record(&self, ns: &str) -> Result<Option<NamespaceRecord>> {
+        let ns = ns.to_owned();
+        self.meta(move |r| r.namespace_record_blocking(&ns)).await
+    }
+
+    /// [`Registry::namespace_record`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn namespace_record_blocking(&self, ns: &str) -> Result<Option<NamespaceRecord>> {
+        self.db().get_json(Table::Namespaces, &keys::namespace(ns))
     }
 }

@@ -38,7 +38,8 @@ impl Pulls {
 const PULL_FLUSH_SECS: u64 = 2;
 
 impl Registry {
-    /// Writes gathered pull times (also called on shutdown).
+    /// Writes gathered pull times (also called on shutdown); on a blocking
+    /// thread (inside [`Registry::meta`]).
     pub(crate) fn flush_pulls(&self) -> Result<()> {
         let pending = self.inner.pulls.take();
         if pending.is_empty() {
@@ -49,7 +50,7 @@ impl Registry {
             let e = by_repo.entry(repo).or_insert(*t);
             *e = (*e).max(*t);
         }
-        self.meta().transact(|tx| {
+        self.db().transact(|tx| {
             for (repo, t) in &by_repo {
                 let key = keys::repo(repo);
                 if let Some(mut r) = meta::tx_get::<RepoRecord>(tx, Table::Repos, &key)? {
@@ -78,7 +79,7 @@ impl Registry {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let reg = Registry { inner };
-                if let Err(e) = reg.flush_pulls() {
+                if let Err(e) = reg.meta(|r| r.flush_pulls()).await {
                     tracing::warn!(error = %e, "could not record pull times");
                 }
             }

@@ -18,14 +18,23 @@ impl Registry {
     /// before any row goes, so a crash part-way leaves it hidden, and the
     /// purge resumes on restart: it is either all there or all gone.
     pub async fn repository_delete(&self, repo: &RepoName) -> Result<()> {
+        let owned = repo.clone();
+        self.meta(move |r| r.mark_repo_deleting(&owned)).await?;
+        self.durable().await?;
+        self.purge_repo(repo).await
+    }
+
+    /// The durable mark of [`Registry::repository_delete`], then the name
+    /// hidden in memory; on a blocking thread (inside [`Registry::meta`]).
+    fn mark_repo_deleting(&self, repo: &RepoName) -> Result<()> {
         let unknown = || Error::RepoUnknown {
             name: repo.to_string(),
         };
-        if !self.repo_exists(repo)? || self.inner.deleting.hides(repo) {
+        if !self.repo_exists_blocking(repo)? || self.inner.deleting.hides(repo) {
             return Err(unknown());
         }
         let key = keys::repo(repo);
-        self.meta().transact(|tx| {
+        self.db().transact(|tx| {
             let Some(mut rec) = meta::tx_get::<RepoRecord>(tx, Table::Repos, &key)? else {
                 return Err(unknown().into());
             };
@@ -38,8 +47,7 @@ impl Registry {
         self.inner
             .deleting
             .insert(Deleting::repo_key(repo.as_str()));
-        self.durable().await?;
-        self.purge_repo(repo).await
+        Ok(())
     }
 
     /// Purges a repository marked as being deleted, then makes its name
@@ -47,13 +55,13 @@ impl Registry {
     async fn purge_repo(&self, repo: &RepoName) -> Result<()> {
         #[cfg(test)]
         self.inner.hooks.pause_in_repo_purge().await;
-        let r = self.purge_repo_rows(repo);
-        if r.is_ok() {
-            self.inner
-                .deleting
-                .remove(&Deleting::repo_key(repo.as_str()));
-        }
-        r?;
+        let owned = repo.clone();
+        self.meta(move |r| {
+            r.purge_repo_rows(&owned)?;
+            r.inner.deleting.remove(&Deleting::repo_key(owned.as_str()));
+            Ok(())
+        })
+        .await?;
         self.durable().await?;
         tracing::info!(repository = %repo, "repository deleted");
         Ok(())
@@ -61,9 +69,10 @@ impl Registry {
 
     /// Repositories whose deletion a stop interrupted, now hidden again;
     /// those of namespaces being deleted are left to the namespace's purge.
+    /// On a blocking thread (inside [`Registry::meta`]).
     pub(crate) fn load_deleting_repos(&self) -> Result<Vec<RepoName>> {
         let mut out = Vec::new();
-        for (k, v) in self.meta().scan(Table::Repos, b"", None, usize::MAX)? {
+        for (k, v) in self.db().scan(Table::Repos, b"", None, usize::MAX)? {
             let rec: RepoRecord = meta::decode(Table::Repos, &v)?;
             if !rec.deleting {
                 continue;
@@ -75,7 +84,7 @@ impl Registry {
                 .deleting
                 .insert(Deleting::repo_key(name.as_str()));
             let ns_deleting = self
-                .meta()
+                .db()
                 .get_json::<NamespaceRecord>(Table::Namespaces, &keys::namespace(name.namespace()))?
                 .is_some_and(|n| n.status == NamespaceStatus::Deleting);
             if !ns_deleting {
@@ -94,7 +103,8 @@ impl Registry {
         });
     }
 
-    /// Removes every row of a repository, the repository row last.
+    /// Removes every row of a repository, the repository row last; on a
+    /// blocking thread (inside [`Registry::meta`]).
     pub(crate) fn purge_repo_rows(&self, repo: &RepoName) -> Result<()> {
         let prefix = keys::repo_rows(repo);
         for table in [
@@ -104,12 +114,20 @@ impl Registry {
             Table::Links,
         ] {
             loop {
-                let rows = self.meta().scan(table, &prefix, None, 1000)?;
+                let rows = self.db().scan(table, &prefix, None, 1000)?;
                 if rows.is_empty() {
                     break;
                 }
-                self.meta().transact(|tx| {
-                    for (k, v) in &rows {
+                self.db().transact(|tx| {
+                    for (k, _) in &rows {
+                        // Read again inside the transaction: a row another
+                        // transaction removed since the scan (garbage
+                        // collection sweeping a link, a manifest deleted) is
+                        // gone with its counters already; counting it again
+                        // would leave the blob's counters short.
+                        let Some(v) = tx.get(table, k)? else {
+                            continue;
+                        };
                         tx.delete(table, k)?;
                         match table {
                             Table::Links => {
@@ -123,7 +141,7 @@ impl Registry {
                                 let Some((_, d)) = keys::parse_manifest(k) else {
                                     continue;
                                 };
-                                let rec: ManifestRecord = meta::decode(Table::Manifests, v)?;
+                                let rec: ManifestRecord = meta::decode(Table::Manifests, &v)?;
                                 for target in rec.references() {
                                     crate::blobs::counters::remove_ref_in_tx(
                                         tx, &target, repo, &d,
@@ -137,7 +155,7 @@ impl Registry {
                 })?;
             }
         }
-        self.meta()
+        self.db()
             .transact(|tx| tx.delete(Table::Repos, &keys::repo(repo)))?;
         Ok(())
     }

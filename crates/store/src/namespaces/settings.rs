@@ -193,9 +193,14 @@ impl RegistrySettings {
 
 impl Registry {
     /// Registry settings (defaults until first changed).
-    pub fn settings(&self) -> Result<RegistrySettings> {
+    pub async fn settings(&self) -> Result<RegistrySettings> {
+        self.meta(move |r| r.settings_blocking()).await
+    }
+
+    /// [`Registry::settings`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn settings_blocking(&self) -> Result<RegistrySettings> {
         Ok(self
-            .meta()
+            .db()
             .get_json(Table::Settings, keys::SETTINGS)?
             .unwrap_or_default())
     }
@@ -210,10 +215,12 @@ impl Registry {
             .iter()
             .map(|c| normalize_cidr(c).unwrap_or_else(|| c.clone()))
             .collect();
-        let s = &s;
-        self.meta().transact(|tx: &dyn Txn| -> TxResult<()> {
-            meta::tx_put(tx, Table::Settings, keys::SETTINGS, s)
-        })?;
+        self.meta(move |r| {
+            r.db().transact(|tx: &dyn Txn| -> TxResult<()> {
+                meta::tx_put(tx, Table::Settings, keys::SETTINGS, &s)
+            })
+        })
+        .await?;
         self.durable().await
     }
 }

@@ -70,9 +70,9 @@ impl Registry {
     /// count, so deleting an artifact shrinks the sizes at once.
     pub(crate) fn linked_digests(&self, repo: &RepoName) -> Result<Vec<Digest>> {
         let prefix = keys::repo_rows(repo);
-        let rows = self.meta().scan(Table::Links, &prefix, None, usize::MAX)?;
+        let rows = self.db().scan(Table::Links, &prefix, None, usize::MAX)?;
         let manifests: HashSet<Digest> = self
-            .meta()
+            .db()
             .scan(Table::Manifests, &prefix, None, usize::MAX)?
             .iter()
             .filter_map(|(k, _)| keys::parse_manifest(k).map(|(_, d)| d))
@@ -98,7 +98,7 @@ impl Registry {
         let mut total = 0;
         for d in digests {
             if let Some(b) = self
-                .meta()
+                .db()
                 .get_json::<BlobRecord>(Table::Blobs, &keys::blob(d))?
             {
                 total += b.size;
@@ -108,12 +108,18 @@ impl Registry {
     }
 
     /// Repositories of a namespace.
-    pub fn repositories(&self, ns: &str) -> Result<Vec<RepoSummary>> {
-        let info = self.namespace(ns)?;
+    pub async fn repositories(&self, ns: &str) -> Result<Vec<RepoSummary>> {
+        let ns = ns.to_owned();
+        self.meta(move |r| r.repositories_blocking(&ns)).await
+    }
+
+    /// [`Registry::repositories`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn repositories_blocking(&self, ns: &str) -> Result<Vec<RepoSummary>> {
+        let info = self.namespace_blocking(ns)?;
         if info.record.status == NamespaceStatus::Deleting {
             return Ok(Vec::new());
         }
-        repos_of_namespace(self.meta(), ns)?
+        repos_of_namespace(self.db(), ns)?
             .iter()
             .filter(|r| !self.inner.deleting.hides(r))
             .map(|r| self.repo_summary(r))
@@ -122,19 +128,17 @@ impl Registry {
 
     fn repo_summary(&self, repo: &RepoName) -> Result<RepoSummary> {
         let record: RepoRecord = self
-            .meta()
+            .db()
             .get_json(Table::Repos, &keys::repo(repo))?
             .ok_or_else(|| Error::RepoUnknown {
                 name: repo.to_string(),
             })?;
-        let tags = self.tag_list(repo)?;
+        let tags = self.tag_list_blocking(repo)?;
         let latest_tag = tags
             .iter()
             .max_by(|a, b| a.pushed_at.cmp(&b.pushed_at).then(a.name.cmp(&b.name)))
             .map(|t| t.name.clone());
-        let artifact_count = self
-            .meta()
-            .count(Table::Manifests, &keys::repo_rows(repo))? as u64;
+        let artifact_count = self.db().count(Table::Manifests, &keys::repo_rows(repo))? as u64;
         let size = self.sum_sizes(&self.linked_digests(repo)?)?;
         Ok(RepoSummary {
             name: repo.to_string(),
@@ -147,7 +151,13 @@ impl Registry {
     }
 
     /// A repository with its tags and artifacts.
-    pub fn repository(&self, repo: &RepoName) -> Result<RepoDetail> {
+    pub async fn repository(&self, repo: &RepoName) -> Result<RepoDetail> {
+        let repo = repo.clone();
+        self.meta(move |r| r.repository_blocking(&repo)).await
+    }
+
+    /// [`Registry::repository`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn repository_blocking(&self, repo: &RepoName) -> Result<RepoDetail> {
         if self.inner.deleting.hides(repo) {
             return Err(Error::RepoUnknown {
                 name: repo.to_string(),
@@ -156,21 +166,27 @@ impl Registry {
         let summary = self.repo_summary(repo)?;
         Ok(RepoDetail {
             summary,
-            tags: self.tag_list(repo)?,
-            artifacts: self.artifacts(repo)?,
+            tags: self.tag_list_blocking(repo)?,
+            artifacts: self.artifacts_blocking(repo)?,
         })
     }
 
     /// Every manifest of a repository with sizes, tags and platforms, most
     /// recently pushed first.
-    pub fn artifacts(&self, repo: &RepoName) -> Result<Vec<ArtifactInfo>> {
-        let tags = self.tag_list(repo)?;
+    pub async fn artifacts(&self, repo: &RepoName) -> Result<Vec<ArtifactInfo>> {
+        let repo = repo.clone();
+        self.meta(move |r| r.artifacts_blocking(&repo)).await
+    }
+
+    /// [`Registry::artifacts`] on a blocking thread (inside [`Registry::meta`]).
+    pub(crate) fn artifacts_blocking(&self, repo: &RepoName) -> Result<Vec<ArtifactInfo>> {
+        let tags = self.tag_list_blocking(repo)?;
         let mut tags_by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
         for t in tags {
             tags_by_digest.entry(t.digest).or_default().push(t.name);
         }
         let rows = self
-            .meta()
+            .db()
             .scan(Table::Manifests, &keys::repo_rows(repo), None, usize::MAX)?;
         let mut records: BTreeMap<Digest, ManifestRecord> = BTreeMap::new();
         for (k, v) in rows {

@@ -159,8 +159,8 @@ pub async fn push_image(
 }
 
 /// Whether `d` is readable in `repo`.
-pub fn has_blob(reg: &Registry, repo: &RepoName, d: &Digest) -> bool {
-    match reg.blob_size(repo, d) {
+pub async fn has_blob(reg: &Registry, repo: &RepoName, d: &Digest) -> bool {
+    match reg.blob_size(repo, d).await {
         Ok(_) => true,
         Err(berth_store::Error::BlobUnknown { .. }) => false,
         Err(e) => panic!("blob_size {repo}@{d}: {e}"),

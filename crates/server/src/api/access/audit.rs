@@ -9,10 +9,10 @@ use super::*;
     responses(
         (status = 200, description = "Audit log, newest first", body = AuditList),
         (status = 400, description = "Invalid pagination", body = ErrorBody)))]
-pub(super) fn list_audit(state: &AppState, q: &Query) -> Result<Response<Body>> {
+pub(super) async fn list_audit(state: &AppState, q: &Query) -> Result<Response<Body>> {
     let (page, size) = q.page()?;
     let skip = ((page - 1).saturating_mul(size)) as usize;
-    let (rows, total) = state.registry.audit_page(skip, size as usize)?;
+    let (rows, total) = state.registry.audit_page(skip, size as usize).await?;
     let entries = rows
         .into_iter()
         .map(|e: StoreAudit| AuditEntry {

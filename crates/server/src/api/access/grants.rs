@@ -7,11 +7,12 @@ use super::*;
     responses(
         (status = 200, description = "Roles granted on the namespace", body = GrantList),
         (status = 404, description = "No such namespace", body = ErrorBody)))]
-pub(super) fn list_grants(state: &AppState, ns: &str) -> Result<Response<Body>> {
-    state.registry.namespace(ns)?;
+pub(super) async fn list_grants(state: &AppState, ns: &str) -> Result<Response<Body>> {
+    state.registry.namespace(ns).await?;
     let grants: Vec<Grant> = state
         .registry
-        .grants(Some(ns))?
+        .grants(Some(ns))
+        .await?
         .into_iter()
         .map(grant_dto)
         .collect();
@@ -32,10 +33,11 @@ pub(super) fn list_grants(state: &AppState, ns: &str) -> Result<Response<Body>> 
     responses(
         (status = 200, description = "The user's role", body = Grant),
         (status = 404, description = "No such namespace, user or role", body = ErrorBody)))]
-pub(super) fn get_grant(state: &AppState, ns: &str, user: &str) -> Result<Response<Body>> {
+pub(super) async fn get_grant(state: &AppState, ns: &str, user: &str) -> Result<Response<Body>> {
     let g = state
         .registry
-        .grants(Some(ns))?
+        .grants(Some(ns))
+        .await?
         .into_iter()
         .find(|g| g.user == user)
         .ok_or_else(|| MgmtError::not_found(format!("{user} has no role on {ns}")))?;
@@ -68,7 +70,8 @@ pub(super) async fn put_grant(
         "grant",
         &format!("{ns}:{user}"),
         g.record.role.as_str(),
-    );
+    )
+    .await;
     Ok(json_response(StatusCode::OK, &grant_dto(g)))
 }
 
@@ -86,6 +89,6 @@ pub(super) async fn delete_grant(
     user: &str,
 ) -> Result<Response<Body>> {
     state.registry.revoke(ns, user).await?;
-    auth::record(state, caller, "revoke", &format!("{ns}:{user}"), "");
+    auth::record(state, caller, "revoke", &format!("{ns}:{user}"), "").await;
     Ok(no_content())
 }

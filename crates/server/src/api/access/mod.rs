@@ -37,27 +37,75 @@ type Result<T> = std::result::Result<T, MgmtError>;
 // creation names in its body. Everything else is decided before the body
 // is read, in `crate::authorize`.
 
-/// Whether the caller may see a namespace in listings.
-pub(super) fn sees_namespace(state: &AppState, caller: &Caller, ns: &str) -> bool {
-    auth::may_namespace(&state.registry, &caller.principal, ns, Action::Pull).unwrap_or(false)
+/// The items naming a namespace the caller may see in listings, in order;
+/// one cache for the listing, so each namespace costs one metadata hop.
+pub(super) async fn seen_namespaces<T>(
+    state: &AppState,
+    caller: &Caller,
+    items: Vec<T>,
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    let mut cache = auth::AccessCache::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let ns = name(&item);
+        if auth::may_namespace_cached(
+            &state.registry,
+            &caller.principal,
+            ns,
+            Action::Pull,
+            &mut cache,
+        )
+        .await
+        .unwrap_or(false)
+        {
+            out.push(item);
+        }
+    }
+    out
 }
 
-/// Whether the caller may see a repository in listings.
-pub(super) fn sees_repo(state: &AppState, caller: &Caller, repo: &str) -> bool {
-    match repo.parse() {
-        Ok(r) => auth::may_repo_live(&state.registry, &caller.principal, &r, Action::Pull)
+/// The items naming a repository the caller may see in listings, in order
+/// (as [`seen_namespaces`]).
+pub(super) async fn seen_repos<T>(
+    state: &AppState,
+    caller: &Caller,
+    items: Vec<T>,
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    let mut cache = auth::AccessCache::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let seen = match name(&item).parse() {
+            Ok(r) => auth::may_repo_cached(
+                &state.registry,
+                &caller.principal,
+                &r,
+                Action::Pull,
+                &mut cache,
+            )
+            .await
             .unwrap_or(false),
-        Err(_) => false,
+            Err(_) => false,
+        };
+        if seen {
+            out.push(item);
+        }
     }
+    out
 }
 
 /// Creating a namespace needs `manage` on it: registry administrators, or
 /// tokens whose scopes cover it.
-pub(super) fn may_create_namespace(state: &AppState, caller: &Caller, ns: &str) -> Result<()> {
+pub(super) async fn may_create_namespace(
+    state: &AppState,
+    caller: &Caller,
+    ns: &str,
+) -> Result<()> {
     if caller.principal.is_admin() {
         return Ok(());
     }
-    crate::authorize::require_ns(state, caller, ns, Action::Manage)
+    crate::authorize::require_ns(state, caller, ns, Action::Manage).await
 }
 
 // ---------------------------------------------------------------------
@@ -72,24 +120,24 @@ pub(super) async fn handle(
 ) -> Result<Response<Body>> {
     let q = Query::parse(req.uri().query());
     match op {
-        Api::Me => me(state, caller),
+        Api::Me => me(state, caller).await,
         Api::UserCreate => create_user(state, read_json(req).await?).await,
-        Api::UserList => list_users(state, &q),
+        Api::UserList => list_users(state, &q).await,
         Api::UserUpdate(u) => update_user(state, &u, read_json(req).await?).await,
         Api::UserDelete(u) => delete_user(state, &u).await,
-        Api::UserGet(u) => get_user(state, &u),
+        Api::UserGet(u) => get_user(state, &u).await,
         Api::PasswordChange(u) => change_password(state, caller, &u, read_json(req).await?).await,
-        Api::GrantList(ns) => list_grants(state, &ns),
+        Api::GrantList(ns) => list_grants(state, &ns).await,
         Api::GrantPut(ns, u) => put_grant(state, caller, &ns, &u, read_json(req).await?).await,
         Api::GrantDelete(ns, u) => delete_grant(state, caller, &ns, &u).await,
-        Api::GrantGet(ns, u) => get_grant(state, &ns, &u),
+        Api::GrantGet(ns, u) => get_grant(state, &ns, &u).await,
         Api::TokenCreate => create_token(state, caller, read_json(req).await?).await,
-        Api::TokenList => list_tokens(state, &q),
+        Api::TokenList => list_tokens(state, &q).await,
         Api::TokenDelete(id) => delete_token(state, &id).await,
-        Api::TokenGet(id) => get_token(state, &id),
+        Api::TokenGet(id) => get_token(state, &id).await,
         Api::SigningKeyRotate => rotate_signing_key(state).await,
         Api::SigningKeyGet => get_signing_key(state).await,
-        Api::AuditList => list_audit(state, &q),
+        Api::AuditList => list_audit(state, &q).await,
         other => Err(MgmtError::internal(format!(
             "{} is not an access-control operation",
             crate::endpoint::Endpoint::Api(other).route_label()

@@ -10,9 +10,9 @@ use super::*;
     responses(
         (status = 200, description = "Tokens, oldest first (no secrets)", body = TokenList),
         (status = 400, description = "Invalid pagination", body = ErrorBody)))]
-pub(super) fn list_tokens(state: &AppState, q: &Query) -> Result<Response<Body>> {
+pub(super) async fn list_tokens(state: &AppState, q: &Query) -> Result<Response<Body>> {
     let page = q.page()?;
-    let all = state.registry.tokens()?;
+    let all = state.registry.tokens().await?;
     let total_count = all.len() as u64;
     let tokens = paginate(all, page).into_iter().map(token_dto).collect();
     Ok(json_response(
@@ -90,10 +90,10 @@ pub(super) async fn create_token(
     responses(
         (status = 200, description = "The token (no secret)", body = Token),
         (status = 404, description = "No such token", body = ErrorBody)))]
-pub(super) fn get_token(state: &AppState, id: &str) -> Result<Response<Body>> {
+pub(super) async fn get_token(state: &AppState, id: &str) -> Result<Response<Body>> {
     Ok(json_response(
         StatusCode::OK,
-        &token_dto(state.registry.token(id)?),
+        &token_dto(state.registry.token(id).await?),
     ))
 }
 

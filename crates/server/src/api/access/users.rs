@@ -6,7 +6,7 @@ use super::*;
     responses(
         (status = 200, description = "The caller", body = Me),
         (status = 401, description = "No credentials", body = ErrorBody)))]
-pub(super) fn me(state: &AppState, caller: &Caller) -> Result<Response<Body>> {
+pub(super) async fn me(state: &AppState, caller: &Caller) -> Result<Response<Body>> {
     let mode = match state.config.auth.mode {
         AuthMode::None => "none",
         AuthMode::Token => "token",
@@ -31,7 +31,8 @@ pub(super) fn me(state: &AppState, caller: &Caller) -> Result<Response<Body>> {
             me.name = u.name.clone();
             me.roles = state
                 .registry
-                .grants(None)?
+                .grants(None)
+                .await?
                 .into_iter()
                 .filter(|g| g.user == u.name)
                 .map(|g| NamespaceRole {
@@ -60,9 +61,9 @@ pub(super) fn me(state: &AppState, caller: &Caller) -> Result<Response<Body>> {
     responses(
         (status = 200, description = "Users by name", body = UserList),
         (status = 400, description = "Invalid pagination", body = ErrorBody)))]
-pub(super) fn list_users(state: &AppState, q: &Query) -> Result<Response<Body>> {
+pub(super) async fn list_users(state: &AppState, q: &Query) -> Result<Response<Body>> {
     let page = q.page()?;
-    let all = state.registry.users()?;
+    let all = state.registry.users().await?;
     let total_count = all.len() as u64;
     let users = paginate(all, page).into_iter().map(user_dto).collect();
     Ok(json_response(
@@ -90,10 +91,11 @@ pub(super) async fn create_user(state: &AppState, c: CreateUser) -> Result<Respo
     responses(
         (status = 200, description = "The user", body = User),
         (status = 404, description = "No such user", body = ErrorBody)))]
-pub(super) fn get_user(state: &AppState, user: &str) -> Result<Response<Body>> {
+pub(super) async fn get_user(state: &AppState, user: &str) -> Result<Response<Body>> {
     let u = state
         .registry
-        .user(user)?
+        .user(user)
+        .await?
         .ok_or_else(|| MgmtError::not_found(format!("user {user} does not exist")))?;
     Ok(json_response(StatusCode::OK, &user_dto(u)))
 }
@@ -112,7 +114,8 @@ pub(super) async fn update_user(
 ) -> Result<Response<Body>> {
     let reg = &state.registry;
     let mut info = reg
-        .user(user)?
+        .user(user)
+        .await?
         .ok_or_else(|| MgmtError::not_found(format!("user {user} does not exist")))?;
     if let Some(a) = u.admin {
         info = reg.user_set_admin(user, a).await?;
