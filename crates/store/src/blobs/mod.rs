@@ -23,7 +23,7 @@ impl Registry {
     /// Size of a blob the repository may serve.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         let (repo, digest) = (repo.clone(), digest.clone());
-        self.meta(move |r| r.blob_size_blocking(&repo, &digest))
+        self.meta_point(move |r| r.blob_size_blocking(&repo, &digest))
             .await
     }
 

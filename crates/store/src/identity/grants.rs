@@ -85,7 +85,8 @@ impl Registry {
     pub async fn role_of(&self, user: &str, ns: &str) -> Result<Option<Role>> {
         let user = user.to_owned();
         let ns = ns.to_owned();
-        self.meta(move |r| r.role_of_blocking(&user, &ns)).await
+        self.meta_point(move |r| r.role_of_blocking(&user, &ns))
+            .await
     }
 
     /// [`Registry::role_of`] on a blocking thread (inside [`Registry::meta`]).
@@ -110,7 +111,7 @@ impl Registry {
             return Ok(NamespaceAccess::default());
         }
         let (user, ns) = (user.map(str::to_owned), ns.to_owned());
-        self.meta(move |r| {
+        self.meta_point(move |r| {
             let role = match &user {
                 Some(u) => r.role_of_blocking(u, &ns)?,
                 None => None,

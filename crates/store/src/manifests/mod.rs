@@ -317,15 +317,15 @@ impl Registry {
         Ok((digest, rec))
     }
 
-    /// [`Registry::resolve`] through the gate: one hop for a manifest
-    /// request.
+    /// [`Registry::resolve`] through the point-read gate: one call for a
+    /// manifest request.
     async fn resolve_async(
         &self,
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<(Digest, ManifestRecord)> {
         let (repo, reference) = (repo.clone(), reference.clone());
-        self.meta(move |r| r.resolve(&repo, &reference)).await
+        self.meta_point(move |r| r.resolve(&repo, &reference)).await
     }
 
     /// A manifest's digest, media type and size, without its bytes.

@@ -310,7 +310,8 @@ impl Registry {
     /// Whether the repository exists (and is not being deleted).
     pub async fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
         let repo = repo.clone();
-        self.meta(move |r| r.repo_exists_blocking(&repo)).await
+        self.meta_point(move |r| r.repo_exists_blocking(&repo))
+            .await
     }
 
     /// [`Registry::repo_exists`] on a blocking thread (inside [`Registry::meta`]).
@@ -403,7 +404,8 @@ impl Registry {
     /// read), `None` when it does not exist.
     pub async fn namespace_record(&self, ns: &str) -> Result<Option<NamespaceRecord>> {
         let ns = ns.to_owned();
-        self.meta(move |r| r.namespace_record_blocking(&ns)).await
+        self.meta_point(move |r| r.namespace_record_blocking(&ns))
+            .await
     }
 
     /// [`Registry::namespace_record`] on a blocking thread (inside [`Registry::meta`]).

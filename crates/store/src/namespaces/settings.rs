@@ -194,7 +194,7 @@ impl RegistrySettings {
 impl Registry {
     /// Registry settings (defaults until first changed).
     pub async fn settings(&self) -> Result<RegistrySettings> {
-        self.meta(move |r| r.settings_blocking()).await
+        self.meta_point(move |r| r.settings_blocking()).await
     }
 
     /// [`Registry::settings`] on a blocking thread (inside [`Registry::meta`]).
