@@ -300,14 +300,14 @@ async fn check(
                     &format!("{} on namespace {ns}", Action::Pull.as_str()),
                 )));
             }
-            if let Ok(name) = crate::api::resolve_repo(state, ns, repo).await {
+            if let Ok(name) = crate::api::lookup::resolve_repo(state, ns, repo).await {
                 // A repository the caller may not pull answers like a
                 // missing one.
                 if !auth::may_repo_cached(reg, p, &name, Action::Pull, &mut cache)
                     .await
                     .map_err(|e| mgmt(e.into()))?
                 {
-                    return Err(mgmt(crate::api::repo_not_found(ns, repo)));
+                    return Err(mgmt(crate::api::lookup::repo_not_found(ns, repo)));
                 }
                 if !auth::may_repo_cached(reg, p, &name, *action, &mut cache)
                     .await

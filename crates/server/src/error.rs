@@ -374,6 +374,29 @@ impl From<StoreError> for MgmtError {
     }
 }
 
+/// Sent on every distribution API answer, errors included.
+pub(crate) const API_VERSION: &str = "docker-distribution-api-version";
+
+/// The distribution API's answer for an error (also used by the token
+/// endpoint and the connection limits, which speak the same error format).
+pub(crate) fn oci_response(e: ApiError) -> Response<Body> {
+    let body = e.body();
+    let mut b = Response::builder()
+        .status(e.status)
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_LENGTH, body.len());
+    for (k, v) in e.headers {
+        b = b.header(k, v);
+    }
+    b = b.header(API_VERSION, "registry/2.0");
+    b.body(full(body)).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "error response could not be built");
+        let mut r = Response::new(full(bytes::Bytes::new()));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

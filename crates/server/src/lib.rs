@@ -313,9 +313,9 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let decided = authorize::decide(&state, &caller, req.headers(), plane, parsed).await;
     let (resp, endpoint) = match decided {
         Err(Failure::Oci(e)) if plane == Plane::V2 => {
-            (v2::finish(v2::error_response(e), is_head), None)
+            (v2::finish(crate::error::oci_response(e), is_head), None)
         }
-        Err(Failure::Oci(e)) => (v2::error_response(e), None),
+        Err(Failure::Oci(e)) => (crate::error::oci_response(e), None),
         Err(Failure::Api(e)) => (e.response(), None),
         Ok(endpoint) => {
             let resp = match &endpoint {
@@ -362,7 +362,7 @@ async fn admit(
         if plane == Plane::Api {
             api.response()
         } else {
-            v2::error_response(oci)
+            crate::error::oci_response(oci)
         }
     };
     if path != "/healthz" {
@@ -398,7 +398,7 @@ async fn admit(
                     scheme,
                 };
                 return Err(match (plane, f) {
-                    (Plane::Token, f) => v2::error_response(token::failure_error(f)),
+                    (Plane::Token, f) => crate::error::oci_response(token::failure_error(f)),
                     (Plane::Api, auth::AuthFailure::Unauthorized(m)) => MgmtError::unauthorized(m)
                         .with_header(http::header::WWW_AUTHENTICATE, "Basic realm=\"berth\"")
                         .response(),
@@ -408,12 +408,14 @@ async fn admit(
                     }
                     (Plane::V2, auth::AuthFailure::Unauthorized(m)) => {
                         let challenge = auth::challenge(state, &caller, req.headers(), None, false);
-                        v2::error_response(
+                        crate::error::oci_response(
                             error::ApiError::new(berth_oci::ErrorCode::Unauthorized, m)
                                 .with_header(http::header::WWW_AUTHENTICATE, challenge),
                         )
                     }
-                    (Plane::V2 | Plane::Console, f) => v2::error_response(token::failure_error(f)),
+                    (Plane::V2 | Plane::Console, f) => {
+                        crate::error::oci_response(token::failure_error(f))
+                    }
                 });
             }
         }

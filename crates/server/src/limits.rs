@@ -18,7 +18,7 @@ use http_body::Body as _;
 use crate::auth::{Caller, Principal};
 use crate::endpoint::Plane;
 use crate::error::{ApiError, MgmtError};
-use crate::{api, body, v2, AppState, Body};
+use crate::{api, body, AppState, Body};
 
 /// Units of the manifest-bytes semaphore: permits are counted in u32.
 const MANIFEST_UNIT: u64 = 1024;
@@ -32,7 +32,7 @@ fn refuse(plane: Plane, status: u16, msg: &str) -> Response<Body> {
     if plane == Plane::Api {
         MgmtError::limit(status, msg).response()
     } else {
-        v2::error_response(ApiError::limit(status, msg))
+        crate::error::oci_response(ApiError::limit(status, msg))
     }
 }
 

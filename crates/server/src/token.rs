@@ -39,7 +39,7 @@ pub(crate) async fn dispatch(
 ) -> Response<Body> {
     match handle(state, caller, req).await {
         Ok(r) => r,
-        Err(e) => crate::v2::error_response(e),
+        Err(e) => crate::error::oci_response(e),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::{full, AppState, Body};
 
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 const DOCKER_UPLOAD_UUID: &str = "docker-upload-uuid";
-const API_VERSION: &str = "docker-distribution-api-version";
+use crate::error::API_VERSION;
 /// Catalog pages are capped so one request cannot walk a huge registry.
 const CATALOG_MAX: usize = 1000;
 /// Tag lists without `n` return everything up to this many, with a `Link`
@@ -39,7 +39,7 @@ pub(crate) async fn dispatch(
 ) -> Response<Body> {
     match route(state, caller, op, req).await {
         Ok(r) => r,
-        Err(e) => error_response(e),
+        Err(e) => crate::error::oci_response(e),
     }
 }
 
@@ -65,25 +65,7 @@ pub(crate) fn health() -> Response<Body> {
         Response::builder().header(CONTENT_TYPE, "text/plain"),
         full("ok\n"),
     )
-    .unwrap_or_else(error_response)
-}
-
-pub(crate) fn error_response(e: ApiError) -> Response<Body> {
-    let body = e.body();
-    let mut b = Response::builder()
-        .status(e.status)
-        .header(CONTENT_TYPE, "application/json")
-        .header(CONTENT_LENGTH, body.len());
-    for (k, v) in e.headers {
-        b = b.header(k, v);
-    }
-    b = b.header(API_VERSION, "registry/2.0");
-    b.body(full(body)).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "error response could not be built");
-        let mut r = Response::new(full(Bytes::new()));
-        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    })
+    .unwrap_or_else(crate::error::oci_response)
 }
 
 /// Finishes a response. Header values may come from stored data (a
@@ -468,7 +450,7 @@ fn accepted() -> Response<Body> {
 
 /// The 500 answered when a response cannot be built.
 fn internal(e: http::Error) -> Response<Body> {
-    error_response(build_failed(e))
+    crate::error::oci_response(build_failed(e))
 }
 
 fn build_failed(e: http::Error) -> ApiError {

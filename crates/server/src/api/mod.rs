@@ -10,6 +10,7 @@ mod convert;
 pub mod dto;
 mod gc;
 mod gc_items;
+pub(crate) mod lookup;
 mod namespaces;
 mod registry;
 mod repositories;
@@ -36,6 +37,7 @@ use crate::{full, AppState, Body};
 use convert::*;
 use dto::*;
 use gc::*;
+pub(crate) use lookup::resolve_repo;
 use namespaces::*;
 use registry::*;
 use repositories::*;
@@ -276,32 +278,6 @@ fn rfc3339(ms: i64) -> String {
 
 async fn region(state: &AppState) -> Result<String> {
     Ok(state.registry.settings().await?.region)
-}
-
-/// Finds a repository given relative to its namespace or in full.
-pub(crate) async fn resolve_repo(state: &AppState, ns: &str, repo: &str) -> Result<RepoName> {
-    let reg = &state.registry;
-    reg.namespace(ns).await?;
-    let mut candidates = vec![format!("{ns}/{repo}")];
-    if repo == ns || repo.starts_with(&format!("{ns}/")) {
-        candidates.push(repo.to_string());
-    }
-    for c in &candidates {
-        if let Ok(name) = c.parse::<RepoName>() {
-            if reg.repo_exists(&name).await? {
-                return Ok(name);
-            }
-        }
-    }
-    Err(repo_not_found(ns, repo))
-}
-
-/// The answer for a repository that does not exist, and, word for word,
-/// for one the caller may not see.
-pub(crate) fn repo_not_found(ns: &str, repo: &str) -> MgmtError {
-    MgmtError::not_found(format!(
-        "repository {repo:?} does not exist in namespace {ns:?}"
-    ))
 }
 
 /// A namespace's figures as the caller may see them: over the repositories

@@ -49,8 +49,8 @@ fn claims_allow(claims: &Claims, repo: &str, action: Action) -> bool {
     })
 }
 
-/// Whether `p` may do `action` on `repo`. A bearer token is judged by its
-/// claims here (on `/v2`).
+/// Whether `p` may do `action` on `repo`, on every plane. A bearer token is
+/// judged by its access claim and its subject's current rights together.
 pub async fn may_repo(
     reg: &Registry,
     p: &Principal,
@@ -91,18 +91,6 @@ pub async fn may_repo_cached(
                 && Box::pin(may_repo_cached(reg, subject, repo, action, cache)).await?
         }
     })
-}
-
-/// [`may_repo`] as the management API and token issuance use it: a bearer
-/// token is judged by its access claim and its subject's current rights
-/// together, as on `/v2`.
-pub async fn may_repo_live(
-    reg: &Registry,
-    p: &Principal,
-    repo: &RepoName,
-    action: Action,
-) -> Result<bool, StoreError> {
-    may_repo(reg, p, repo, action).await
 }
 
 /// The part of a pattern before its first `*`.
@@ -372,9 +360,7 @@ pub async fn grant_scopes(
                 _ => &[],
             };
             for w in wanted {
-                if may_repo_live(reg, p, &repo, *w).await?
-                    && !granted.iter().any(|g| g == w.as_str())
-                {
+                if may_repo(reg, p, &repo, *w).await? && !granted.iter().any(|g| g == w.as_str()) {
                     granted.push(w.as_str().to_string());
                 }
             }
