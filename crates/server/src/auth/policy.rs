@@ -72,13 +72,8 @@ pub async fn may_repo_cached(
     let ns = repo.namespace();
     let pull = action == Action::Pull;
     Ok(match p {
-        Principal::Open => true,
-        Principal::Anonymous => pull && facts(reg, p, ns, true, cache).await?.public,
-        Principal::User(u) => {
-            u.admin || {
-                let f = facts(reg, p, ns, pull, cache).await?;
-                f.role.is_some_and(|r| role_allows(r, action)) || f.public
-            }
+        Principal::Open | Principal::Anonymous | Principal::User(_) => {
+            standing(reg, p, ns, action, cache).await?
         }
         Principal::Token(t) => {
             t.allows(repo.as_str(), action)
@@ -90,6 +85,32 @@ pub async fn may_repo_cached(
             claims_allow(claims, repo.as_str(), action)
                 && Box::pin(may_repo_cached(reg, subject, repo, action, cache)).await?
         }
+    })
+}
+
+/// What a principal's own standing in namespace `ns` allows: the same for
+/// a repository of it and for the namespace itself. Users act by their
+/// role (administrators by everything), everyone may pull from a public
+/// namespace. Tokens have no standing of their own; their patterns and
+/// claims are judged per target by the callers.
+async fn standing(
+    reg: &Registry,
+    p: &Principal,
+    ns: &str,
+    action: Action,
+    cache: &mut AccessCache,
+) -> Result<bool, StoreError> {
+    let pull = action == Action::Pull;
+    Ok(match p {
+        Principal::Open => true,
+        Principal::Anonymous => pull && facts(reg, p, ns, true, cache).await?.public,
+        Principal::User(u) => {
+            u.admin || {
+                let f = facts(reg, p, ns, pull, cache).await?;
+                f.role.is_some_and(|r| role_allows(r, action)) || f.public
+            }
+        }
+        Principal::Token(_) | Principal::Bearer { .. } => false,
     })
 }
 
@@ -140,13 +161,8 @@ pub async fn may_namespace_cached(
 ) -> Result<bool, StoreError> {
     let pull = action == Action::Pull;
     Ok(match p {
-        Principal::Open => true,
-        Principal::Anonymous => pull && facts(reg, p, ns, true, cache).await?.public,
-        Principal::User(u) => {
-            u.admin || {
-                let f = facts(reg, p, ns, pull, cache).await?;
-                f.role.is_some_and(|r| role_allows(r, action)) || f.public
-            }
+        Principal::Open | Principal::Anonymous | Principal::User(_) => {
+            standing(reg, p, ns, action, cache).await?
         }
         // A bearer token sees a namespace its access claim reaches into
         // (while its subject still may); it never manages anything.
