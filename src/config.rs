@@ -291,7 +291,7 @@ impl Config {
         );
         for p in &a.trusted_proxies {
             anyhow::ensure!(
-                berth_store::parse_cidr(p).is_some(),
+                berth_server::auth::parse_cidr(p).is_some(),
                 "auth.trusted_proxies: {p:?} is not a CIDR such as 10.0.0.0/8 or ::1/128"
             );
         }

@@ -169,7 +169,7 @@ fn auth_config(cfg: &Config) -> AuthConfig {
         trusted_proxies: a
             .trusted_proxies
             .iter()
-            .filter_map(|p| berth_store::parse_cidr(p))
+            .filter_map(|p| berth_server::auth::parse_cidr(p))
             .collect(),
         max_failed_logins: a.max_failed_logins,
     }

@@ -143,6 +143,11 @@ impl MgmtError {
         e
     }
 
+    /// The request field an invalid-argument error names, if any.
+    pub fn field(&self) -> Option<&str> {
+        self.details.get("field").and_then(|f| f.as_str())
+    }
+
     /// 404.
     pub fn not_found(message: impl Into<String>) -> MgmtError {
         MgmtError::new(StatusCode::NOT_FOUND, "not_found", message)

@@ -43,8 +43,8 @@ use object_store::local::LocalFileSystem;
 pub use blobs::uploads::UploadState;
 pub use error::{Error, Result};
 pub use gc::{
-    FsckReport, GcBlob, GcManifest, GcOptions, GcReport, GcRun, PlannedArtifact, PlannedTag,
-    Progress, RetentionPlan, RetentionPolicy, MAX_POLICIES,
+    tag_pattern, FsckReport, GcBlob, GcManifest, GcOptions, GcReport, GcRun, PlannedArtifact,
+    PlannedTag, Progress, RetentionPlan, RetentionPolicy,
 };
 pub use identity::truncate as truncate_str;
 pub use identity::{
@@ -54,8 +54,8 @@ pub use identity::{
 };
 pub use manifests::{ManifestContent, PutManifest, TagInfo};
 pub use namespaces::{
-    normalize_cidr, parse_cidr, validate_namespace_name, ArtifactInfo, Features, GcSchedule,
-    NamespaceInfo, RegistrySettings, RepoDetail, RepoSummary, Toggle, MAX_ALLOW_LIST,
+    validate_namespace_name, ArtifactInfo, Features, GcSchedule, NamespaceInfo, RegistrySettings,
+    RepoDetail, RepoSummary, Toggle,
 };
 pub use objects::{BlobRead, ByteStream};
 pub use records::{

@@ -15,6 +15,7 @@ mod namespaces;
 mod registry;
 mod repositories;
 mod retention;
+mod validate;
 
 use crate::body::Incoming;
 use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};

@@ -37,12 +37,12 @@ pub(super) async fn patch_registry(
     if let Some(a) = p.api_subnet_allow_list {
         let a: Vec<String> = a
             .iter()
-            .map(|c| berth_store::normalize_cidr(c).unwrap_or_else(|| c.clone()))
+            .map(|c| crate::auth::normalize_cidr(c).unwrap_or_else(|| c.clone()))
             .collect();
         // Refuse to lock the caller out by mistake: recovering needs the
         // server stopped and `berth auth clear-allow-list` on its data.
         if !p.confirm_lockout
-            && a.iter().all(|c| berth_store::parse_cidr(c).is_some())
+            && a.iter().all(|c| crate::auth::parse_cidr(c).is_some())
             && !crate::auth::list_admits(&a, caller.addr)
         {
             return Err(MgmtError::lockout(
@@ -57,6 +57,7 @@ pub(super) async fn patch_registry(
     if let Some(f) = p.features {
         s.features.vulnerability_scanning.enabled = f.vulnerability_scanning.enabled;
     }
+    validate::settings(&s)?;
     reg.settings_put(&s).await?;
     Ok(json_response(
         StatusCode::OK,

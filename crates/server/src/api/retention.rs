@@ -35,6 +35,7 @@ pub(super) async fn put_retention(
     ns: &str,
     body: RetentionPolicies,
 ) -> Result<Response<Body>> {
+    validate::policies(&body.policies)?;
     let policies: Vec<_> = body.policies.into_iter().map(policy_to_store).collect();
     state.registry.retention_set(ns, &policies).await?;
     get_retention(state, ns).await

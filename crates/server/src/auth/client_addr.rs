@@ -99,6 +99,48 @@ pub fn client_addr(
     (client, scheme)
 }
 
+/// The canonical form of a CIDR: a bare address is `/32` (IPv4) or `/128`
+/// (IPv6), and host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`).
+pub fn normalize_cidr(s: &str) -> Option<String> {
+    let (ip, len) = parse_cidr(s)?;
+    let net = match ip {
+        std::net::IpAddr::V4(a) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
+            std::net::IpAddr::V4((u32::from(a) & mask).into())
+        }
+        std::net::IpAddr::V6(a) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
+            std::net::IpAddr::V6((u128::from(a) & mask).into())
+        }
+    };
+    Some(format!("{net}/{len}"))
+}
+
+/// Validates an IPv4 or IPv6 CIDR such as `10.0.0.0/8` or `2001:db8::/32`;
+/// a bare address means `/32` or `/128`.
+pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    if !s.contains('/') {
+        let ip: std::net::IpAddr = s.parse().ok()?;
+        return Some((ip, if ip.is_ipv4() { 32 } else { 128 }));
+    }
+    let (ip, len) = s.split_once('/')?;
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) || len.len() > 3 {
+        return None;
+    }
+    let len: u8 = len.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
 /// Whether the registry's subnet allow-list admits `ip` (empty = all).
 pub async fn allow_listed(reg: &Registry, ip: IpAddr) -> Result<bool, StoreError> {
     Ok(list_admits(
@@ -114,10 +156,7 @@ pub fn list_admits(list: &[String], ip: IpAddr) -> bool {
     if list.is_empty() {
         return true;
     }
-    let cidrs: Vec<(IpAddr, u8)> = list
-        .iter()
-        .filter_map(|c| berth_store::parse_cidr(c))
-        .collect();
+    let cidrs: Vec<(IpAddr, u8)> = list.iter().filter_map(|c| parse_cidr(c)).collect();
     let deny_all = cidrs
         .iter()
         .any(|(n, len)| *len == 0 && *n == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
@@ -129,7 +168,7 @@ mod tests {
     use super::*;
 
     fn cidr(s: &str) -> (IpAddr, u8) {
-        berth_store::parse_cidr(s).unwrap()
+        parse_cidr(s).unwrap()
     }
 
     #[test]

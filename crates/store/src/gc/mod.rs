@@ -48,7 +48,7 @@ mod retention;
 mod runs;
 
 pub use fsck::FsckReport;
-pub use retention::{PlannedArtifact, PlannedTag, RetentionPlan, RetentionPolicy, MAX_POLICIES};
+pub use retention::{tag_pattern, PlannedArtifact, PlannedTag, RetentionPlan, RetentionPolicy};
 pub use runs::GcRun;
 pub(crate) use runs::RunGuard;
 

@@ -15,9 +15,7 @@ mod usage;
 
 pub(crate) use deleting::Deleting;
 pub(crate) use pulls::Pulls;
-pub use settings::{
-    normalize_cidr, parse_cidr, Features, GcSchedule, RegistrySettings, Toggle, MAX_ALLOW_LIST,
-};
+pub use settings::{Features, GcSchedule, RegistrySettings, Toggle};
 pub use usage::{ArtifactInfo, RepoDetail, RepoSummary};
 
 use std::collections::BTreeSet;
