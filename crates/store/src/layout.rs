@@ -145,7 +145,13 @@ pub(crate) mod keys {
 
     /// The repository of a `repos` key.
     pub(crate) fn parse_repo(k: &[u8]) -> Option<RepoName> {
-        std::str::from_utf8(k).ok()?.parse().ok()
+        repo_name(k)?.parse().ok()
+    }
+
+    /// A `repos` key as the repository's name, not checked again: a
+    /// listing reads thousands of keys, each checked when it was written.
+    pub(crate) fn repo_name(k: &[u8]) -> Option<&str> {
+        std::str::from_utf8(k).ok()
     }
 
     /// Where to resume a listing of `repos` after the name `last` (which a
@@ -213,6 +219,16 @@ pub(crate) mod keys {
     }
 
     /// The repository and tag of a `tags` key.
+    /// The tag of a `tags` key read under `repo`'s rows ([`repo_rows`]):
+    /// the repository part is known, so only the rest is decoded (a tag
+    /// list reads up to thousands of keys per page).
+    pub(crate) fn tag_of<'k>(repo: &RepoName, k: &'k [u8]) -> Option<&'k str> {
+        let rest = k
+            .strip_prefix(repo.as_str().as_bytes())?
+            .strip_prefix(&[SEP])?;
+        std::str::from_utf8(rest).ok()
+    }
+
     pub(crate) fn parse_tag(k: &[u8]) -> Option<(RepoName, String)> {
         let (repo, tag) = split_scoped(k)?;
         Some((repo.parse().ok()?, tag.to_string()))
@@ -387,6 +403,16 @@ mod tests {
         let p = upload_part_path(&id, 1);
         assert_eq!(p.as_ref(), format!("uploads/{id}.000001"));
         assert_eq!(upload_of_path(&p), Some(id));
+    }
+
+    #[test]
+    fn listing_decodes_read_only_what_they_need() {
+        let repo: RepoName = "acme/web".parse().unwrap();
+        let other: RepoName = "acme/webx".parse().unwrap();
+        assert_eq!(keys::tag_of(&repo, &keys::tag(&repo, "v1")), Some("v1"));
+        assert_eq!(keys::tag_of(&repo, &keys::tag(&other, "v1")), None);
+        assert_eq!(keys::repo_name(b"acme/web"), Some("acme/web"));
+        assert_eq!(keys::repo_name(&[0xff]), None);
     }
 
     /// The stored format: these bytes are what databases on disk hold.

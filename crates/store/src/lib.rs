@@ -282,6 +282,21 @@ impl Registry {
         tokio::task::spawn_blocking(move || f(&this)).await?
     }
 
+    /// [`Registry::meta`] and then the flush that makes its writes durable,
+    /// in one trip to the blocking pool: a write that is acknowledged right
+    /// after (a blob, a manifest) would otherwise pay for a second trip.
+    pub(crate) async fn meta_durable<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Registry) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.meta(move |r| {
+            let v = f(r)?;
+            r.db().flush()?;
+            Ok(v)
+        })
+        .await
+    }
+
     /// The gate for point reads of a few keys on a request's path (settings,
     /// a tag and its manifest record, a blob's size, a role, a namespace's
     /// visibility): runs `f` right here. These are served from the

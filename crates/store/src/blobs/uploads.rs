@@ -449,7 +449,7 @@ impl Registry {
                 consumed.store(moved, Ordering::Relaxed);
             }
             let (repo, digest) = (repo.clone(), digest.clone());
-            self.meta(move |r| {
+            self.meta_durable(move |r| {
                 let key = keys::blob(&digest);
                 let ref_rows = r.blob_ref_rows(&repo, &digest)?;
                 r.db().transact(|tx| {
@@ -466,7 +466,6 @@ impl Registry {
             .await
         })
         .await?;
-        self.durable().await?;
         if !consumed.load(Ordering::Relaxed) {
             // Deduplicated: the same bytes were stored already.
             self.inner.objects.delete_all(parts).await;

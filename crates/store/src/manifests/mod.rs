@@ -118,10 +118,15 @@ impl Registry {
                 reason: e.to_string(),
             })?;
         // Check once before writing bytes, for a clear error without side
-        // effects; checked again inside the transaction below.
-        {
+        // effects; checked again inside the transaction below. A few
+        // references are a few point reads, done in place; an index of
+        // many children goes to the blocking pool.
+        if parsed.required_blobs().count() + parsed.manifests.len() <= POINT_CHECK_MAX {
+            self.meta_point(|r| check_references(&|t, k| r.db().get(t, k), repo, &parsed))
+                .await?;
+        } else {
             let (repo, parsed) = (repo.clone(), parsed.clone());
-            self.meta(move |r| r.db().transact(|tx| r.check_references(tx, &repo, &parsed)))
+            self.meta(move |r| check_references(&|t, k| r.db().get(t, k), &repo, &parsed))
                 .await?;
         }
         self.inner
@@ -159,13 +164,13 @@ impl Registry {
                 parsed.clone(),
                 bytes.clone(),
             );
-            self.meta(move |r| {
+            self.meta_durable(move |r| {
                 let (repo, reference) = (&repo, &reference);
                 let mkey = keys::manifest(repo, &digest);
                 let bkey = keys::blob(&digest);
                 let ref_rows = r.blob_ref_rows(repo, &digest)?;
                 r.db().transact(|tx| {
-                    r.check_references(tx, repo, &parsed)?;
+                    check_references(&|t, k| tx.get(t, k), repo, &parsed)?;
                     if tx.get(Table::Blobs, &bkey)?.is_none() {
                         meta::tx_put(
                             tx,
@@ -228,7 +233,6 @@ impl Registry {
             })
             .await?;
         }
-        self.durable().await?;
         self.inner.manifest_cache.insert(digest.clone(), bytes);
         Ok(PutManifest {
             digest,
@@ -264,34 +268,6 @@ impl Registry {
 
     /// Every config and layer must be linked to the repository and stored;
     /// every index child must be a manifest of the repository.
-    fn check_references(&self, tx: &dyn Txn, repo: &RepoName, m: &ParsedManifest) -> TxResult<()> {
-        let missing = |d: &Digest| Error::ManifestBlobUnknown {
-            repo: repo.to_string(),
-            digest: d.clone(),
-        };
-        if m.kind == ManifestKind::Other {
-            return Ok(());
-        }
-        for b in m.required_blobs() {
-            if tx
-                .get(Table::Links, &keys::link(repo, &b.digest))?
-                .is_none()
-                || tx.get(Table::Blobs, &keys::blob(&b.digest))?.is_none()
-            {
-                return Err(missing(&b.digest).into());
-            }
-        }
-        for c in &m.manifests {
-            if tx
-                .get(Table::Manifests, &keys::manifest(repo, &c.digest))?
-                .is_none()
-            {
-                return Err(missing(&c.digest).into());
-            }
-        }
-        Ok(())
-    }
-
     fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<(Digest, ManifestRecord)> {
         let unknown = || Error::ManifestUnknown {
             repo: repo.to_string(),
@@ -506,4 +482,40 @@ fn own_references(
         }
     }
     Ok(own)
+}
+
+/// Most references a manifest may have for its first check to run in
+/// place (see [`Registry::meta_point`]).
+const POINT_CHECK_MAX: usize = 16;
+
+/// A point read: a transaction's, or the engine's outside one.
+type PointRead<'a, E> = &'a dyn Fn(Table, &[u8]) -> std::result::Result<Option<Vec<u8>>, E>;
+
+/// Every blob and child manifest `m` needs is present in `repo`, read
+/// through `get` (a transaction's, or the engine's for the first check).
+fn check_references<E: From<Error>>(
+    get: PointRead<'_, E>,
+    repo: &RepoName,
+    m: &ParsedManifest,
+) -> std::result::Result<(), E> {
+    let missing = |d: &Digest| Error::ManifestBlobUnknown {
+        repo: repo.to_string(),
+        digest: d.clone(),
+    };
+    if m.kind == ManifestKind::Other {
+        return Ok(());
+    }
+    for b in m.required_blobs() {
+        if get(Table::Links, &keys::link(repo, &b.digest))?.is_none()
+            || get(Table::Blobs, &keys::blob(&b.digest))?.is_none()
+        {
+            return Err(missing(&b.digest).into());
+        }
+    }
+    for c in &m.manifests {
+        if get(Table::Manifests, &keys::manifest(repo, &c.digest))?.is_none() {
+            return Err(missing(&c.digest).into());
+        }
+    }
+    Ok(())
 }

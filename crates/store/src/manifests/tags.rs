@@ -37,9 +37,9 @@ pub(crate) fn untag_in_tx(
     Ok(())
 }
 
-fn tag_name(k: &[u8]) -> Result<String> {
-    keys::parse_tag(k)
-        .map(|(_, t)| t)
+fn tag_name(repo: &RepoName, k: &[u8]) -> Result<String> {
+    keys::tag_of(repo, k)
+        .map(str::to_string)
         .ok_or_else(|| meta::bad_key(Table::Tags, k))
 }
 
@@ -66,10 +66,10 @@ impl Registry {
         }
         let prefix = keys::repo_rows(repo);
         let after = last.map(|l| keys::tag(repo, l));
-        let rows = self
-            .db()
-            .scan(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
-        crate::page(rows.iter().map(|(k, _)| tag_name(k)), n)
+        let keys =
+            self.db()
+                .scan_keys(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
+        crate::page(keys.iter().map(|k| tag_name(repo, k)), n)
     }
 
     /// Tags with their digests, in lexical order.
@@ -92,7 +92,7 @@ impl Registry {
             .map(|(k, v)| {
                 let t: TagRecord = meta::decode(Table::Tags, &v)?;
                 Ok(TagInfo {
-                    name: tag_name(&k)?,
+                    name: tag_name(repo, &k)?,
                     digest: t.digest,
                     pushed_at: t.pushed_at,
                 })

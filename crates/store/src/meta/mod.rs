@@ -124,6 +124,14 @@ pub(crate) trait MetaDb: Send + Sync + 'static {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// [`MetaDb::scan`] for listings that need only the keys.
+    fn scan_keys(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>>;
     /// Number of entries under a prefix.
     fn count(&self, table: Table, prefix: &[u8]) -> Result<usize>;
     /// Runs `body` atomically; the engine may run it more than once.
@@ -227,6 +235,11 @@ pub(crate) mod tests {
         let after = db.scan(Table::Tags, b"r\0", Some(b"r\0a"), 1).unwrap();
         assert_eq!(after[0].0, b"r\0b".to_vec());
         assert_eq!(after.len(), 1);
+        assert_eq!(db.scan_keys(Table::Tags, b"r\0", None, 10).unwrap(), keys);
+        assert_eq!(
+            db.scan_keys(Table::Tags, b"r\0", Some(b"r\0a"), 1).unwrap(),
+            vec![b"r\0b".to_vec()]
+        );
         assert_eq!(db.count(Table::Tags, b"r\0").unwrap(), 3);
         // Tables are independent.
         assert!(db.get(Table::Repos, b"r\0a").unwrap().is_none());

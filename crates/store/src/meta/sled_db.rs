@@ -94,18 +94,18 @@ impl Txn for SledTxn<'_> {
     }
 }
 
-impl MetaDb for SledDb {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(table).get(key)?.map(|v| v.to_vec()))
-    }
-
-    fn scan(
+impl SledDb {
+    /// Rows under `prefix` strictly after `after`, at most `limit`, each
+    /// turned into what the caller keeps (a listing that needs only keys
+    /// does not copy the values).
+    fn rows<T>(
         &self,
         table: Table,
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        keep: impl Fn(&[u8], &[u8]) -> T,
+    ) -> Result<Vec<T>> {
         let tree = self.tree(table);
         let mut out = Vec::new();
         let iter = match after {
@@ -125,9 +125,35 @@ impl MetaDb for SledDb {
             if !k.starts_with(prefix) {
                 break;
             }
-            out.push((k.to_vec(), v.to_vec()));
+            out.push(keep(&k, &v));
         }
         Ok(out)
+    }
+}
+
+impl MetaDb for SledDb {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(table).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.rows(table, prefix, after, limit, |k, v| (k.to_vec(), v.to_vec()))
+    }
+
+    fn scan_keys(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.rows(table, prefix, after, limit, |k, _| k.to_vec())
     }
 
     fn count(&self, table: Table, prefix: &[u8]) -> Result<usize> {

@@ -40,9 +40,14 @@ impl Deleting {
     }
 
     fn hidden_in(g: &HashSet<String>, repo: &RepoName) -> bool {
-        !g.is_empty()
-            && (g.contains(&Self::ns_key(repo.namespace()))
-                || g.contains(&Self::repo_key(repo.as_str())))
+        Self::name_hidden_in(g, repo.as_str())
+    }
+
+    /// [`Deleting::hidden_in`] for a name read back from a `repos` key
+    /// (checked when written, not parsed again).
+    fn name_hidden_in(g: &HashSet<String>, repo: &str) -> bool {
+        let ns = repo.split('/').next().unwrap_or(repo);
+        !g.is_empty() && (g.contains(&Self::ns_key(ns)) || g.contains(&Self::repo_key(repo)))
     }
 
     /// The names hidden now. Take it before reading rows: a deletion that
@@ -56,7 +61,7 @@ impl Deleting {
 pub(crate) struct Snapshot(HashSet<String>);
 
 impl Snapshot {
-    pub(crate) fn hides(&self, repo: &RepoName) -> bool {
-        Deleting::hidden_in(&self.0, repo)
+    pub(crate) fn hides_name(&self, repo: &str) -> bool {
+        Deleting::name_hidden_in(&self.0, repo)
     }
 }

@@ -382,14 +382,18 @@ impl Registry {
         // full or the table ends.
         loop {
             let want = n.saturating_add(1) - names.len();
-            let rows = self.db().scan(Table::Repos, b"", after.as_deref(), want)?;
-            let exhausted = rows.len() < want;
-            for (k, _) in rows {
-                let name = keys::parse_repo(&k).ok_or_else(|| meta::bad_key(Table::Repos, &k));
-                after = Some(k);
-                if !name.as_ref().is_ok_and(|r| hidden.hides(r)) {
-                    names.push(name.map(|r| r.to_string()));
+            let keys = self
+                .db()
+                .scan_keys(Table::Repos, b"", after.as_deref(), want)?;
+            let exhausted = keys.len() < want;
+            for k in keys {
+                let name = keys::repo_name(&k)
+                    .map(str::to_string)
+                    .ok_or_else(|| meta::bad_key(Table::Repos, &k));
+                if !name.as_ref().is_ok_and(|r| hidden.hides_name(r)) {
+                    names.push(name);
                 }
+                after = Some(k);
             }
             if exhausted || names.len() > n {
                 break;
