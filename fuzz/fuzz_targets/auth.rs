@@ -4,7 +4,7 @@
 //! secrets (`Registry::token_verify`), JWTs signed with the server's own key
 //! but carrying hostile headers and claims, issued tokens round-tripping,
 //! token-request scopes (`auth::grant_scopes`), `X-Forwarded-For` with
-//! trusted proxies (`auth::client_addr`, `berth_store::parse_cidr`), token
+//! trusted proxies (`auth::client_addr`, `berth_server::auth::parse_cidr`), token
 //! repository patterns (`berth_store::glob_match`) and the `WWW-Authenticate`
 //! challenge built from a hostile `Host`.
 //!
@@ -302,11 +302,11 @@ fn forwarded(data: &[u8]) {
     }
     let mut trusted = Vec::new();
     for c in l[0].split(',') {
-        if let Some((ip, len)) = berth_store::parse_cidr(c) {
+        if let Some((ip, len)) = berth_server::auth::parse_cidr(c) {
             assert!(len <= if ip.is_ipv4() { 32 } else { 128 });
             assert!(auth::cidr_contains((ip, len), ip));
             assert_eq!(
-                berth_store::parse_cidr(&format!("{ip}/{len}")),
+                berth_server::auth::parse_cidr(&format!("{ip}/{len}")),
                 Some((ip, len))
             );
             trusted.push((ip, len));
