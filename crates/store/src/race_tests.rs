@@ -65,10 +65,23 @@ fn sha(b: &[u8]) -> Digest {
 }
 
 async fn open(dir: &std::path::Path) -> Registry {
-    let mut cfg = StoreConfig::new(dir);
-    cfg.gc_scheduler = false;
-    cfg.gc_grace = Duration::ZERO;
-    Registry::open(cfg).await.expect("open registry")
+    // A reopen right after the previous handles were dropped can find the
+    // database still locked for a moment: sled's background flusher lets
+    // go of the file lock on its own thread. A real restart is a new
+    // process and does not wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cfg = StoreConfig::new(dir);
+        cfg.gc_scheduler = false;
+        cfg.gc_grace = Duration::ZERO;
+        match Registry::open(cfg).await {
+            Ok(reg) => return reg,
+            Err(crate::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("open registry: {e}"),
+        }
+    }
 }
 
 async fn put_blob(reg: &Registry, repo: &RepoName, bytes: &'static [u8]) -> Digest {
