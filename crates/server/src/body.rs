@@ -57,20 +57,28 @@ pub struct Incoming {
     /// Armed on the first read that has to wait, reset by every frame.
     timer: Option<Pin<Box<Sleep>>>,
     timed_out: Arc<AtomicBool>,
+    /// Set once the whole body has been read (at once for an empty one):
+    /// a request answered before that leaves unread bytes on its
+    /// connection, which then cannot carry another request.
+    ended: Arc<AtomicBool>,
 }
 
 impl Incoming {
-    /// Wraps `inner`; `timed_out` is set once a read times out.
+    /// Wraps `inner`; `timed_out` is set once a read times out, `ended`
+    /// once the body has been read to its end.
     pub(crate) fn new(
         inner: hyper::body::Incoming,
         idle: Duration,
         timed_out: Arc<AtomicBool>,
+        ended: Arc<AtomicBool>,
     ) -> Incoming {
+        ended.store(inner.is_end_stream(), Ordering::Relaxed);
         Incoming {
             inner,
             idle,
             timer: None,
             timed_out,
+            ended,
         }
     }
 }
@@ -91,6 +99,9 @@ impl Body for Incoming {
             Poll::Ready(frame) => {
                 if let Some(t) = this.timer.as_mut() {
                     t.as_mut().reset(Instant::now() + this.idle);
+                }
+                if frame.is_none() || this.inner.is_end_stream() {
+                    this.ended.store(true, Ordering::Relaxed);
                 }
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Read)))
             }

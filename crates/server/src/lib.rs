@@ -265,8 +265,9 @@ async fn reject_tls(stream: TcpStream, wait: Duration) -> Option<TcpStream> {
 async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let timed_out = Arc::new(AtomicBool::new(false));
+    let body_ended = Arc::new(AtomicBool::new(false));
     let idle = state.config.body_read_timeout;
-    let req = req.map(|b| body::Incoming::new(b, idle, timed_out.clone()));
+    let req = req.map(|b| body::Incoming::new(b, idle, timed_out.clone(), body_ended.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let plane = Plane::of(&path);
@@ -336,7 +337,10 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let resp = if timed_out.load(Ordering::Relaxed) {
         limits::body_timeout(idle, plane)
     } else {
-        resp
+        // A handler that failed part-way through the body (a full disk, a
+        // bad chunk) leaves the rest unread: the client must not send its
+        // next request on this connection.
+        limits::closing(resp, !body_ended.load(Ordering::Relaxed))
     };
     let status = resp.status();
     if let Some((action, target)) = endpoint

@@ -289,6 +289,23 @@ impl From<object_store::Error> for Error {
     }
 }
 
+impl Error {
+    /// A local blob file's I/O error: a full or read-only disk is reported
+    /// as such, like the object store's own errors.
+    pub(crate) fn file(source: std::io::Error) -> Error {
+        if matches!(source.raw_os_error(), Some(28) | Some(30) | Some(122)) {
+            Error::StorageFull {
+                source: object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(source),
+                },
+            }
+        } else {
+            Error::BlobFile { source }
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for Error {
     fn from(source: tokio::task::JoinError) -> Self {
         Error::TaskFailed { source }

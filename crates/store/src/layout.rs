@@ -16,8 +16,10 @@
 //! │           └── abcdef0123...          the content, layers and manifests alike,
 //! │                                      written create-if-absent, never modified
 //! └── uploads
-//!     ├── <upload uuid>.000000           first chunk received (PATCH/PUT body)
-//!     └── <upload uuid>.000001           next chunk; concatenated on commit
+//!     └── <upload uuid>.000000           every chunk received, appended in order
+//!                                        (local disk; renamed into blobs/ on commit);
+//!                                        other stores: one object per chunk,
+//!                                        .000001 and on, concatenated on commit
 //!                                        (flat: no per-upload directory to create
 //!                                        and remove while other uploads write)
 //! ```

@@ -208,6 +208,7 @@ impl Registry {
             Ok(meta)
         })
         .await??;
+        let root = cfg.data_dir.clone();
         let fs = LocalFileSystem::new_with_prefix(&cfg.data_dir)?
             // No automatic cleanup of empty directories: removing one races
             // with a concurrent write creating a file in it. Upload chunks
@@ -217,7 +218,7 @@ impl Registry {
             inner: Arc::new(Inner {
                 cfg,
                 meta: Box::new(meta),
-                objects: objects::Objects::new(Arc::new(fs)),
+                objects: objects::Objects::new(Arc::new(fs), Some(root)),
                 uploads: blobs::uploads::Sessions::default(),
                 manifest_cache: manifests::Cache::default(),
                 deleting: namespaces::Deleting::default(),

@@ -43,11 +43,146 @@ pub struct BlobRead {
 #[derive(Clone)]
 pub(crate) struct Objects {
     os: Arc<dyn ObjectStore>,
+    /// The directory `os` keeps its objects in, when it is the local disk:
+    /// upload chunks are then appended to one file per session instead of
+    /// one object per chunk (which the commit would have to copy again).
+    local_root: Option<Arc<std::path::PathBuf>>,
 }
 
 impl Objects {
-    pub(crate) fn new(os: Arc<dyn ObjectStore>) -> Objects {
-        Objects { os }
+    /// Objects in `os`; `local_root` is the directory it keeps them in
+    /// when it is a `LocalFileSystem`.
+    pub(crate) fn new(os: Arc<dyn ObjectStore>, local_root: Option<std::path::PathBuf>) -> Objects {
+        Objects {
+            os,
+            local_root: local_root.map(Arc::new),
+        }
+    }
+
+    /// The local file of an object path, when objects are local files.
+    /// `LocalFileSystem` keeps `a/b` at `<root>/a/b`; the store's object
+    /// paths (drawn in `layout`) need no escaping.
+    fn local_file(&self, path: &Path) -> Option<std::path::PathBuf> {
+        self.local_root.as_ref().map(|r| r.join(path.as_ref()))
+    }
+
+    /// Whether [`Objects::append_local`] can be used.
+    pub(crate) fn appends(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Cuts the local file of `path` back to `len` bytes if it is longer
+    /// (bytes a crash left after the last recorded chunk). Nothing to do
+    /// when objects are not local files, or the file does not exist.
+    pub(crate) async fn truncate_local(&self, path: &Path, len: u64) -> Result<()> {
+        let Some(file) = self.local_file(path) else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || cut_back(&file, len))
+            .await
+            .map_err(|e| Error::BlobFile {
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// Appends `body` to the local file of `path` at byte `at` (anything
+    /// after `at` is cut first), feeding `hasher`, and makes it durable
+    /// before returning the number of bytes appended. On any error the file
+    /// is cut back to `at`, so the session stays as it was.
+    pub(crate) async fn append_local(
+        &self,
+        path: &Path,
+        at: u64,
+        mut body: impl Stream<Item = Result<Bytes>> + Unpin,
+        hasher: &mut Sha256,
+    ) -> Result<u64> {
+        let file = self
+            .local_file(path)
+            .expect("append_local is only called when appends() holds");
+        // Why a bounded channel: the file is written on the blocking pool
+        // while the body arrives here; two chunks in flight keep memory per
+        // upload at a few network buffers however fast the client sends.
+        // `None` says the body ended well; a dropped sender, that it failed.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(2);
+        let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
+            use std::io::Write;
+            let io = Error::file;
+            let created = !file.exists();
+            if let Some(dir) = file.parent().filter(|d| !d.exists()) {
+                // The first upload of a fresh data directory.
+                std::fs::create_dir_all(dir).map_err(io)?;
+                if let Some(up) = dir.parent() {
+                    std::fs::File::open(up)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io)?;
+                }
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&file)
+                .map_err(io)?;
+            f.set_len(at).map_err(io)?;
+            f.seek(SeekFrom::Start(at)).map_err(io)?;
+            let mut n = 0u64;
+            let done = loop {
+                match rx.blocking_recv() {
+                    Some(Some(chunk)) => {
+                        if let Err(e) = f.write_all(&chunk) {
+                            break Err(io(e));
+                        }
+                        n += chunk.len() as u64;
+                    }
+                    Some(None) => break f.sync_data().map_err(io),
+                    None => {
+                        break Err(Error::BlobFile {
+                            source: std::io::Error::other("the body ended early"),
+                        })
+                    }
+                }
+            };
+            if let Err(e) = done {
+                drop(f);
+                let _ = cut_back(&file, at);
+                return Err(e);
+            }
+            if created {
+                // The new name must survive a crash as well as the bytes.
+                if let Some(dir) = file.parent() {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io)?;
+                }
+            }
+            Ok(n)
+        });
+        let mut failed = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => {
+                    hasher.update(&c);
+                    if tx.send(Some(c)).await.is_err() {
+                        break; // the writer failed; its error is below
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if failed.is_none() {
+            let _ = tx.send(None).await;
+        }
+        drop(tx);
+        let written = writer.await.map_err(|e| Error::BlobFile {
+            source: std::io::Error::other(e),
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => written,
+        }
     }
 
     /// Streams `body` into `path`, feeding `hasher`; returns the byte count.
@@ -251,6 +386,22 @@ impl Objects {
             GetResultPayload::Stream(s) => s.map(|r| r.map_err(Error::from)).boxed(),
         };
         Ok(BlobRead { size, range, body })
+    }
+}
+
+/// Cuts `file` back to `len` bytes if it is longer; a missing file is fine.
+fn cut_back(file: &std::path::Path, len: u64) -> Result<()> {
+    let io = Error::file;
+    match std::fs::OpenOptions::new().write(true).open(file) {
+        Ok(f) => {
+            if f.metadata().map_err(io)?.len() > len {
+                f.set_len(len).map_err(io)?;
+                f.sync_data().map_err(io)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(e)),
     }
 }
 

@@ -228,3 +228,118 @@ fn a_stored_blob_mounts_into_another_repository_and_unlinks_per_repository() {
         ));
     });
 }
+
+/// The files under `uploads/` of a data directory, with their sizes.
+fn upload_files(data: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let Ok(rd) = std::fs::read_dir(data.join("uploads")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = rd
+        .map(|e| {
+            let p = e.unwrap().path();
+            let len = std::fs::metadata(&p).unwrap().len();
+            (p, len)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn chunks_on_the_local_disk_append_to_one_file_that_the_commit_renames() {
+    use std::os::unix::fs::MetadataExt;
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = open(dir.path()).await;
+        let r = repo("up/app");
+        let data = noise(11, 3 * 90_000);
+        let s = reg.upload_start(&r).await.unwrap();
+        for i in 0..3 {
+            let part = &data[i * 90_000..(i + 1) * 90_000];
+            reg.upload_append(&r, &s.id, Some((i * 90_000) as u64), body(part), None)
+                .await
+                .unwrap();
+            let files = upload_files(dir.path());
+            assert_eq!(files.len(), 1, "one staging file per session: {files:?}");
+            assert_eq!(files[0].1, ((i + 1) * 90_000) as u64);
+        }
+        let staged = std::fs::metadata(&upload_files(dir.path())[0].0)
+            .unwrap()
+            .ino();
+        let d = sha(&data);
+        reg.upload_finish(&r, &s.id, &d, None).await.unwrap();
+        assert!(upload_files(dir.path()).is_empty());
+        let blob = std::fs::metadata(blob_file(dir.path(), &d)).unwrap();
+        assert_eq!(blob.ino(), staged, "the commit renames, it does not copy");
+        assert_eq!(read_blob(&reg, &r, &d).await, data);
+    });
+}
+
+#[test]
+fn a_refused_chunk_leaves_the_session_file_as_it_was() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = open(dir.path()).await;
+        let r = repo("up/app");
+        let data = noise(12, 100_000);
+        let s = reg.upload_start(&r).await.unwrap();
+        reg.upload_append(&r, &s.id, Some(0), body(&data[..40_000]), None)
+            .await
+            .unwrap();
+        // Declares more than it sends.
+        let e = reg
+            .upload_append(
+                &r,
+                &s.id,
+                Some(40_000),
+                body(&data[40_000..50_000]),
+                Some(20_000),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::SizeMismatch { .. }), "{e:?}");
+        assert_eq!(upload_files(dir.path())[0].1, 40_000);
+        assert_eq!(reg.upload_status(&r, &s.id).await.unwrap().size, 40_000);
+        reg.upload_append(&r, &s.id, Some(40_000), body(&data[40_000..]), None)
+            .await
+            .unwrap();
+        reg.upload_finish(&r, &s.id, &sha(&data), None)
+            .await
+            .unwrap();
+        assert_eq!(read_blob(&reg, &r, &sha(&data)).await, data);
+    });
+}
+
+#[test]
+fn bytes_a_crash_left_after_the_last_recorded_chunk_are_cut_off() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo("up/app");
+    let data = noise(13, 120_000);
+    let id = rt().block_on(async {
+        let reg = open(dir.path()).await;
+        let s = reg.upload_start(&r).await.unwrap();
+        reg.upload_append(&r, &s.id, Some(0), body(&data[..70_000]), None)
+            .await
+            .unwrap();
+        s.id
+    });
+    // As if the process died after writing a chunk and before recording it.
+    let files = upload_files(dir.path());
+    assert_eq!(files.len(), 1);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&files[0].0)
+        .unwrap()
+        .write_all(&noise(99, 5_000))
+        .unwrap();
+    rt().block_on(async {
+        let reg = open(dir.path()).await;
+        assert_eq!(reg.upload_status(&r, &id).await.unwrap().size, 70_000);
+        assert_eq!(upload_files(dir.path())[0].1, 70_000);
+        reg.upload_finish(&r, &id, &sha(&data), Some((body(&data[70_000..]), None)))
+            .await
+            .unwrap();
+        assert_eq!(read_blob(&reg, &r, &sha(&data)).await, data);
+    });
+}

@@ -1,6 +1,8 @@
-//! Upload sessions: chunks arrive, are hashed as they arrive, are stored as
-//! separate objects (so every acknowledged chunk survives a restart), and
-//! become one content-addressed blob on commit.
+//! Upload sessions: chunks arrive, are hashed as they arrive, are made
+//! durable before they are acknowledged (so every acknowledged chunk
+//! survives a restart), and become one content-addressed blob on commit.
+//! On the local disk a session's chunks are appended to one file, which the
+//! commit renames; on other stores each chunk is an object of its own.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -195,7 +197,17 @@ impl Registry {
                 })
                 .await?
             {
-                Some(rec) => guard.record = Some(rec),
+                Some(rec) => {
+                    // First use in this process: a crash between writing a
+                    // chunk and recording it leaves bytes after the last
+                    // recorded one in the session's file; they were never
+                    // acknowledged.
+                    if let Some(&len) = rec.parts.last() {
+                        let path = layout::upload_part_path(&uuid, rec.parts.len() - 1);
+                        self.inner.objects.truncate_local(&path, len).await?;
+                    }
+                    guard.record = Some(rec)
+                }
                 None => {
                     drop(guard);
                     self.inner.uploads.remove(&uuid);
@@ -262,15 +274,35 @@ impl Registry {
             live.hasher = h;
         }
         let mut hasher = live.hasher.clone().expect("rebuilt");
-        let path = layout::upload_part_path(&uuid, paths.len());
-        let n = self
-            .inner
-            .objects
-            .write_stream(&path, body, &mut hasher)
-            .await?;
+        let objects = &self.inner.objects;
+        // On the local disk every chunk is appended to the session's one
+        // file, so that the commit is a rename, not a second copy of every
+        // byte; elsewhere each chunk is an object of its own.
+        let (path, at) = match (objects.appends(), paths.last(), rec.parts.last()) {
+            (true, Some(last), Some(&len)) => (last.clone(), len),
+            (true, _, _) => (layout::upload_part_path(&uuid, 0), 0),
+            (false, _, _) => (layout::upload_part_path(&uuid, paths.len()), 0),
+        };
+        let undo = || async {
+            if objects.appends() {
+                if let Err(e) = objects.truncate_local(&path, at).await {
+                    tracing::warn!(error = %e, %path, "could not cut a refused chunk off its upload file");
+                }
+                if at == 0 {
+                    objects.delete_all(std::slice::from_ref(&path)).await;
+                }
+            } else {
+                objects.delete_all(std::slice::from_ref(&path)).await;
+            }
+        };
+        let n = if objects.appends() {
+            objects.append_local(&path, at, body, &mut hasher).await?
+        } else {
+            objects.write_stream(&path, body, &mut hasher).await?
+        };
         if let Some(d) = declared {
             if d != n {
-                self.inner.objects.delete_all(&[path]).await;
+                undo().await;
                 return Err(Error::SizeMismatch {
                     declared: d,
                     actual: n,
@@ -279,11 +311,16 @@ impl Registry {
         }
         if n == 0 {
             // Nothing arrived; do not record an empty chunk.
-            self.inner.objects.delete_all(&[path]).await;
+            if at == 0 {
+                undo().await;
+            }
             return Ok(());
         }
         let mut rec = rec.clone();
-        rec.parts.push(n);
+        match rec.parts.last_mut() {
+            Some(last) if objects.appends() => *last += n,
+            _ => rec.parts.push(n),
+        }
         rec.updated_at = now_millis();
         let r = self
             .meta(move |r| {
@@ -306,7 +343,7 @@ impl Registry {
         let rec = match r {
             Ok(rec) => rec,
             Err(e) => {
-                self.inner.objects.delete_all(&[path]).await;
+                undo().await;
                 return Err(e);
             }
         };
@@ -390,11 +427,21 @@ impl Registry {
         let uuid = Uuid::new_v4();
         let path = layout::upload_part_path(&uuid, 0);
         let mut hasher = Sha256::new();
-        let n = self
-            .inner
-            .objects
-            .write_stream(&path, body, &mut hasher)
-            .await?;
+        let objects = &self.inner.objects;
+        // On the local disk, written straight to its file: no multipart
+        // buffers per upload.
+        let n = if objects.appends() {
+            objects.append_local(&path, 0, body, &mut hasher).await
+        } else {
+            objects.write_stream(&path, body, &mut hasher).await
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                objects.delete_all(std::slice::from_ref(&path)).await;
+                return Err(e);
+            }
+        };
         let paths = [path];
         if let Some(d) = declared_len {
             if d != n {
