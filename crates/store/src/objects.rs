@@ -86,13 +86,17 @@ impl Objects {
     }
 
     /// Appends `body` to the local file of `path` at byte `at` (anything
-    /// after `at` is cut first), feeding `hasher`, and makes it durable
-    /// before returning the number of bytes appended. On any error the file
-    /// is cut back to `at`, so the session stays as it was.
+    /// after `at` is cut first), feeding `hasher`, and makes its bytes
+    /// durable before returning how many were appended; with `keep_name`,
+    /// a new file's name too (a session's file, which metadata points to;
+    /// a monolithic upload's staging file is only ever published by a
+    /// rename, which makes the new name durable). On any error the file is
+    /// cut back to `at`, so the session stays as it was.
     pub(crate) async fn append_local(
         &self,
         path: &Path,
         at: u64,
+        keep_name: bool,
         mut body: impl Stream<Item = Result<Bytes>> + Unpin,
         hasher: &mut Sha256,
     ) -> Result<u64> {
@@ -108,14 +112,8 @@ impl Objects {
             use std::io::Write;
             let io = Error::file;
             let created = !file.exists();
-            if let Some(dir) = file.parent().filter(|d| !d.exists()) {
-                // The first upload of a fresh data directory.
-                std::fs::create_dir_all(dir).map_err(io)?;
-                if let Some(up) = dir.parent() {
-                    std::fs::File::open(up)
-                        .and_then(|d| d.sync_all())
-                        .map_err(io)?;
-                }
+            if let Some(dir) = file.parent() {
+                make_dir(dir)?;
             }
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
@@ -147,12 +145,10 @@ impl Objects {
                 let _ = cut_back(&file, at);
                 return Err(e);
             }
-            if created {
+            if created && keep_name {
                 // The new name must survive a crash as well as the bytes.
                 if let Some(dir) = file.parent() {
-                    std::fs::File::open(dir)
-                        .and_then(|d| d.sync_all())
-                        .map_err(io)?;
+                    sync_dir(dir)?;
                 }
             }
             Ok(n)
@@ -281,6 +277,20 @@ impl Objects {
         }
         match parts {
             [] => self.put_if_absent(dest, Bytes::new()).await?,
+            [one] if self.appends() => {
+                let (from, to) = (
+                    self.local_file(one).expect("local"),
+                    self.local_file(dest).expect("local"),
+                );
+                let published = tokio::task::spawn_blocking(move || publish(&from, &to))
+                    .await
+                    .map_err(|e| Error::BlobFile {
+                        source: std::io::Error::other(e),
+                    })??;
+                if !published {
+                    return Ok(false);
+                }
+            }
             [one] => match self.os.rename_if_not_exists(one, dest).await {
                 Ok(()) => {}
                 Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
@@ -387,6 +397,53 @@ impl Objects {
         };
         Ok(BlobRead { size, range, body })
     }
+}
+
+/// Makes the durable file `from` the file `to` unless `to` exists; returns
+/// whether it did. Only `to`'s name needs to survive a crash: `from` left
+/// behind would be an orphan that `berth gc` sweeps, so its removal is not
+/// synced (one directory sync per blob instead of two).
+fn publish(from: &std::path::Path, to: &std::path::Path) -> Result<bool> {
+    let io = Error::file;
+    let dir = to.parent().expect("blob paths have a directory");
+    make_dir(dir)?;
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(io(e)),
+    }
+    sync_dir(dir)?;
+    if let Err(e) = std::fs::remove_file(from) {
+        tracing::warn!(error = %e, path = %from.display(), "could not remove a published upload file");
+    }
+    Ok(true)
+}
+
+/// Creates `dir` and its missing parents, durably: each new directory's
+/// name is synced in its parent.
+fn make_dir(dir: &std::path::Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut d = Some(dir);
+    while let Some(p) = d.filter(|p| !p.exists()) {
+        missing.push(p);
+        d = p.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(Error::file)?;
+    for p in missing {
+        if let Some(up) = p.parent() {
+            sync_dir(up)?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::file)
 }
 
 /// Cuts `file` back to `len` bytes if it is longer; a missing file is fine.

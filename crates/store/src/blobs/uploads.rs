@@ -296,7 +296,9 @@ impl Registry {
             }
         };
         let n = if objects.appends() {
-            objects.append_local(&path, at, body, &mut hasher).await?
+            objects
+                .append_local(&path, at, true, body, &mut hasher)
+                .await?
         } else {
             objects.write_stream(&path, body, &mut hasher).await?
         };
@@ -431,7 +433,9 @@ impl Registry {
         // On the local disk, written straight to its file: no multipart
         // buffers per upload.
         let n = if objects.appends() {
-            objects.append_local(&path, 0, body, &mut hasher).await
+            objects
+                .append_local(&path, 0, false, body, &mut hasher)
+                .await
         } else {
             objects.write_stream(&path, body, &mut hasher).await
         };
