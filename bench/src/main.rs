@@ -9,6 +9,7 @@
 mod client;
 mod limits;
 mod report;
+mod rows;
 mod scenarios;
 mod servers;
 
@@ -22,9 +23,9 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 
 use client::{Blob, Client};
-use report::{Better, Results, Row};
+use report::Results;
 use scenarios::{BigBlobs, Sizes};
-use servers::{cpu_secs, status_kib, Kind, Programs, RssSampler, Server};
+use servers::{cpu_secs, status_kib, Kind, Programs, Server};
 
 #[derive(Parser)]
 #[command(about = "Berth's benchmark against CNCF distribution")]
@@ -157,119 +158,19 @@ const GET_REPO: &str = "bench/get";
 const SMALL_REPO: &str = "bench/small";
 const TAG_REPO: &str = "bench/tags";
 
-fn rows(s: &Sizes) -> Vec<Row> {
-    let mib = s.big_blob >> 20;
-    let big = if mib > 0 {
-        format!("{mib} MiB")
-    } else {
-        format!("{} KiB", s.big_blob >> 10)
-    };
-    let chunk = format!("{} MiB", s.chunk >> 20);
-    let hi = Better::Higher;
-    let lo = Better::Lower;
-    let r = |key, label: String, better| Row { key, label, better };
-    vec![
-        r(
-            "push1",
-            format!("blob push, monolithic {big}, c=1 (MiB/s)"),
-            hi,
-        ),
-        r(
-            "push4",
-            format!("blob push, monolithic {big}, c=4 (MiB/s)"),
-            hi,
-        ),
-        r(
-            "chunked",
-            format!("blob push, chunked {chunk} PATCHes (MiB/s)"),
-            hi,
-        ),
-        r(
-            "pull1",
-            format!("blob pull {big}, c=1, digest checked (MiB/s)"),
-            hi,
-        ),
-        r(
-            "pull4",
-            format!("blob pull {big}, c=4, digest checked (MiB/s)"),
-            hi,
-        ),
-        r("pull.cpu_gib", "server CPU per GiB pulled (s)".into(), lo),
-        r(
-            "push.cpu_gib",
-            "server CPU per GiB pushed, monolithic (s)".into(),
-            lo,
-        ),
-        r(
-            "get.rps",
-            format!("manifest GET by tag, {} conns (req/s)", s.get_conns),
-            hi,
-        ),
-        r("get.p50", "manifest GET p50 latency (ms)".into(), lo),
-        r("get.p99", "manifest GET p99 latency (ms)".into(), lo),
-        r(
-            "get.cpu_k",
-            "server CPU per 1,000 manifest GETs (s)".into(),
-            lo,
-        ),
-        r(
-            "small",
-            format!(
-                "small-image push, {} images, c={} (images/s)",
-                s.small_images, s.small_conc
-            ),
-            hi,
-        ),
-        r(
-            "tags",
-            format!("tag list, {} tags, following Link (ms)", s.tags),
-            lo,
-        ),
-        r(
-            "catalog",
-            format!("_catalog, {} repositories, following Link (ms)", s.repos),
-            lo,
-        ),
-        r("rss.idle", "idle RSS after start (MiB)".into(), lo),
-        r(
-            "rss.peak",
-            "peak RSS, scenarios 1–5 (VmHWM, MiB)".into(),
-            lo,
-        ),
-        r(
-            "disk",
-            "data directory after scenarios 1–5 (MiB)".into(),
-            lo,
-        ),
-        r(
-            "gc",
-            format!(
-                "offline GC, {} manifests / {} blobs, half garbage (s)",
-                s.gc_manifests,
-                s.gc_manifests * 5
-            ),
-            lo,
-        ),
-        r("cpu.push1", "server CPU: push c=1 (s)".into(), lo),
-        r("cpu.push4", "server CPU: push c=4 (s)".into(), lo),
-        r("cpu.chunked", "server CPU: chunked push (s)".into(), lo),
-        r("cpu.pull1", "server CPU: pull c=1 (s)".into(), lo),
-        r("cpu.pull4", "server CPU: pull c=4 (s)".into(), lo),
-        r("cpu.get", "server CPU: manifest GET (s)".into(), lo),
-        r("cpu.small", "server CPU: small-image push (s)".into(), lo),
-        r("cpu.tags", "server CPU: tag list walks (s)".into(), lo),
-        r("cpu.catalog", "server CPU: catalog walks (s)".into(), lo),
-    ]
-}
-
 /// Runs `f` against `server` with the disks synced first; returns its
-/// result and the server's CPU seconds during it.
-async fn measured<T, F: Future<Output = Result<T>>>(server: &Server, f: F) -> Result<(T, f64)> {
+/// result, the server's CPU seconds and its peak RSS (MiB) during it.
+async fn measured<T, F: Future<Output = Result<T>>>(
+    server: &Server,
+    f: F,
+) -> Result<(T, f64, f64)> {
     tokio::task::spawn_blocking(servers::sync_disks).await?;
     let pid = server.pid();
+    let peak = servers::PeakRss::start(pid);
     let c0 = cpu_secs(pid);
     let out = f.await?;
-    Ok((out, cpu_secs(pid) - c0))
+    let cpu = cpu_secs(pid) - c0;
+    Ok((out, cpu, peak.finish() as f64 / 1024.0))
 }
 
 /// The two servers of a repetition.
@@ -318,14 +219,14 @@ async fn run(
     }
     let mut text = format!(
         "{}\n{}\nMedians of {} repetition(s){}; ratio > 1 means Berth is better. Total time {:.0} s.\n",
-        report::table(&res, &rows(sizes)),
+        report::table(&res, &rows::rows(sizes)),
         lim.table(),
         sizes.reps,
         if sizes.smoke { ", SMOKE MODE (tiny sizes, figures meaningless)" } else { "" },
         t0.elapsed().as_secs_f64()
     );
     text.push_str("\nEvery repetition (distribution / Berth):\n\n");
-    for r in rows(sizes) {
+    for r in rows::rows(sizes) {
         text.push_str(&format!(
             "- {}: {:?} / {:?}\n",
             r.key,
@@ -417,7 +318,7 @@ async fn repetition(
     let mut si = rep;
     for k in order(si) {
         let s = pair.get(k);
-        let ((mibs, n), cpu) = measured(
+        let ((mibs, n), cpu, rss) = measured(
             s,
             scenarios::push_big(&s.url, BIG_REPO, b1.clone(), 1, sizes.bound),
         )
@@ -428,6 +329,7 @@ async fn repetition(
         );
         res.add("push1", k, mibs);
         res.add("cpu.push1", k, cpu);
+        res.add("rss.push1", k, rss);
         res.add(
             "push.cpu_gib",
             k,
@@ -438,7 +340,7 @@ async fn repetition(
     si += 1;
     for k in order(si) {
         let s = pair.get(k);
-        let ((mibs, n), cpu) = measured(
+        let ((mibs, n), cpu, rss) = measured(
             s,
             scenarios::push_big(&s.url, BIG_REPO, b4.clone(), 4, sizes.bound),
         )
@@ -449,12 +351,13 @@ async fn repetition(
         );
         res.add("push4", k, mibs);
         res.add("cpu.push4", k, cpu);
+        res.add("rss.push4", k, rss);
         pushed4[slot(k)] = n;
     }
     si += 1;
     for k in order(si) {
         let s = pair.get(k);
-        let ((mibs, _), cpu) = measured(
+        let ((mibs, _), cpu, rss) = measured(
             s,
             scenarios::push_chunked(&s.url, BIG_REPO, &bc, sizes.chunk, sizes.bound),
         )
@@ -465,6 +368,7 @@ async fn repetition(
         );
         res.add("chunked", k, mibs);
         res.add("cpu.chunked", k, cpu);
+        res.add("rss.chunked", k, rss);
     }
     si += 1;
     let mut pull_cpu = [0.0f64; 2];
@@ -472,7 +376,7 @@ async fn repetition(
     for k in order(si) {
         let s = pair.get(k);
         let blobs = Arc::new(b1[..pushed1[slot(k)]].to_vec());
-        let ((mibs, bytes), cpu) =
+        let ((mibs, bytes), cpu, rss) =
             measured(s, scenarios::pull(&s.url, BIG_REPO, blobs, 1, sizes.bound)).await?;
         eprintln!(
             "  pull c=1     {:12} {mibs:9.1} MiB/s  cpu {cpu:.2} s",
@@ -480,6 +384,7 @@ async fn repetition(
         );
         res.add("pull1", k, mibs);
         res.add("cpu.pull1", k, cpu);
+        res.add("rss.pull1", k, rss);
         pull_cpu[slot(k)] += cpu;
         pull_bytes[slot(k)] += bytes;
     }
@@ -487,7 +392,7 @@ async fn repetition(
     for k in order(si) {
         let s = pair.get(k);
         let blobs = Arc::new(b4[..pushed4[slot(k)]].to_vec());
-        let ((mibs, bytes), cpu) =
+        let ((mibs, bytes), cpu, rss) =
             measured(s, scenarios::pull(&s.url, BIG_REPO, blobs, 4, sizes.bound)).await?;
         eprintln!(
             "  pull c=4     {:12} {mibs:9.1} MiB/s  cpu {cpu:.2} s",
@@ -495,6 +400,7 @@ async fn repetition(
         );
         res.add("pull4", k, mibs);
         res.add("cpu.pull4", k, cpu);
+        res.add("rss.pull4", k, rss);
         pull_cpu[slot(k)] += cpu;
         pull_bytes[slot(k)] += bytes;
         res.add(
@@ -506,7 +412,7 @@ async fn repetition(
     si += 1;
     for k in order(si) {
         let s = pair.get(k);
-        let (g, cpu) = measured(
+        let (g, cpu, rss) = measured(
             s,
             scenarios::manifest_get(
                 &s.url,
@@ -529,13 +435,14 @@ async fn repetition(
         res.add("get.p50", k, g.p50_ms);
         res.add("get.p99", k, g.p99_ms);
         res.add("cpu.get", k, cpu);
+        res.add("rss.get", k, rss);
         res.add("get.cpu_k", k, cpu / g.requests as f64 * 1000.0);
     }
     si += 1;
     for k in order(si) {
         let s = pair.get(k);
         let seed = 0x5000_0000 + ((rep as u64) << 20);
-        let ((ips, _), cpu) = measured(
+        let ((ips, _), cpu, rss) = measured(
             s,
             scenarios::small_pushes(
                 &s.url,
@@ -553,18 +460,32 @@ async fn repetition(
         );
         res.add("small", k, ips);
         res.add("cpu.small", k, cpu);
+        res.add("rss.small", k, rss);
     }
     tokio::task::spawn_blocking(servers::sync_disks).await?;
     for k in order(0) {
         let s = pair.get(k);
-        let hwm = status_kib(s.pid(), "VmHWM").context("VmHWM")?;
-        res.add("rss.peak", k, hwm as f64 / 1024.0);
+        // VmHWM is reset per scenario, so the peak over scenarios 1-5 is
+        // the largest of theirs.
+        let peak = [
+            "rss.push1",
+            "rss.push4",
+            "rss.chunked",
+            "rss.pull1",
+            "rss.pull4",
+            "rss.get",
+            "rss.small",
+        ]
+        .iter()
+        .filter_map(|key| res.all(key, k).last().copied())
+        .fold(0.0f64, f64::max);
+        res.add("rss.peak", k, peak);
         let du = servers::disk_usage(&s.data_dir);
         res.add("disk", k, du as f64 / 1024.0 / 1024.0);
         eprintln!(
             "  {:12} peak RSS {:.1} MiB, data dir {:.1} MiB",
             k.name(),
-            hwm as f64 / 1024.0,
+            peak,
             du as f64 / 1048576.0
         );
     }
@@ -582,24 +503,26 @@ async fn repetition(
     si += 1;
     for k in order(si) {
         let s = pair.get(k);
-        let sampler = RssSampler::start(s.pid());
-        let (ms, cpu) = measured(s, scenarios::tag_list(&s.url, TAG_REPO, sizes)).await?;
-        let peak = sampler.finish();
+        let (ms, cpu, rss) = measured(s, scenarios::tag_list(&s.url, TAG_REPO, sizes)).await?;
         eprintln!(
-            "  tag list     {:12} {ms:9.2} ms  cpu {cpu:.2} s  rss {:.1} MiB",
+            "  tag list     {:12} {ms:9.2} ms  cpu {cpu:.2} s  rss {rss:.1} MiB",
             k.name(),
-            peak as f64 / 1024.0
         );
         res.add("tags", k, ms);
         res.add("cpu.tags", k, cpu);
+        res.add("rss.tags", k, rss);
     }
     si += 1;
     for k in order(si) {
         let s = pair.get(k);
-        let (ms, cpu) = measured(s, scenarios::catalog(&s.url, sizes)).await?;
-        eprintln!("  catalog      {:12} {ms:9.2} ms  cpu {cpu:.2} s", k.name());
+        let (ms, cpu, rss) = measured(s, scenarios::catalog(&s.url, sizes)).await?;
+        eprintln!(
+            "  catalog      {:12} {ms:9.2} ms  cpu {cpu:.2} s  rss {rss:.1} MiB",
+            k.name()
+        );
         res.add("catalog", k, ms);
         res.add("cpu.catalog", k, cpu);
+        res.add("rss.catalog", k, rss);
     }
     pair.d.stop()?;
     pair.b.stop()?;

@@ -196,15 +196,20 @@ pub fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-/// Samples VmRSS of a process every 10 ms on a thread until dropped.
-pub struct RssSampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// A process's peak RSS over a stretch of time. The kernel's own peak
+/// (VmHWM) is reset at the start (`clear_refs`, value 5), so the figure is
+/// exact, not sampled; where the reset is refused, VmRSS is sampled every
+/// 10 ms instead.
+pub struct PeakRss {
+    pid: u32,
+    sampler: Option<(Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>)>,
 }
 
-impl RssSampler {
-    pub fn start(pid: u32) -> RssSampler {
+impl PeakRss {
+    pub fn start(pid: u32) -> PeakRss {
+        if std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok() {
+            return PeakRss { pid, sampler: None };
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(status_kib(pid, "VmRSS").unwrap_or(0)));
         let (s, p) = (stop.clone(), peak.clone());
@@ -216,20 +221,22 @@ impl RssSampler {
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        RssSampler {
-            stop,
-            peak,
-            thread: Some(thread),
+        PeakRss {
+            pid,
+            sampler: Some((stop, peak, thread)),
         }
     }
 
-    /// Peak sampled VmRSS, KiB.
-    pub fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Peak RSS since `start`, KiB.
+    pub fn finish(self) -> u64 {
+        match self.sampler {
+            None => status_kib(self.pid, "VmHWM").unwrap_or(0),
+            Some((stop, peak, thread)) => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = thread.join();
+                peak.load(Ordering::Relaxed)
+            }
         }
-        self.peak.load(Ordering::Relaxed)
     }
 }
 
