@@ -137,6 +137,8 @@ pub struct StorageSection {
     pub max_manifest_bytes: u64,
     /// Most upload sessions open at once in one repository (more get 429).
     pub max_open_uploads_per_repository: usize,
+    /// Memory the metadata engine may use as its cache, in bytes.
+    pub metadata_cache_bytes: u64,
 }
 
 impl Default for StorageSection {
@@ -145,6 +147,7 @@ impl Default for StorageSection {
             data_dir: PathBuf::from("./berth-data"),
             max_manifest_bytes: 4 << 20,
             max_open_uploads_per_repository: 1000,
+            metadata_cache_bytes: berth_store::DEFAULT_METADATA_CACHE_BYTES,
         }
     }
 }
@@ -303,6 +306,10 @@ impl Config {
             self.gc.upload_ttl_secs >= 1,
             "gc.upload_ttl_secs must be at least 1"
         );
+        anyhow::ensure!(
+            (1 << 20..=1 << 40).contains(&self.storage.metadata_cache_bytes),
+            "storage.metadata_cache_bytes must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)"
+        );
         Ok(())
     }
 
@@ -311,6 +318,7 @@ impl Config {
         let mut c = berth_store::StoreConfig::new(&self.storage.data_dir);
         c.max_manifest_bytes = self.storage.max_manifest_bytes;
         c.max_open_uploads_per_repository = self.storage.max_open_uploads_per_repository.max(1);
+        c.metadata_cache_bytes = self.storage.metadata_cache_bytes;
         c.gc_grace = std::time::Duration::from_secs(self.gc.grace_period_secs);
         c.upload_ttl = std::time::Duration::from_secs(self.gc.upload_ttl_secs);
         c

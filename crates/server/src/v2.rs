@@ -28,6 +28,19 @@ const TAGS_MAX: usize = 100_000;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+/// `GET /v2/_catalog`'s answer.
+#[derive(serde::Serialize)]
+struct CatalogBody<'a> {
+    repositories: &'a [String],
+}
+
+/// `GET /v2/<name>/tags/list`'s answer.
+#[derive(serde::Serialize)]
+struct TagsBody<'a> {
+    name: &'a str,
+    tags: &'a [String],
+}
+
 /// Handles a `/v2` operation for `caller`, who was authenticated from the
 /// request head and authorised for it. The caller is a parameter, not
 /// looked up: a request that reaches here without one cannot be written.
@@ -97,7 +110,11 @@ async fn route(
                         .map(|l| format!("/v2/_catalog?n={n}&last={}", enc(l)))
                 })
                 .flatten();
-            let body = serde_json::json!({ "repositories": page.items }).to_string();
+            // Serialised straight from the page: no JSON tree of copies.
+            let body = serde_json::to_string(&CatalogBody {
+                repositories: &page.items,
+            })
+            .expect("a list of strings always serialises");
             Ok(with_link(json(StatusCode::OK, body), link))
         }
         V2::TagList(repo) => {
@@ -111,7 +128,11 @@ async fn route(
                         .map(|l| format!("/v2/{repo}/tags/list?n={n}&last={}", enc(l)))
                 })
                 .flatten();
-            let body = serde_json::json!({ "name": repo.as_str(), "tags": page.items }).to_string();
+            let body = serde_json::to_string(&TagsBody {
+                name: repo.as_str(),
+                tags: &page.items,
+            })
+            .expect("a list of strings always serialises");
             Ok(with_link(json(StatusCode::OK, body), link))
         }
         V2::Referrers(repo, subject) => {

@@ -79,6 +79,9 @@ pub struct StoreConfig {
     pub gc_scheduler: bool,
     /// Most upload sessions open at once in one repository.
     pub max_open_uploads_per_repository: usize,
+    /// Bytes the embedded metadata engine may keep cached in memory: the
+    /// largest part of the server's memory under load.
+    pub metadata_cache_bytes: u64,
 }
 
 impl StoreConfig {
@@ -92,9 +95,13 @@ impl StoreConfig {
             upload_ttl: std::time::Duration::from_secs(24 * 3600),
             gc_scheduler: true,
             max_open_uploads_per_repository: 1000,
+            metadata_cache_bytes: DEFAULT_METADATA_CACHE_BYTES,
         }
     }
 }
+
+/// [`StoreConfig::metadata_cache_bytes`] unless configured.
+pub const DEFAULT_METADATA_CACHE_BYTES: u64 = 64 << 20;
 
 /// The metadata format this binary writes and reads. Within one format,
 /// records only gain fields (with defaults) and readers ignore fields they
@@ -173,12 +180,13 @@ impl Registry {
             source,
         })?;
         let meta_path = cfg.data_dir.join("meta");
+        let cache = cfg.metadata_cache_bytes;
         let existed = meta_path.join("db").exists();
         let shown = meta_path.display().to_string();
         // Opening, the format check and the first marker write run on a
         // blocking thread, like every metadata call (see `Registry::meta`).
         let meta = tokio::task::spawn_blocking(move || -> Result<meta::sled_db::SledDb> {
-            let meta = meta::sled_db::SledDb::open(&meta_path)?;
+            let meta = meta::sled_db::SledDb::open(&meta_path, cache)?;
             // A database that existed must carry the format marker written at
             // its creation. sled reads a mangled log as an empty database;
             // serving that would hide every stored image, so refuse to start

@@ -16,7 +16,7 @@ pub(crate) struct SledDb {
 }
 
 impl SledDb {
-    pub(crate) fn open(path: &Path) -> Result<SledDb> {
+    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<SledDb> {
         let db = sled::Config::new()
             .path(path)
             // Flushing is explicit (every acknowledged write flushes before
@@ -25,7 +25,7 @@ impl SledDb {
             .flush_every_ms(Some(1000))
             // sled's page cache defaults to 1 GiB; a registry's metadata
             // working set is far smaller, and RSS must stay bounded.
-            .cache_capacity(64 << 20)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
                 // sled wraps the failed flock(2) in an I/O error of its own.
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn sled_passes_the_engine_suite() {
         let dir = tempfile::tempdir().unwrap();
-        let db = super::SledDb::open(&dir.path().join("meta")).unwrap();
+        let db = super::SledDb::open(&dir.path().join("meta"), 8 << 20).unwrap();
         crate::meta::tests::suite(&db);
     }
 }
