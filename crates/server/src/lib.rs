@@ -21,6 +21,7 @@ pub mod tls;
 mod token;
 pub mod usage;
 mod v2;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -82,6 +83,8 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Serve the web console at `/`; off, its paths answer 404.
     pub console: bool,
+    /// Webhook deliveries.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             max_manifest_bytes_in_flight: 64 << 20,
             body_read_timeout: Duration::from_secs(60),
             console: true,
+            webhooks: webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct AppState {
     pub(crate) manifest_bytes: Arc<Semaphore>,
     /// Why: each connection costs a task, buffers and a file descriptor.
     connections: Arc<Semaphore>,
+    /// Webhook delivery outcomes and backlog, for metrics.
+    pub webhook_stats: Arc<webhooks::DeliveryStats>,
 }
 
 impl AppState {
@@ -138,6 +144,7 @@ impl AppState {
                 config.max_manifest_bytes_in_flight,
             ))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            webhook_stats: Arc::default(),
             config,
         }
     }
@@ -148,6 +155,13 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     let graceful = GracefulShutdown::new();
     // Stopped below, so that it does not keep the registry open after run returns.
     let sampler = usage::spawn_sampler(state.clone());
+    // Stopped below too: deliveries left in flight are leased, and retried
+    // once their lease expires.
+    let deliveries = webhooks::spawn(
+        state.registry.clone(),
+        state.config.webhooks.clone(),
+        state.webhook_stats.clone(),
+    );
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -208,6 +222,9 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout; dropping remaining connections"),
     }
     sampler.abort();
+    if let Some(d) = deliveries {
+        d.abort();
+    }
     if let Err(e) = state.registry.flush().await {
         tracing::error!(error = %e, "final metadata flush failed");
     }
