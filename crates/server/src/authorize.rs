@@ -425,6 +425,7 @@ mod tests {
                 principal,
                 addr: std::net::Ipv4Addr::LOCALHOST.into(),
                 scheme: "http",
+                request_id: "test".into(),
             };
             let parsed = Endpoint::parse(&method, path, None);
             decide(&state, &caller, &HeaderMap::new(), Plane::of(path), parsed)

@@ -294,11 +294,12 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
         .unwrap_or("unknown");
     let (addr, scheme) =
         auth::client_addr(&state.config.auth, peer, req.headers(), state.tls.is_some());
+    let request_id = auth::request_id(&state.config.auth, peer, req.headers());
     // Head checks first: no body byte is read before the request is known
     // to be admissible.
     let admitted = match limits::check_head(&state, &req, plane) {
         Some(resp) => Err(resp),
-        None => match admit(&state, addr, scheme, &path, plane, &req).await {
+        None => match admit(&state, addr, scheme, &request_id, &path, plane, &req).await {
             Ok(c) => match limits::check_caller(&c, &req, plane) {
                 Some(resp) => Err(resp),
                 None => Ok(c),
@@ -320,7 +321,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
             } else {
                 resp
             };
-            access_log(peer, addr, &method, &path, route, &resp, start);
+            let resp = with_request_id(resp, &request_id);
+            access_log(peer, addr, &method, &path, route, &request_id, &resp, start);
             return resp;
         }
     };
@@ -362,7 +364,16 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     {
         auth::record(&state, &caller, action, &target, status.as_str()).await;
     }
-    access_log(peer, addr, &method, &path, route, &resp, start);
+    let resp = with_request_id(resp, &request_id);
+    access_log(peer, addr, &method, &path, route, &request_id, &resp, start);
+    resp
+}
+
+/// Every answer carries its request's id, refusals included.
+fn with_request_id(mut resp: Response<Body>, id: &str) -> Response<Body> {
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     resp
 }
 
@@ -371,6 +382,7 @@ async fn admit(
     state: &AppState,
     addr: std::net::IpAddr,
     scheme: &'static str,
+    request_id: &str,
     path: &str,
     plane: Plane,
     req: &Request<body::Incoming>,
@@ -413,6 +425,7 @@ async fn admit(
                     principal: auth::Principal::Anonymous,
                     addr,
                     scheme,
+                    request_id: request_id.to_string(),
                 };
                 return Err(match (plane, f) {
                     (Plane::Token, f) => crate::error::oci_response(token::failure_error(f)),
@@ -441,15 +454,18 @@ async fn admit(
         principal,
         addr,
         scheme,
+        request_id: request_id.to_string(),
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn access_log(
     peer: SocketAddr,
     client: std::net::IpAddr,
     method: &http::Method,
     path: &str,
     route: &str,
+    request_id: &str,
     resp: &Response<Body>,
     start: Instant,
 ) {
@@ -468,6 +484,7 @@ fn access_log(
         %method,
         path,
         route,
+        request_id,
         status = resp.status().as_u16(),
         bytes,
         duration_ms = start.elapsed().as_secs_f64() * 1000.0,

@@ -103,22 +103,22 @@ async fn route(
         Api::NamespaceUpdate(ns) => {
             update_namespace(state, &host, &ns, read_json(req).await?).await
         }
-        Api::NamespaceDelete(ns) => delete_namespace(state, &host, &ns).await,
+        Api::NamespaceDelete(ns) => delete_namespace(state, caller, &host, &ns).await,
         Api::NamespaceGet(ns) => get_namespace(state, caller, &host, &ns).await,
         Api::RepositoryList(ns) => list_repositories(state, caller, &ns, &q).await,
-        Api::RepositoryDelete(ns, repo) => delete_repository(state, &ns, &repo).await,
+        Api::RepositoryDelete(ns, repo) => delete_repository(state, caller, &ns, &repo).await,
         Api::RepositoryGet(ns, repo) => get_repository(state, &ns, &repo).await,
         Api::ArtifactList(ns, repo) => list_artifacts(state, &ns, &repo, &q).await,
-        Api::ArtifactDelete(ns, repo, d) => delete_artifact(state, &ns, &repo, &d).await,
+        Api::ArtifactDelete(ns, repo, d) => delete_artifact(state, caller, &ns, &repo, &d).await,
         Api::ArtifactGet(ns, repo, d) => get_artifact(state, &ns, &repo, &d).await,
         Api::ArtifactDeleteRequest(ns, repo, d) => {
             let d = d.ok_or_else(|| {
                 MgmtError::invalid("digest", "give the artifact as ?digest=sha256:<hex>")
             })?;
-            delete_request(state, &ns, &repo, &d).await
+            delete_request(state, caller, &ns, &repo, &d).await
         }
         Api::TagList(ns, repo) => list_tags(state, &ns, &repo, &q).await,
-        Api::TagDelete(ns, repo, t) => delete_tag(state, &ns, &repo, &t).await,
+        Api::TagDelete(ns, repo, t) => delete_tag(state, caller, &ns, &repo, &t).await,
         Api::TagGet(ns, repo, t) => get_tag(state, &ns, &repo, &t).await,
         Api::GcStart => start_gc(state, read_json(req).await?).await,
         Api::RetentionSet(ns) => put_retention(state, &ns, read_json(req).await?).await,
