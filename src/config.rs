@@ -52,7 +52,8 @@ pub struct WebhooksSection {
     /// Milliseconds between looks for due deliveries when nothing wakes
     /// the worker.
     pub poll_interval_ms: u64,
-    /// Registry host in payloads (`host/ns/repo@digest`); empty: `server.addr`.
+    /// Registry host in payloads (`host/ns/repo@digest`); empty: the
+    /// address the server listens on.
     pub registry_host: String,
     /// Days delivered and failed deliveries stay in the delivery log.
     pub log_retention_days: u64,
@@ -76,8 +77,8 @@ impl Default for WebhooksSection {
 }
 
 impl WebhooksSection {
-    /// The worker's settings; `addr` is `server.addr`, the host payloads
-    /// name when `registry_host` is empty.
+    /// The worker's settings; `addr` is the address listened on, the host
+    /// payloads name when `registry_host` is empty.
     pub fn worker(&self, addr: &str) -> berth_server::webhooks::WebhookConfig {
         use std::time::Duration;
         berth_server::webhooks::WebhookConfig {
@@ -395,7 +396,9 @@ impl Config {
             "webhooks.poll_interval_ms must be between 10 and 60000"
         );
         anyhow::ensure!(
-            w.registry_host.bytes().all(|b| b.is_ascii_graphic() && b != b'/'),
+            w.registry_host
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'/'),
             "webhooks.registry_host must be a host[:port], without a scheme or path"
         );
         anyhow::ensure!(

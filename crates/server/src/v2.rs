@@ -133,7 +133,9 @@ async fn route(
         }
         V2::ManifestGet(repo, reference) => get_manifest(state, &repo, &reference, false).await,
         V2::ManifestHead(repo, reference) => get_manifest(state, &repo, &reference, true).await,
-        V2::ManifestPut(repo, reference) => put_manifest(state, caller, &repo, &reference, req).await,
+        V2::ManifestPut(repo, reference) => {
+            put_manifest(state, caller, &repo, &reference, req).await
+        }
         V2::ManifestDelete(repo, reference) => {
             reg.manifest_delete_by(&repo, &reference, &caller.event_context())
                 .await?;

@@ -243,7 +243,10 @@ pub(super) fn webhook_filters(repositories: Option<&str>, tags: Option<&str>) ->
     }
     if let Some(g) = repositories {
         if g.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(invalid("repositories", "a glob has no spaces or control characters"));
+            return Err(invalid(
+                "repositories",
+                "a glob has no spaces or control characters",
+            ));
         }
     }
     if let Some(t) = tags.filter(|t| !t.is_empty()) {

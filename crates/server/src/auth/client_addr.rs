@@ -62,8 +62,7 @@ pub fn request_id(cfg: &AuthConfig, peer: SocketAddr, headers: &HeaderMap) -> St
     if trusted(cfg, peer.ip().to_canonical()) {
         if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
             let ok = (1..=MAX_REQUEST_ID).contains(&v.len())
-                && v
-                    .bytes()
+                && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
             if ok {
                 return v.to_string();

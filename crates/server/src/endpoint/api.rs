@@ -373,8 +373,17 @@ mod tests {
             Some(Api::DeliveryList(Some("acme".into()), "w1".into()))
         );
         assert_eq!(
-            parse(&Method::POST, "/api/v1/namespaces/acme/webhooks/w1/deliveries/7/redeliver", None).ok(),
-            Some(Api::DeliveryRedeliver(Some("acme".into()), "w1".into(), "7".into()))
+            parse(
+                &Method::POST,
+                "/api/v1/namespaces/acme/webhooks/w1/deliveries/7/redeliver",
+                None
+            )
+            .ok(),
+            Some(Api::DeliveryRedeliver(
+                Some("acme".into()),
+                "w1".into(),
+                "7".into()
+            ))
         );
         assert_eq!(
             parse(&Method::HEAD, "/api/v1/users", None).ok(),

@@ -127,7 +127,12 @@ fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-async fn run(registry: Registry, cfg: WebhookConfig, stats: Arc<DeliveryStats>, client: reqwest::Client) {
+async fn run(
+    registry: Registry,
+    cfg: WebhookConfig,
+    stats: Arc<DeliveryStats>,
+    client: reqwest::Client,
+) {
     let owner = uuid::Uuid::new_v4().simple().to_string();
     // Why a semaphore: each attempt holds a connection and a task for up
     // to `timeout`; bounding them bounds sockets and memory however many
@@ -191,7 +196,10 @@ async fn pass(
                 Some(Some(_)) => &stats.retried,
                 Some(None) => &stats.failed,
             };
-            match registry.delivery_finish(&webhook, seq, &owner, outcome).await {
+            match registry
+                .delivery_finish(&webhook, seq, &owner, outcome)
+                .await
+            {
                 Ok(true) => {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
@@ -211,7 +219,11 @@ async fn pass(
 }
 
 /// One POST; what the store should record.
-async fn attempt(client: &reqwest::Client, cfg: &WebhookConfig, l: &LeasedDelivery) -> DeliveryOutcome {
+async fn attempt(
+    client: &reqwest::Client,
+    cfg: &WebhookConfig,
+    l: &LeasedDelivery,
+) -> DeliveryOutcome {
     let d = &l.delivery;
     let (body, content_type) = payload::body(l.webhook.format, &d.event, &cfg.registry_host);
     let sig = payload::signature(&l.webhook.secret, &body);

@@ -19,7 +19,10 @@ pub const DELIVERY_ID_HEADER: &str = "x-berth-delivery-id";
 /// The header value signing `body` with `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    format!("sha256={}", hex::encode(ring::hmac::sign(&key, body).as_ref()))
+    format!(
+        "sha256={}",
+        hex::encode(ring::hmac::sign(&key, body).as_ref())
+    )
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -31,7 +34,11 @@ fn rfc3339(ms: i64) -> String {
 
 /// `host/ns/repo@digest`, the reference a client pulls.
 fn pull_reference(host: &str, e: &Event) -> Option<String> {
-    Some(format!("{host}/{}@{}", e.repository.as_ref()?, e.digest.as_ref()?))
+    Some(format!(
+        "{host}/{}@{}",
+        e.repository.as_ref()?,
+        e.digest.as_ref()?
+    ))
 }
 
 fn subject(e: &Event) -> String {

@@ -52,7 +52,9 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, String>
         return Err("the URL must be http:// or https://".into());
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("the URL must not hold credentials; the signature authenticates deliveries".into());
+        return Err(
+            "the URL must not hold credentials; the signature authenticates deliveries".into(),
+        );
     }
     let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Err("the URL has no host".into());
@@ -91,10 +93,9 @@ impl Resolve for GuardedResolver {
                 .filter(|a| allow_private || !is_private(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!(
-                    "{host} resolves to no address this registry may deliver to"
-                )
-                .into());
+                return Err(
+                    format!("{host} resolves to no address this registry may deliver to").into(),
+                );
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
