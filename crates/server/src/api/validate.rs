@@ -124,78 +124,6 @@ pub(super) fn policies(policies: &[RetentionPolicy]) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn field(r: Result<()>) -> String {
-        r.expect_err("refused")
-            .field()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    #[test]
-    fn settings_errors_name_the_field() {
-        let ok = StoreSettings::default();
-        assert!(settings(&ok).is_ok());
-        let with = |f: &dyn Fn(&mut StoreSettings)| {
-            let mut s = StoreSettings::default();
-            f(&mut s);
-            field(settings(&s))
-        };
-        assert_eq!(with(&|s| s.name = " ".into()), "name");
-        assert_eq!(with(&|s| s.region = "r".repeat(65)), "region");
-        let sched = |days: &[&str], time: &str| berth_store::GcSchedule {
-            days: days.iter().map(|d| d.to_string()).collect(),
-            time: time.into(),
-        };
-        assert_eq!(
-            with(&|s| s.garbage_collection_schedule = Some(sched(&[], "01:00"))),
-            "garbage_collection_schedule.days"
-        );
-        assert_eq!(
-            with(&|s| s.garbage_collection_schedule = Some(sched(&["funday"], "01:00"))),
-            "garbage_collection_schedule.days"
-        );
-        for t in ["24:00", "1:00", "01:60", "0a:00", "01-00"] {
-            assert_eq!(
-                with(&|s| s.garbage_collection_schedule = Some(sched(&["monday"], t))),
-                "garbage_collection_schedule.time",
-                "{t}"
-            );
-        }
-        assert_eq!(
-            with(&|s| s.api_subnet_allow_list = vec!["10.0.0.0/33".into()]),
-            "api_subnet_allow_list"
-        );
-        assert_eq!(
-            with(&|s| s.api_subnet_allow_list = vec!["10.0.0.1/32".into(); MAX_ALLOW_LIST + 1]),
-            "api_subnet_allow_list"
-        );
-    }
-
-    #[test]
-    fn policy_errors_name_the_field() {
-        let p = |keep: Option<u32>, include: Option<&str>| RetentionPolicy {
-            repositories: "*".into(),
-            keep_last: keep,
-            older_than_days: None,
-            include_tags: include.map(str::to_string),
-            exclude_tags: None,
-            untagged_older_than_days: None,
-        };
-        assert!(policies(&[p(Some(1), Some("v[0-9]+"))]).is_ok());
-        assert_eq!(
-            field(policies(&[p(Some(1), Some("v[0-9"))])),
-            "include_tags"
-        );
-        assert_eq!(field(policies(&[p(None, None)])), "keep_last");
-        let many: Vec<_> = (0..=MAX_POLICIES).map(|_| p(Some(1), None)).collect();
-        assert_eq!(field(policies(&many)), "policies");
-    }
-}
-
 /// Longest repository glob or tag pattern of a webhook.
 pub const MAX_WEBHOOK_PATTERN: usize = 256;
 
@@ -265,5 +193,77 @@ pub(super) fn webhook_format(f: &str) -> Result<berth_store::PayloadFormat> {
             "format",
             format!("{f:?} is not one of cloudevents, distribution"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(r: Result<()>) -> String {
+        r.expect_err("refused")
+            .field()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn settings_errors_name_the_field() {
+        let ok = StoreSettings::default();
+        assert!(settings(&ok).is_ok());
+        let with = |f: &dyn Fn(&mut StoreSettings)| {
+            let mut s = StoreSettings::default();
+            f(&mut s);
+            field(settings(&s))
+        };
+        assert_eq!(with(&|s| s.name = " ".into()), "name");
+        assert_eq!(with(&|s| s.region = "r".repeat(65)), "region");
+        let sched = |days: &[&str], time: &str| berth_store::GcSchedule {
+            days: days.iter().map(|d| d.to_string()).collect(),
+            time: time.into(),
+        };
+        assert_eq!(
+            with(&|s| s.garbage_collection_schedule = Some(sched(&[], "01:00"))),
+            "garbage_collection_schedule.days"
+        );
+        assert_eq!(
+            with(&|s| s.garbage_collection_schedule = Some(sched(&["funday"], "01:00"))),
+            "garbage_collection_schedule.days"
+        );
+        for t in ["24:00", "1:00", "01:60", "0a:00", "01-00"] {
+            assert_eq!(
+                with(&|s| s.garbage_collection_schedule = Some(sched(&["monday"], t))),
+                "garbage_collection_schedule.time",
+                "{t}"
+            );
+        }
+        assert_eq!(
+            with(&|s| s.api_subnet_allow_list = vec!["10.0.0.0/33".into()]),
+            "api_subnet_allow_list"
+        );
+        assert_eq!(
+            with(&|s| s.api_subnet_allow_list = vec!["10.0.0.1/32".into(); MAX_ALLOW_LIST + 1]),
+            "api_subnet_allow_list"
+        );
+    }
+
+    #[test]
+    fn policy_errors_name_the_field() {
+        let p = |keep: Option<u32>, include: Option<&str>| RetentionPolicy {
+            repositories: "*".into(),
+            keep_last: keep,
+            older_than_days: None,
+            include_tags: include.map(str::to_string),
+            exclude_tags: None,
+            untagged_older_than_days: None,
+        };
+        assert!(policies(&[p(Some(1), Some("v[0-9]+"))]).is_ok());
+        assert_eq!(
+            field(policies(&[p(Some(1), Some("v[0-9"))])),
+            "include_tags"
+        );
+        assert_eq!(field(policies(&[p(None, None)])), "keep_last");
+        let many: Vec<_> = (0..=MAX_POLICIES).map(|_| p(Some(1), None)).collect();
+        assert_eq!(field(policies(&many)), "policies");
     }
 }

@@ -111,15 +111,12 @@ impl Webhook {
         if !self.enabled || !self.events.contains(&event.kind) {
             return false;
         }
-        match &self.namespace {
-            Some(ns) => {
-                // A namespace's own webhooks go with it: its deletion is
-                // reported to registry-wide webhooks only.
-                if event.kind == EventKind::NamespaceDeleted || *ns != event.namespace {
-                    return false;
-                }
+        // A namespace's own webhooks go with it: its deletion is reported
+        // to registry-wide webhooks only.
+        if let Some(ns) = &self.namespace {
+            if event.kind == EventKind::NamespaceDeleted || *ns != event.namespace {
+                return false;
             }
-            None => {}
         }
         if let (Some(glob), Some(repo)) = (&self.repositories, &event.repository) {
             if !crate::glob_match(glob, repo) {
