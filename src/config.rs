@@ -27,6 +27,77 @@ pub struct Config {
     pub console: ConsoleSection,
     /// `[audit]`
     pub audit: AuditSection,
+    /// `[webhooks]`
+    pub webhooks: WebhooksSection,
+}
+
+/// `[webhooks]`: delivery of events to webhooks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksSection {
+    /// Run the delivery worker; off, events still queue durably.
+    pub enabled: bool,
+    /// Seconds one delivery attempt may take (connect and exchange).
+    pub timeout_secs: u64,
+    /// Seconds a delivery is retried before it is marked failed.
+    pub retry_for_secs: u64,
+    /// Milliseconds before the first retry; doubles per attempt.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, in seconds.
+    pub retry_max_secs: u64,
+    /// Most deliveries in flight at once.
+    pub max_concurrent_deliveries: usize,
+    /// Allow receivers on loopback, private and link-local addresses.
+    pub allow_private_targets: bool,
+    /// Milliseconds between looks for due deliveries when nothing wakes
+    /// the worker.
+    pub poll_interval_ms: u64,
+    /// Registry host in payloads (`host/ns/repo@digest`); empty: the
+    /// address the server listens on.
+    pub registry_host: String,
+    /// Days delivered and failed deliveries stay in the delivery log.
+    pub log_retention_days: u64,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        WebhooksSection {
+            enabled: true,
+            timeout_secs: 10,
+            retry_for_secs: 86_400,
+            retry_initial_ms: 1000,
+            retry_max_secs: 3600,
+            max_concurrent_deliveries: 16,
+            allow_private_targets: true,
+            poll_interval_ms: 1000,
+            registry_host: String::new(),
+            log_retention_days: 7,
+        }
+    }
+}
+
+impl WebhooksSection {
+    /// The worker's settings; `addr` is the address listened on, the host
+    /// payloads name when `registry_host` is empty.
+    pub fn worker(&self, addr: &str) -> berth_server::webhooks::WebhookConfig {
+        use std::time::Duration;
+        berth_server::webhooks::WebhookConfig {
+            enabled: self.enabled,
+            timeout: Duration::from_secs(self.timeout_secs),
+            retry_for: Duration::from_secs(self.retry_for_secs),
+            retry_initial: Duration::from_millis(self.retry_initial_ms),
+            retry_max: Duration::from_secs(self.retry_max_secs),
+            max_concurrent_deliveries: self.max_concurrent_deliveries,
+            allow_private_targets: self.allow_private_targets,
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            registry_host: if self.registry_host.is_empty() {
+                addr.to_string()
+            } else {
+                self.registry_host.clone()
+            },
+            log_retention: Duration::from_secs(self.log_retention_days * 86_400),
+        }
+    }
 }
 
 /// `[console]`: the web console served at `/`.
@@ -309,6 +380,37 @@ impl Config {
         anyhow::ensure!(
             (1 << 20..=1 << 40).contains(&self.storage.metadata_cache_bytes),
             "storage.metadata_cache_bytes must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)"
+        );
+        let w = &self.webhooks;
+        anyhow::ensure!(
+            (1..=300).contains(&w.timeout_secs),
+            "webhooks.timeout_secs must be between 1 and 300"
+        );
+        anyhow::ensure!(
+            w.retry_for_secs >= 1,
+            "webhooks.retry_for_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            w.retry_initial_ms >= 10 && w.retry_max_secs >= 1,
+            "webhooks.retry_initial_ms must be at least 10 and webhooks.retry_max_secs at least 1"
+        );
+        anyhow::ensure!(
+            (1..=1024).contains(&w.max_concurrent_deliveries),
+            "webhooks.max_concurrent_deliveries must be between 1 and 1024"
+        );
+        anyhow::ensure!(
+            (10..=60_000).contains(&w.poll_interval_ms),
+            "webhooks.poll_interval_ms must be between 10 and 60000"
+        );
+        anyhow::ensure!(
+            w.registry_host
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'/'),
+            "webhooks.registry_host must be a host[:port], without a scheme or path"
+        );
+        anyhow::ensure!(
+            w.log_retention_days >= 1,
+            "webhooks.log_retention_days must be at least 1"
         );
         Ok(())
     }

@@ -152,3 +152,88 @@ fn unreachable_server_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is `berth serve` running"), "{err}");
 }
+
+#[test]
+fn webhooks_from_a_shell() {
+    let (s, _d) = common::Server::start();
+    let url = s.url();
+    ok(url, &["namespace", "create", "hooks"]);
+    let out = ok(
+        url,
+        &[
+            "webhook",
+            "create",
+            "-n",
+            "hooks",
+            "https://ci.example.com/hook",
+            "--events",
+            "artifact.pushed,tag.deleted",
+            "--output",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    let secret = v["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"), "{out}");
+    let list = ok(url, &["webhook", "list", "-n", "hooks"]);
+    assert!(
+        list.contains(&id) && list.contains("artifact.pushed,tag.deleted"),
+        "{list}"
+    );
+    assert!(!list.contains(&secret), "lists never show the secret");
+    let changed = ok(
+        url,
+        &[
+            "webhook", "update", "-n", "hooks", &id, "--tags", "v.*", "--output", "json",
+        ],
+    );
+    assert!(changed.contains("\"tags\": \"v.*\""), "{changed}");
+    let rotated = ok(url, &["webhook", "rotate-secret", "-n", "hooks", &id]);
+    assert!(
+        rotated.contains("secret: whsec_") && !rotated.contains(&secret),
+        "{rotated}"
+    );
+    let test = ok(url, &["webhook", "test", "-n", "hooks", &id]);
+    assert!(test.contains("webhook.test"), "{test}");
+    let log = ok(url, &["webhook", "deliveries", "-n", "hooks", &id]);
+    assert!(log.contains("webhook.test"), "{log}");
+    let delivery = log
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let again = ok(
+        url,
+        &["webhook", "redeliver", "-n", "hooks", &id, &delivery],
+    );
+    assert!(
+        again.contains("pending") || again.contains("delivered") || again.contains("webhook.test"),
+        "{again}"
+    );
+    // Refused definitions say which field.
+    let bad = berth(url, &["webhook", "create", "-n", "hooks", "ftp://x/"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("url"),
+        "{bad:?}"
+    );
+    ok(url, &["webhook", "delete", "-n", "hooks", &id]);
+    let show = berth(url, &["webhook", "show", "-n", "hooks", &id]);
+    assert!(!show.status.success());
+    // Registry-wide ones need no namespace.
+    ok(
+        url,
+        &[
+            "webhook",
+            "create",
+            "https://ci.example.com/all",
+            "--events",
+            "namespace.deleted",
+        ],
+    );
+    assert!(ok(url, &["webhook", "list"]).contains("https://ci.example.com/all"));
+}

@@ -221,7 +221,7 @@ pub enum RegistryCmd {
     },
 }
 
-struct Api {
+pub(super) struct Api {
     base: String,
     http: reqwest::blocking::Client,
     output: Output,
@@ -229,12 +229,12 @@ struct Api {
     auth: Option<(String, Option<String>)>,
 }
 
-fn seg(s: &str) -> String {
+pub(super) fn seg(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 impl Api {
-    fn new(a: &ApiArgs) -> anyhow::Result<Api> {
+    pub(super) fn new(a: &ApiArgs) -> anyhow::Result<Api> {
         Ok(Api {
             base: format!("{}/api/v1", a.url.trim_end_matches('/')),
             http: reqwest::blocking::Client::builder()
@@ -252,7 +252,7 @@ impl Api {
         })
     }
 
-    fn call(
+    pub(super) fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -288,7 +288,7 @@ impl Api {
         })
     }
 
-    fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+    pub(super) fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, path, query, None)
     }
 }
@@ -300,7 +300,7 @@ fn page_query(p: &PageArgs) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn s(v: &Value) -> String {
+pub(super) fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -333,7 +333,7 @@ fn short(d: &Value) -> String {
 }
 
 /// Prints rows as an aligned table with a header.
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
+pub(super) fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -419,7 +419,7 @@ fn print_tags(list: &[Value]) {
     );
 }
 
-fn emit(api: &Api, v: &Value, table_fn: impl FnOnce(&Value)) {
+pub(super) fn emit(api: &Api, v: &Value, table_fn: impl FnOnce(&Value)) {
     match api.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
         Output::Table => table_fn(v),

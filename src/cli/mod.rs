@@ -4,6 +4,7 @@ mod admin;
 mod maintenance;
 mod serve;
 mod user;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,10 @@ enum Command {
     /// Registry settings: show, change.
     #[command(subcommand)]
     Registry(admin::RegistryCmd),
+    /// Webhooks: create, list, show, update, delete, test, deliveries,
+    /// redeliver, rotate-secret (management API client).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCmd),
     /// Users: add (password from stdin or a prompt), passwd, list, delete,
     /// grant. Works on the data directory with the server stopped.
     #[command(subcommand)]
@@ -129,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Artifact(c) => admin::artifact(&cli.api, c),
         Command::Tag(c) => admin::tag(&cli.api, c),
         Command::Registry(c) => admin::registry(&cli.api, c),
+        Command::Webhook(c) => webhook::webhook(&cli.api, c),
         Command::User(c) => user::user(&Config::load(cli.config.as_deref())?, c),
         Command::Auth(c) => user::auth(&Config::load(cli.config.as_deref())?, c),
         Command::Serve(args) => {

@@ -118,6 +118,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             max_manifest_bytes_in_flight: cfg.server.max_manifest_bytes_in_flight,
             body_read_timeout: Duration::from_secs(cfg.server.body_read_timeout_secs.max(1)),
             console: cfg.console.enabled,
+            webhooks: cfg.webhooks.worker(&local.to_string()),
         },
     );
     state.tls = tls;

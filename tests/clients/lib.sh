@@ -27,6 +27,7 @@ cleanup() {
         [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
         kill_pid "$pid" 5
     done
+    kill_pid "$RX_PID" 5
     kill_pid "$REG_PID" 15
     kill_pid "$TREG_PID" 15
     kill_pid "$TLSREG_PID" 15

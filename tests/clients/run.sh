@@ -50,6 +50,7 @@ CONTAINERD_SOCK=$T/docker/containerd/containerd.sock
 REG_PID=""
 TREG_PID=""   # the second berth, in auth mode token
 TLSREG_PID="" # the third, in token mode over HTTPS
+RX_PID=""     # the webhook receiver
 DOCKERD_PID=""
 CONTAINERD_PID=""
 STARTED=$(date +%s)
@@ -70,6 +71,8 @@ source "$HERE/oras.sh"
 source "$HERE/helm.sh"
 # shellcheck source=tests/clients/auth.sh
 source "$HERE/auth.sh"
+# shellcheck source=tests/clients/webhooks.sh
+source "$HERE/webhooks.sh"
 
 # ---------------------------------------------------------------- main
 if [[ $REGISTRY == berth ]]; then echo "registry: berth ($BERTH_BIN)" >&2; else echo "registry: $REGISTRY" >&2; fi
@@ -84,10 +87,12 @@ run tools_ctr "" step_tools_ctr
 run tools_python "" step_tools_python
 run registry_start "tools_base" step_registry
 run dockerd_start "tools_docker" step_dockerd
+if [[ $REGISTRY == berth ]]; then run webhook_receiver "registry_start tools_python" step_webhook_receiver; fi
 
 # docker: one image, pushed, mounted into another repository, pulled back, run
 run docker_build "registry_start dockerd_start" step_docker_build
 run docker_push "docker_build" step_docker_push
+if [[ $REGISTRY == berth ]]; then run webhook_docker_push "webhook_receiver docker_push" step_webhook_docker_push; fi
 run docker_registry_content "docker_push" step_docker_registry_content
 if [[ $REGISTRY == berth ]]; then run docker_push_in_management_api "docker_push" step_docker_push_in_management_api; fi
 run docker_tags_catalog "docker_push" step_docker_tags
@@ -112,6 +117,7 @@ run skopeo_list_tags "skopeo_push" step_skopeo_list_tags
 run skopeo_copy_repos "skopeo_push" step_skopeo_copy_repos
 run skopeo_copy_dir "skopeo_copy_repos" step_skopeo_copy_dir
 run skopeo_delete "skopeo_copy_repos" step_skopeo_delete
+if [[ $REGISTRY == berth ]]; then run webhook_skopeo_delete "webhook_receiver skopeo_delete" step_webhook_skopeo_delete; fi
 
 # podman and buildah (vfs storage under the temp dir)
 run podman_build "registry_start tools_podman" step_podman_build

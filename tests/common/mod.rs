@@ -16,6 +16,7 @@ pub mod gc;
 pub mod hardening;
 pub mod management;
 pub mod response;
+pub mod webhooks;
 
 /// Media types the suites push.
 pub mod media {

@@ -183,6 +183,20 @@ impl Endpoint {
                 Api::SigningKeyGet => Access::Admin("reading the signing key"),
                 Api::SigningKeyRotate => Access::Admin("rotating the signing key"),
                 Api::AuditList => Access::Admin("reading the audit log"),
+                // A namespace's webhooks: its administrators; registry-wide
+                // ones: registry administrators.
+                Api::WebhookList(scope)
+                | Api::WebhookCreate(scope)
+                | Api::WebhookGet(scope, _)
+                | Api::WebhookUpdate(scope, _)
+                | Api::WebhookDelete(scope, _)
+                | Api::WebhookTest(scope, _)
+                | Api::WebhookRotateSecret(scope, _)
+                | Api::DeliveryList(scope, _)
+                | Api::DeliveryRedeliver(scope, ..) => match scope {
+                    Some(n) => ns(n, Action::Manage),
+                    None => Access::Admin("registry-wide webhooks"),
+                },
             },
         }
     }
@@ -425,6 +439,7 @@ mod tests {
                 principal,
                 addr: std::net::Ipv4Addr::LOCALHOST.into(),
                 scheme: "http",
+                request_id: "test".into(),
             };
             let parsed = Endpoint::parse(&method, path, None);
             decide(&state, &caller, &HeaderMap::new(), Plane::of(path), parsed)

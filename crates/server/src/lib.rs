@@ -21,6 +21,7 @@ pub mod tls;
 mod token;
 pub mod usage;
 mod v2;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -82,6 +83,8 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Serve the web console at `/`; off, its paths answer 404.
     pub console: bool,
+    /// Webhook deliveries.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             max_manifest_bytes_in_flight: 64 << 20,
             body_read_timeout: Duration::from_secs(60),
             console: true,
+            webhooks: webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct AppState {
     pub(crate) manifest_bytes: Arc<Semaphore>,
     /// Why: each connection costs a task, buffers and a file descriptor.
     connections: Arc<Semaphore>,
+    /// Webhook delivery outcomes and backlog, for metrics.
+    pub webhook_stats: Arc<webhooks::DeliveryStats>,
 }
 
 impl AppState {
@@ -138,6 +144,7 @@ impl AppState {
                 config.max_manifest_bytes_in_flight,
             ))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            webhook_stats: Arc::default(),
             config,
         }
     }
@@ -148,6 +155,13 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     let graceful = GracefulShutdown::new();
     // Stopped below, so that it does not keep the registry open after run returns.
     let sampler = usage::spawn_sampler(state.clone());
+    // Stopped below too: deliveries left in flight are leased, and retried
+    // once their lease expires.
+    let deliveries = webhooks::spawn(
+        state.registry.clone(),
+        state.config.webhooks.clone(),
+        state.webhook_stats.clone(),
+    );
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -208,6 +222,9 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout; dropping remaining connections"),
     }
     sampler.abort();
+    if let Some(d) = deliveries {
+        d.abort();
+    }
     if let Err(e) = state.registry.flush().await {
         tracing::error!(error = %e, "final metadata flush failed");
     }
@@ -278,11 +295,12 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
         .unwrap_or("unknown");
     let (addr, scheme) =
         auth::client_addr(&state.config.auth, peer, req.headers(), state.tls.is_some());
+    let request_id = auth::request_id(&state.config.auth, peer, req.headers());
     // Head checks first: no body byte is read before the request is known
     // to be admissible.
     let admitted = match limits::check_head(&state, &req, plane) {
         Some(resp) => Err(resp),
-        None => match admit(&state, addr, scheme, &path, plane, &req).await {
+        None => match admit(&state, addr, scheme, &request_id, &path, plane, &req).await {
             Ok(c) => match limits::check_caller(&c, &req, plane) {
                 Some(resp) => Err(resp),
                 None => Ok(c),
@@ -304,7 +322,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
             } else {
                 resp
             };
-            access_log(peer, addr, &method, &path, route, &resp, start);
+            let resp = with_request_id(resp, &request_id);
+            access_log(peer, addr, &method, &path, route, &request_id, &resp, start);
             return resp;
         }
     };
@@ -349,7 +368,16 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     {
         auth::record(&state, &caller, action, &target, status.as_str()).await;
     }
-    access_log(peer, addr, &method, &path, route, &resp, start);
+    let resp = with_request_id(resp, &request_id);
+    access_log(peer, addr, &method, &path, route, &request_id, &resp, start);
+    resp
+}
+
+/// Every answer carries its request's id, refusals included.
+fn with_request_id(mut resp: Response<Body>, id: &str) -> Response<Body> {
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     resp
 }
 
@@ -358,6 +386,7 @@ async fn admit(
     state: &AppState,
     addr: std::net::IpAddr,
     scheme: &'static str,
+    request_id: &str,
     path: &str,
     plane: Plane,
     req: &Request<body::Incoming>,
@@ -400,6 +429,7 @@ async fn admit(
                     principal: auth::Principal::Anonymous,
                     addr,
                     scheme,
+                    request_id: request_id.to_string(),
                 };
                 return Err(match (plane, f) {
                     (Plane::Token, f) => crate::error::oci_response(token::failure_error(f)),
@@ -428,15 +458,18 @@ async fn admit(
         principal,
         addr,
         scheme,
+        request_id: request_id.to_string(),
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn access_log(
     peer: SocketAddr,
     client: std::net::IpAddr,
     method: &http::Method,
     path: &str,
     route: &str,
+    request_id: &str,
     resp: &Response<Body>,
     start: Instant,
 ) {
@@ -455,6 +488,7 @@ fn access_log(
         %method,
         path,
         route,
+        request_id,
         status = resp.status().as_u16(),
         bytes,
         duration_ms = start.elapsed().as_secs_f64() * 1000.0,

@@ -154,9 +154,12 @@ async fn route(
         }
         V2::ManifestGet(repo, reference) => get_manifest(state, &repo, &reference, false).await,
         V2::ManifestHead(repo, reference) => get_manifest(state, &repo, &reference, true).await,
-        V2::ManifestPut(repo, reference) => put_manifest(state, &repo, &reference, req).await,
+        V2::ManifestPut(repo, reference) => {
+            put_manifest(state, caller, &repo, &reference, req).await
+        }
         V2::ManifestDelete(repo, reference) => {
-            reg.manifest_delete(&repo, &reference).await?;
+            reg.manifest_delete_by(&repo, &reference, &caller.event_context())
+                .await?;
             Ok(accepted())
         }
         V2::ManifestMissing { why, .. } => Err(ApiError::new(
@@ -320,6 +323,7 @@ async fn get_manifest(
 
 async fn put_manifest(
     state: &AppState,
+    caller: &Caller,
     repo: &RepoName,
     reference: &Reference,
     req: Request<Incoming>,
@@ -382,7 +386,13 @@ async fn put_manifest(
     }
     let put = state
         .registry
-        .manifest_put(repo, reference, content_type.as_deref(), buf.freeze())
+        .manifest_put_by(
+            repo,
+            reference,
+            content_type.as_deref(),
+            buf.freeze(),
+            &caller.event_context(),
+        )
         .await?;
     let mut r = Response::builder()
         .status(StatusCode::CREATED)

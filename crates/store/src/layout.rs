@@ -50,6 +50,11 @@
 //! secrets     signing_key                          -> SigningKeys (bearer-token HMAC keys)
 //! gc_runs     <run uuid>                           -> GcRun (status, options, report)
 //! retention   <namespace>                          -> [RetentionPolicy]
+//!             event_seq (in settings)              -> last event sequence number
+//! webhooks    <webhook uuid>                       -> Webhook (scope, filters, secret)
+//! outbox      <seq, 16 hex digits>                 -> Event not yet fanned out to webhooks
+//! deliveries  <webhook uuid>\0<seq, 16 hex>        -> Delivery (event, state, attempts, lease)
+//! delivery_queue <webhook uuid>\0<seq, 16 hex>     -> QueueEntry of a pending delivery
 //! ```
 
 use berth_oci::Digest;
@@ -372,6 +377,40 @@ pub(crate) mod keys {
     pub(crate) fn retention(ns: &str) -> Vec<u8> {
         ns.as_bytes().to_vec()
     }
+
+    // ----- events -----
+
+    /// `settings` key of the last event sequence number given out.
+    pub(crate) const EVENT_SEQ: &[u8] = b"event_seq";
+
+    /// `webhooks` key.
+    pub(crate) fn webhook(id: &str) -> Vec<u8> {
+        id.as_bytes().to_vec()
+    }
+
+    /// `outbox` key: fixed-width hex, so key order is sequence order.
+    pub(crate) fn outbox(seq: u64) -> Vec<u8> {
+        format!("{seq:016x}").into_bytes()
+    }
+
+    /// `deliveries` and `delivery_queue` key `<webhook>\0<seq>`: a webhook's
+    /// deliveries in sequence order.
+    pub(crate) fn delivery(webhook: &str, seq: u64) -> Vec<u8> {
+        joined(&[webhook, &format!("{seq:016x}")])
+    }
+
+    /// `<webhook>\0`: prefix of a webhook's `deliveries` and
+    /// `delivery_queue` rows.
+    pub(crate) fn deliveries_of(webhook: &str) -> Vec<u8> {
+        with_sep(webhook.as_bytes().to_vec())
+    }
+
+    /// The webhook and sequence number of a `deliveries` or
+    /// `delivery_queue` key.
+    pub(crate) fn parse_delivery(k: &[u8]) -> Option<(String, u64)> {
+        let (w, seq) = split_scoped(k)?;
+        Some((w.to_string(), u64::from_str_radix(seq, 16).ok()?))
+    }
 }
 
 #[cfg(test)]
@@ -482,5 +521,11 @@ mod tests {
         );
         assert!(keys::audit(999, 0) > keys::audit_older_than(1000));
         assert!(keys::audit(1000, 0) <= keys::audit_older_than(1000));
+        assert!(keys::outbox(2) < keys::outbox(10), "sequence order");
+        assert_eq!(
+            keys::parse_delivery(&keys::delivery("w", 42)),
+            Some(("w".into(), 42))
+        );
+        assert!(keys::delivery("w", 1).starts_with(&keys::deliveries_of("w")));
     }
 }

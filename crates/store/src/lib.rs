@@ -15,7 +15,8 @@
 //! - `namespaces`: namespaces, repositories, sizes, settings, pull times,
 //!   repository deletion;
 //! - `gc`: garbage collection, retention, fsck;
-//! - `identity`: users, grants, tokens, signing keys, the audit log.
+//! - `identity`: users, grants, tokens, signing keys, the audit log;
+//! - `events`: webhooks, the event outbox and the delivery queue.
 //!
 //! Durability rule: a method that stores something returns only after the
 //! bytes are fsynced (object store with fsync) and the metadata is flushed,
@@ -24,6 +25,7 @@
 
 mod blobs;
 mod error;
+mod events;
 mod gc;
 mod identity;
 mod layout;
@@ -42,6 +44,10 @@ use object_store::local::LocalFileSystem;
 
 pub use blobs::uploads::UploadState;
 pub use error::{Error, Result};
+pub use events::{
+    Delivery, DeliveryOutcome, DeliveryState, Event, EventContext, EventKind, LeasedDelivery,
+    NewWebhook, PayloadFormat, Webhook, WebhookChange,
+};
 pub use gc::{
     tag_pattern, FsckReport, GcBlob, GcManifest, GcOptions, GcReport, GcRun, PlannedArtifact,
     PlannedTag, Progress, RetentionPlan, RetentionPolicy,
@@ -164,6 +170,8 @@ struct Inner {
     deleting: namespaces::Deleting,
     /// Namespaces: pull times waiting to be written.
     pulls: namespaces::Pulls,
+    /// Events: wakes the delivery worker after a commit that wrote events.
+    events_wake: events::Wake,
     /// Garbage collection: one run at a time.
     gc_running: gc::RunGuard,
     /// Garbage collection and fsck: counters for a progress display.
@@ -231,6 +239,7 @@ impl Registry {
                 manifest_cache: manifests::Cache::default(),
                 deleting: namespaces::Deleting::default(),
                 pulls: namespaces::Pulls::default(),
+                events_wake: events::Wake::default(),
                 gc_running: gc::RunGuard::default(),
                 progress: Arc::default(),
                 #[cfg(test)]

@@ -16,6 +16,7 @@ mod registry;
 mod repositories;
 mod retention;
 mod validate;
+mod webhooks;
 
 use crate::body::Incoming;
 use berth_oci::{Digest, Reference, RepoName, Tag as OciTag};
@@ -43,6 +44,7 @@ use namespaces::*;
 use registry::*;
 use repositories::*;
 use retention::*;
+use webhooks::*;
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY: usize = 1 << 20;
@@ -73,6 +75,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(access::AccessApiDoc::openapi());
     doc.merge(gc_items::GcItemsApiDoc::openapi());
+    doc.merge(webhooks::RegistryWebhooksDoc::openapi());
     access::add_security(&mut doc);
     doc
 }
@@ -103,22 +106,22 @@ async fn route(
         Api::NamespaceUpdate(ns) => {
             update_namespace(state, &host, &ns, read_json(req).await?).await
         }
-        Api::NamespaceDelete(ns) => delete_namespace(state, &host, &ns).await,
+        Api::NamespaceDelete(ns) => delete_namespace(state, caller, &host, &ns).await,
         Api::NamespaceGet(ns) => get_namespace(state, caller, &host, &ns).await,
         Api::RepositoryList(ns) => list_repositories(state, caller, &ns, &q).await,
-        Api::RepositoryDelete(ns, repo) => delete_repository(state, &ns, &repo).await,
+        Api::RepositoryDelete(ns, repo) => delete_repository(state, caller, &ns, &repo).await,
         Api::RepositoryGet(ns, repo) => get_repository(state, &ns, &repo).await,
         Api::ArtifactList(ns, repo) => list_artifacts(state, &ns, &repo, &q).await,
-        Api::ArtifactDelete(ns, repo, d) => delete_artifact(state, &ns, &repo, &d).await,
+        Api::ArtifactDelete(ns, repo, d) => delete_artifact(state, caller, &ns, &repo, &d).await,
         Api::ArtifactGet(ns, repo, d) => get_artifact(state, &ns, &repo, &d).await,
         Api::ArtifactDeleteRequest(ns, repo, d) => {
             let d = d.ok_or_else(|| {
                 MgmtError::invalid("digest", "give the artifact as ?digest=sha256:<hex>")
             })?;
-            delete_request(state, &ns, &repo, &d).await
+            delete_request(state, caller, &ns, &repo, &d).await
         }
         Api::TagList(ns, repo) => list_tags(state, &ns, &repo, &q).await,
-        Api::TagDelete(ns, repo, t) => delete_tag(state, &ns, &repo, &t).await,
+        Api::TagDelete(ns, repo, t) => delete_tag(state, caller, &ns, &repo, &t).await,
         Api::TagGet(ns, repo, t) => get_tag(state, &ns, &repo, &t).await,
         Api::GcStart => start_gc(state, read_json(req).await?).await,
         Api::RetentionSet(ns) => put_retention(state, &ns, read_json(req).await?).await,
@@ -130,6 +133,21 @@ async fn route(
         Api::GcRunManifests(id) => gc_items::list_gc_run_manifests(state, &id, &q).await,
         Api::GcRunBlobs(id) => gc_items::list_gc_run_blobs(state, &id, &q).await,
         Api::UsageHistory => Ok(crate::usage::handle(state, caller).await),
+        Api::WebhookList(scope) => list_webhooks(state, scope.as_deref()).await,
+        Api::WebhookCreate(scope) => {
+            create_webhook(state, caller, scope.as_deref(), read_json(req).await?).await
+        }
+        Api::WebhookGet(scope, id) => get_webhook(state, scope.as_deref(), &id).await,
+        Api::WebhookUpdate(scope, id) => {
+            update_webhook(state, scope.as_deref(), &id, read_json(req).await?).await
+        }
+        Api::WebhookDelete(scope, id) => delete_webhook(state, scope.as_deref(), &id).await,
+        Api::WebhookTest(scope, id) => test_webhook(state, caller, scope.as_deref(), &id).await,
+        Api::WebhookRotateSecret(scope, id) => {
+            rotate_webhook_secret(state, scope.as_deref(), &id).await
+        }
+        Api::DeliveryList(scope, id) => list_deliveries(state, scope.as_deref(), &id, &q).await,
+        Api::DeliveryRedeliver(scope, id, d) => redeliver(state, scope.as_deref(), &id, &d).await,
         Api::Me
         | Api::UserList
         | Api::UserCreate
@@ -183,7 +201,16 @@ async fn route(
         get_retention,
         put_retention,
         preview_retention,
-        run_retention
+        run_retention,
+        list_webhooks,
+        create_webhook,
+        get_webhook,
+        update_webhook,
+        delete_webhook,
+        test_webhook,
+        rotate_webhook_secret,
+        list_deliveries,
+        redeliver
     )
 )]
 pub struct ApiDoc;
@@ -329,6 +356,8 @@ mod tests {
             "/api/v1/namespaces/{namespace}/retention",
             "/api/v1/namespaces/{namespace}/retention/preview",
             "/api/v1/namespaces/{namespace}/retention/run",
+            "/api/v1/namespaces/{namespace}/webhooks",
+            "/api/v1/namespaces/{namespace}/webhooks/{id}/deliveries/{delivery}/redeliver",
         ] {
             assert!(
                 paths.contains_key(p),

@@ -149,11 +149,15 @@ pub(super) async fn update_namespace(
         (status = 404, description = "No such namespace", body = ErrorBody)))]
 pub(super) async fn delete_namespace(
     state: &AppState,
+    caller: &Caller,
     host: &str,
     ns: &str,
 ) -> Result<Response<Body>> {
     let before = state.registry.namespace(ns).await?;
-    state.registry.namespace_delete(ns).await?;
+    state
+        .registry
+        .namespace_delete_by(ns, &caller.event_context())
+        .await?;
     state.registry.grants_drop_namespace(ns).await?;
     let mut n = before;
     n.record.status = NamespaceStatus::Deleting;

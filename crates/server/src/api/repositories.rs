@@ -105,11 +105,15 @@ pub(super) async fn get_repository(
         (status = 404, description = "No such namespace or repository", body = ErrorBody)))]
 pub(super) async fn delete_repository(
     state: &AppState,
+    caller: &Caller,
     ns: &str,
     repo: &str,
 ) -> Result<Response<Body>> {
     let name = resolve_repo(state, ns, repo).await?;
-    state.registry.repository_delete(&name).await?;
+    state
+        .registry
+        .repository_delete_by(&name, &caller.event_context())
+        .await?;
     Ok(no_content())
 }
 
@@ -182,6 +186,7 @@ pub(super) async fn get_artifact(
 
 pub(super) async fn remove_artifact(
     state: &AppState,
+    caller: &Caller,
     ns: &str,
     repo: &str,
     digest: &str,
@@ -190,7 +195,7 @@ pub(super) async fn remove_artifact(
     let d = parse_digest(digest)?;
     state
         .registry
-        .manifest_delete(&name, &Reference::Digest(d))
+        .manifest_delete_by(&name, &Reference::Digest(d), &caller.event_context())
         .await?;
     Ok(no_content())
 }
@@ -206,11 +211,12 @@ pub(super) async fn remove_artifact(
         (status = 404, description = "No such namespace, repository or artifact", body = ErrorBody)))]
 pub(super) async fn delete_artifact(
     state: &AppState,
+    caller: &Caller,
     ns: &str,
     repo: &str,
     digest: &str,
 ) -> Result<Response<Body>> {
-    remove_artifact(state, ns, repo, digest).await
+    remove_artifact(state, caller, ns, repo, digest).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/delete-request", tag = "artifacts",
@@ -224,11 +230,12 @@ pub(super) async fn delete_artifact(
         (status = 404, description = "No such namespace, repository or artifact", body = ErrorBody)))]
 pub(super) async fn delete_request(
     state: &AppState,
+    caller: &Caller,
     ns: &str,
     repo: &str,
     digest: &str,
 ) -> Result<Response<Body>> {
-    remove_artifact(state, ns, repo, digest).await
+    remove_artifact(state, caller, ns, repo, digest).await
 }
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/repositories/{repository}/tags", tag = "tags",
@@ -301,6 +308,7 @@ pub(super) async fn get_tag(
         (status = 404, description = "No such namespace, repository or tag", body = ErrorBody)))]
 pub(super) async fn delete_tag(
     state: &AppState,
+    caller: &Caller,
     ns: &str,
     repo: &str,
     tag: &str,
@@ -309,7 +317,7 @@ pub(super) async fn delete_tag(
     let t = parse_tag(tag)?;
     state
         .registry
-        .manifest_delete(&name, &Reference::Tag(t))
+        .manifest_delete_by(&name, &Reference::Tag(t), &caller.event_context())
         .await?;
     Ok(no_content())
 }

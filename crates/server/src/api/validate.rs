@@ -124,6 +124,78 @@ pub(super) fn policies(policies: &[RetentionPolicy]) -> Result<()> {
     Ok(())
 }
 
+/// Longest repository glob or tag pattern of a webhook.
+pub const MAX_WEBHOOK_PATTERN: usize = 256;
+
+/// A webhook's `url`: http or https, no credentials, bounded; with
+/// private targets refused, no private address literal.
+pub(super) fn webhook_url(url: &str, allow_private: bool) -> Result<()> {
+    crate::webhooks::target::check_url(url, allow_private)
+        .map(|_| ())
+        .map_err(|e| invalid("url", e))
+}
+
+/// A webhook's `events`: at least one, each known; duplicates dropped.
+pub(super) fn webhook_events(events: &[String]) -> Result<Vec<berth_store::EventKind>> {
+    use berth_store::EventKind;
+    if events.is_empty() {
+        return Err(invalid("events", "name at least one event type"));
+    }
+    let mut out = Vec::new();
+    for e in events {
+        let Some(k) = EventKind::parse(e) else {
+            let known: Vec<&str> = EventKind::SUBSCRIBABLE.iter().map(|k| k.as_str()).collect();
+            return Err(invalid(
+                "events",
+                format!("{e:?} is not one of {}", known.join(", ")),
+            ));
+        };
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// A webhook's `repositories` glob (`*` matches any run of characters,
+/// over full repository names) and `tags` regular expression (over whole
+/// tags, compiled as the store compiles it); empty means no filter.
+pub(super) fn webhook_filters(repositories: Option<&str>, tags: Option<&str>) -> Result<()> {
+    for (field, v) in [("repositories", repositories), ("tags", tags)] {
+        if v.is_some_and(|v| v.len() > MAX_WEBHOOK_PATTERN) {
+            return Err(invalid(
+                field,
+                format!("at most {MAX_WEBHOOK_PATTERN} characters"),
+            ));
+        }
+    }
+    if let Some(g) = repositories {
+        if g.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(invalid(
+                "repositories",
+                "a glob has no spaces or control characters",
+            ));
+        }
+    }
+    if let Some(t) = tags.filter(|t| !t.is_empty()) {
+        berth_store::tag_pattern(t)
+            .map_err(|e| invalid("tags", format!("not a valid regular expression: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A webhook's `format`.
+pub(super) fn webhook_format(f: &str) -> Result<berth_store::PayloadFormat> {
+    match f {
+        "cloudevents" => Ok(berth_store::PayloadFormat::CloudEvents),
+        "distribution" => Ok(berth_store::PayloadFormat::Distribution),
+        _ => Err(invalid(
+            "format",
+            format!("{f:?} is not one of cloudevents, distribution"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

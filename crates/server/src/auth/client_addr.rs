@@ -52,6 +52,26 @@ fn parse_forwarded_ip(s: &str) -> Option<IpAddr> {
         .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
+/// Longest request id taken from a proxy.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request's id: the `X-Request-Id` a trusted proxy sent, when it is 1
+/// to 128 characters of `[A-Za-z0-9._:-]`, else a fresh one (so a client
+/// cannot forge the id that ties its request to logs and events).
+pub fn request_id(cfg: &AuthConfig, peer: SocketAddr, headers: &HeaderMap) -> String {
+    if trusted(cfg, peer.ip().to_canonical()) {
+        if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            let ok = (1..=MAX_REQUEST_ID).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+            if ok {
+                return v.to_string();
+            }
+        }
+    }
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// The client's address: the socket's, or, when the socket's is a trusted
 /// proxy, the right-most `X-Forwarded-For` entry that is not itself a
 /// trusted proxy. Also says whether the client used HTTPS.

@@ -161,6 +161,19 @@ pub struct Caller {
     pub addr: IpAddr,
     /// `https` or `http`, as the client sees it.
     pub scheme: &'static str,
+    /// The request's id: a trusted proxy's `X-Request-Id`, or generated.
+    pub request_id: String,
+}
+
+impl Caller {
+    /// What the events this caller's changes write record of it.
+    pub fn event_context(&self) -> berth_store::EventContext {
+        berth_store::EventContext {
+            actor: Some(self.principal.actor()),
+            client_addr: Some(self.addr.to_string()),
+            request_id: Some(self.request_id.clone()),
+        }
+    }
 }
 
 /// JWT claims of a bearer token (Docker token specification).

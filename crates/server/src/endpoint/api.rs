@@ -66,6 +66,17 @@ pub enum Api {
     SigningKeyGet,
     SigningKeyRotate,
     AuditList,
+    /// Webhooks of a namespace (`Some`) or registry-wide ones (`None`);
+    /// the other variants take the webhook id, and a delivery its number.
+    WebhookList(Option<String>),
+    WebhookCreate(Option<String>),
+    WebhookGet(Option<String>, String),
+    WebhookUpdate(Option<String>, String),
+    WebhookDelete(Option<String>, String),
+    WebhookTest(Option<String>, String),
+    WebhookRotateSecret(Option<String>, String),
+    DeliveryList(Option<String>, String),
+    DeliveryRedeliver(Option<String>, String, String),
 }
 
 /// What a management path names, before the method picks the operation.
@@ -100,6 +111,12 @@ enum Route {
     Token(String),
     SigningKey,
     Audit,
+    Webhooks(Option<String>),
+    Webhook(Option<String>, String),
+    WebhookTest(Option<String>, String),
+    WebhookSecret(Option<String>, String),
+    Deliveries(Option<String>, String),
+    Redeliver(Option<String>, String, String),
 }
 
 impl Route {
@@ -123,6 +140,10 @@ impl Route {
             Grant(..) => &[Method::GET, Method::PUT, Method::DELETE],
             Token(_) => &[Method::GET, Method::DELETE],
             SigningKey => &[Method::GET, Method::POST],
+            Webhooks(_) => &[Method::GET, Method::POST],
+            Webhook(..) => &[Method::GET, Method::PATCH, Method::DELETE],
+            WebhookTest(..) | WebhookSecret(..) | Redeliver(..) => &[Method::POST],
+            Deliveries(..) => &[Method::GET],
         }
     }
 }
@@ -146,6 +167,26 @@ fn access_route(s: &[&str]) -> Option<Route> {
         ["tokens", id] => Token(id.to_string()),
         ["signing-key"] => SigningKey,
         ["audit"] => Audit,
+        _ => return None,
+    })
+}
+
+/// The webhook routes, registry-wide (`webhooks/...`) or of a namespace
+/// (`namespaces/<ns>/webhooks/...`), from the decoded segments.
+fn webhook_route(s: &[&str]) -> Option<Route> {
+    use Route::*;
+    let (ns, rest) = match s {
+        ["webhooks", rest @ ..] => (None, rest),
+        ["namespaces", ns, "webhooks", rest @ ..] => (Some(ns.to_string()), rest),
+        _ => return None,
+    };
+    Some(match rest {
+        [] => Webhooks(ns),
+        [id] => Webhook(ns, id.to_string()),
+        [id, "test"] => WebhookTest(ns, id.to_string()),
+        [id, "secret"] => WebhookSecret(ns, id.to_string()),
+        [id, "deliveries"] => Deliveries(ns, id.to_string()),
+        [id, "deliveries", d, "redeliver"] => Redeliver(ns, id.to_string(), d.to_string()),
         _ => return None,
     })
 }
@@ -203,7 +244,7 @@ pub(super) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<
     let rest = path.strip_prefix("/api/v1/").unwrap_or("");
     let seg: Vec<String> = rest.trim_end_matches('/').split('/').map(decode).collect();
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let route = match access_route(&s) {
+    let route = match access_route(&s).or_else(|| webhook_route(&s)) {
         Some(r) => r,
         None => route(rest)
             .ok_or_else(|| MgmtError::not_found(format!("no management endpoint at {path}")))?,
@@ -268,6 +309,15 @@ pub(super) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<
         Route::SigningKey if read => A::SigningKeyGet,
         Route::SigningKey => A::SigningKeyRotate,
         Route::Audit => A::AuditList,
+        Route::Webhooks(ns) if read => A::WebhookList(ns),
+        Route::Webhooks(ns) => A::WebhookCreate(ns),
+        Route::Webhook(ns, id) if read => A::WebhookGet(ns, id),
+        Route::Webhook(ns, id) if *m == Method::PATCH => A::WebhookUpdate(ns, id),
+        Route::Webhook(ns, id) => A::WebhookDelete(ns, id),
+        Route::WebhookTest(ns, id) => A::WebhookTest(ns, id),
+        Route::WebhookSecret(ns, id) => A::WebhookRotateSecret(ns, id),
+        Route::Deliveries(ns, id) => A::DeliveryList(ns, id),
+        Route::Redeliver(ns, id, d) => A::DeliveryRedeliver(ns, id, d),
     })
 }
 
@@ -317,6 +367,24 @@ mod tests {
             Some(Api::GrantGet("acme".into(), "alice".into()))
         );
         assert_eq!(get("nothing"), None);
+        assert_eq!(get("webhooks"), Some(Api::WebhookList(None)));
+        assert_eq!(
+            get("namespaces/acme/webhooks/w1/deliveries"),
+            Some(Api::DeliveryList(Some("acme".into()), "w1".into()))
+        );
+        assert_eq!(
+            parse(
+                &Method::POST,
+                "/api/v1/namespaces/acme/webhooks/w1/deliveries/7/redeliver",
+                None
+            )
+            .ok(),
+            Some(Api::DeliveryRedeliver(
+                Some("acme".into()),
+                "w1".into(),
+                "7".into()
+            ))
+        );
         assert_eq!(
             parse(&Method::HEAD, "/api/v1/users", None).ok(),
             Some(Api::UserList)

@@ -11,7 +11,7 @@ use super::Endpoint;
 const DOC: &str = include_str!("../../../../docs/ARCHITECTURE.md");
 
 /// Concrete values for the table's placeholders.
-const VALUES: [(&str, &str); 9] = [
+const VALUES: [(&str, &str); 10] = [
     (
         "<digest>",
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
@@ -24,6 +24,7 @@ const VALUES: [(&str, &str); 9] = [
     ("<tag>", "v1"),
     ("<user>", "alice"),
     ("<id>", "abc123"),
+    ("<delivery>", "7"),
 ];
 
 struct Row {

@@ -204,6 +204,15 @@ impl Endpoint {
         Endpoint::Api(Api::SigningKeyGet) => "Api::SigningKeyGet",
         Endpoint::Api(Api::SigningKeyRotate) => "Api::SigningKeyRotate",
         Endpoint::Api(Api::AuditList) => "Api::AuditList",
+        Endpoint::Api(Api::WebhookList(..)) => "Api::WebhookList",
+        Endpoint::Api(Api::WebhookCreate(..)) => "Api::WebhookCreate",
+        Endpoint::Api(Api::WebhookGet(..)) => "Api::WebhookGet",
+        Endpoint::Api(Api::WebhookUpdate(..)) => "Api::WebhookUpdate",
+        Endpoint::Api(Api::WebhookDelete(..)) => "Api::WebhookDelete",
+        Endpoint::Api(Api::WebhookTest(..)) => "Api::WebhookTest",
+        Endpoint::Api(Api::WebhookRotateSecret(..)) => "Api::WebhookRotateSecret",
+        Endpoint::Api(Api::DeliveryList(..)) => "Api::DeliveryList",
+        Endpoint::Api(Api::DeliveryRedeliver(..)) => "Api::DeliveryRedeliver",
     }
 
     /// The audit-log entry a successful request makes (action, target);
@@ -243,6 +252,12 @@ impl Endpoint {
                 Api::TokenCreate => api("token.create"),
                 Api::TokenDelete(_) => api("token.revoke"),
                 Api::SigningKeyRotate => api("signing_key.rotate"),
+                Api::WebhookCreate(_) => api("webhook.create"),
+                Api::WebhookUpdate(..) => api("webhook.update"),
+                Api::WebhookDelete(..) => api("webhook.delete"),
+                Api::WebhookTest(..) => api("webhook.test"),
+                Api::WebhookRotateSecret(..) => api("webhook.rotate_secret"),
+                Api::DeliveryRedeliver(..) => api("webhook.redeliver"),
                 // Grants are recorded by their handlers, with the role.
                 Api::GrantPut(..) | Api::GrantDelete(..) => None,
                 Api::OpenApi
@@ -270,7 +285,10 @@ impl Endpoint {
                 | Api::TokenList
                 | Api::TokenGet(_)
                 | Api::SigningKeyGet
-                | Api::AuditList => None,
+                | Api::AuditList
+                | Api::WebhookList(_)
+                | Api::WebhookGet(..)
+                | Api::DeliveryList(..) => None,
             },
         }
     }

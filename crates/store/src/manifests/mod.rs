@@ -23,6 +23,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::blobs::counters;
 use crate::error::{Error, Result};
+use crate::events::{self, Event, EventContext, EventKind};
 use crate::layout::{self, keys};
 use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
 use crate::records::{now_millis, BlobRecord, BlobRef, ManifestRecord, TagRecord};
@@ -77,12 +78,36 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<PutManifest> {
+        self.manifest_put_by(
+            repo,
+            reference,
+            content_type,
+            bytes,
+            &EventContext::default(),
+        )
+        .await
+    }
+
+    /// [`Registry::manifest_put`], recording `ctx` in the events the push
+    /// writes (`artifact.pushed`, and `tag.updated` when it moves a tag),
+    /// in the push's own transaction.
+    pub async fn manifest_put_by(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        ctx: &EventContext,
+    ) -> Result<PutManifest> {
         // The manifest's own bytes may be under deletion by garbage
         // collection (same content deleted earlier): wait and write again.
-        self.retry_while_deleting(|| {
-            self.manifest_put_once(repo, reference, content_type, bytes.clone())
-        })
-        .await
+        let put = self
+            .retry_while_deleting(|| {
+                self.manifest_put_once(repo, reference, content_type, bytes.clone(), ctx)
+            })
+            .await?;
+        self.events_wake();
+        Ok(put)
     }
 
     async fn manifest_put_once(
@@ -91,6 +116,7 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         bytes: Bytes,
+        ctx: &EventContext,
     ) -> Result<PutManifest> {
         self.check_writable(repo)?;
         let limit = self.inner.cfg.max_manifest_bytes;
@@ -157,12 +183,13 @@ impl Registry {
             },
         };
         {
-            let (repo, reference, digest, parsed, bytes) = (
+            let (repo, reference, digest, parsed, bytes, ctx) = (
                 repo.clone(),
                 reference.clone(),
                 digest.clone(),
                 parsed.clone(),
                 bytes.clone(),
+                ctx.clone(),
             );
             self.meta_durable(move |r| {
                 let (repo, reference) = (&repo, &reference);
@@ -189,11 +216,13 @@ impl Registry {
                     {
                         record.tags = old.tags;
                     }
+                    let mut moved_from = None;
                     if let Reference::Tag(tag) = reference {
                         let tkey = keys::tag(repo, tag.as_str());
                         if let Some(old) = meta::tx_get::<TagRecord>(tx, Table::Tags, &tkey)? {
                             if old.digest != digest {
                                 untag_in_tx(tx, repo, &old.digest, tag.as_str())?;
+                                moved_from = Some(old.digest);
                             }
                         }
                         if !record.tags.iter().any(|t| t == tag.as_str()) {
@@ -211,6 +240,19 @@ impl Registry {
                         )?;
                     }
                     meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
+                    let mut pushed =
+                        manifest_event(EventKind::ArtifactPushed, repo, &digest, &record, &ctx);
+                    if let Reference::Tag(tag) = reference {
+                        pushed.tag = Some(tag.as_str().to_string());
+                    }
+                    events::write_in_tx(tx, &pushed)?;
+                    if let Some(old) = &moved_from {
+                        let mut moved = pushed.clone();
+                        moved.id = uuid::Uuid::new_v4().to_string();
+                        moved.kind = EventKind::TagUpdated;
+                        moved.previous_digest = Some(old.to_string());
+                        events::write_in_tx(tx, &moved)?;
+                    }
                     if let Some(subject) = &parsed.subject {
                         let desc = Descriptor {
                             media_type: parsed.media_type.clone(),
@@ -356,6 +398,19 @@ impl Registry {
     /// Deletes a tag (by tag), or a manifest with every tag pointing at it
     /// (by digest).
     pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        self.manifest_delete_by(repo, reference, &EventContext::default())
+            .await
+    }
+
+    /// [`Registry::manifest_delete`], writing `tag.deleted` or
+    /// `artifact.deleted` with `ctx` in the deletion's own transaction.
+    pub async fn manifest_delete_by(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        ctx: &EventContext,
+    ) -> Result<()> {
+        let ctx = ctx.clone();
         match reference {
             Reference::Tag(t) => {
                 let (repo, reference, t) = (repo.clone(), reference.clone(), t.clone());
@@ -366,7 +421,12 @@ impl Registry {
                             return Err(manifest_unknown(&repo, &reference).into());
                         };
                         tx.delete(Table::Tags, &key)?;
-                        untag_in_tx(tx, &repo, &tag.digest, t.as_str())
+                        untag_in_tx(tx, &repo, &tag.digest, t.as_str())?;
+                        let mut e = Event::new(EventKind::TagDeleted, repo.namespace(), &ctx)
+                            .in_repo(&repo);
+                        e.tag = Some(t.as_str().to_string());
+                        e.digest = Some(tag.digest.to_string());
+                        events::write_in_tx(tx, &e)
                     })
                 })
                 .await?;
@@ -429,14 +489,34 @@ impl Registry {
                         if let Some(subject) = &rec.subject {
                             tx.delete(Table::Referrers, &keys::referrer(repo, subject, d))?;
                         }
-                        Ok(())
+                        let e = manifest_event(EventKind::ArtifactDeleted, repo, d, &rec, &ctx);
+                        events::write_in_tx(tx, &e)
                     })
                 })
                 .await?;
             }
         }
-        self.durable().await
+        self.durable().await?;
+        self.events_wake();
+        Ok(())
     }
+}
+
+/// An event about a manifest, with what its record says.
+pub(crate) fn manifest_event(
+    kind: EventKind,
+    repo: &RepoName,
+    digest: &Digest,
+    rec: &ManifestRecord,
+    ctx: &EventContext,
+) -> Event {
+    let mut e = Event::new(kind, repo.namespace(), ctx).in_repo(repo);
+    e.digest = Some(digest.to_string());
+    e.tags = rec.tags.clone();
+    e.media_type = Some(rec.media_type.clone());
+    e.artifact_type = rec.artifact_type.clone();
+    e.size = Some(rec.size);
+    e
 }
 
 fn manifest_unknown(repo: &RepoName, reference: &Reference) -> Error {

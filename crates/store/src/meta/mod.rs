@@ -35,10 +35,14 @@ pub(crate) enum Table {
     BlobRefs,
     GcRuns,
     Retention,
+    Webhooks,
+    Outbox,
+    Deliveries,
+    DeliveryQueue,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 18] = [
+    pub(crate) const ALL: [Table; 22] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -57,6 +61,10 @@ impl Table {
         Table::BlobRefs,
         Table::GcRuns,
         Table::Retention,
+        Table::Webhooks,
+        Table::Outbox,
+        Table::Deliveries,
+        Table::DeliveryQueue,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -79,6 +87,10 @@ impl Table {
             Table::BlobRefs => "blob_refs",
             Table::GcRuns => "gc_runs",
             Table::Retention => "retention",
+            Table::Webhooks => "webhooks",
+            Table::Outbox => "outbox",
+            Table::Deliveries => "deliveries",
+            Table::DeliveryQueue => "delivery_queue",
         }
     }
 

@@ -23,6 +23,7 @@ use std::collections::BTreeSet;
 use berth_oci::RepoName;
 
 use crate::error::{Error, Result};
+use crate::events::{self, Event, EventContext, EventKind};
 use crate::layout::keys;
 use crate::meta::{self, MetaDb, MetaDbExt, Table, TxResult, Txn};
 use crate::records::{now_millis, NamespaceRecord, NamespaceStatus, RepoRecord};
@@ -222,7 +223,15 @@ impl Registry {
     /// purged in the background, then the namespace record goes. Blob bytes
     /// nothing else links are reclaimed by garbage collection.
     pub async fn namespace_delete(&self, name: &str) -> Result<()> {
-        let owned = name.to_owned();
+        self.namespace_delete_by(name, &EventContext::default())
+            .await
+    }
+
+    /// [`Registry::namespace_delete`], writing `namespace.deleted` with
+    /// `ctx` in the transaction that marks the namespace; its webhooks go
+    /// with its rows.
+    pub async fn namespace_delete_by(&self, name: &str, ctx: &EventContext) -> Result<()> {
+        let (owned, ctx) = (name.to_owned(), ctx.clone());
         self.meta(move |r| {
             let name = owned.as_str();
             r.db().transact(|tx| {
@@ -234,13 +243,16 @@ impl Registry {
                 rec.status = NamespaceStatus::Deleting;
                 rec.status_message = "deletion in progress".into();
                 rec.updated_at = now_millis();
-                meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)
+                meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)?;
+                let e = Event::new(EventKind::NamespaceDeleted, name, &ctx);
+                events::write_in_tx(tx, &e)
             })?;
             r.inner.deleting.insert(Deleting::ns_key(name));
             Ok(())
         })
         .await?;
         self.durable().await?;
+        self.events_wake();
         self.spawn_namespace_purge(name.to_string());
         Ok(())
     }
@@ -281,6 +293,9 @@ impl Registry {
         }
         let owned = name.to_owned();
         self.meta(move |r| {
+            // Before the record goes: webhook creation refuses a namespace
+            // being deleted, so none can be added after this.
+            r.purge_namespace_webhooks(&owned)?;
             r.db()
                 .transact(|tx| tx.delete(Table::Namespaces, &keys::namespace(&owned)))?;
             // In the same gate call as the delete, no await between the

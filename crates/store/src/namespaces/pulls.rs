@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use berth_oci::{Digest, RepoName};
 
 use crate::error::Result;
+use crate::events::{self, EventContext, EventKind};
 use crate::layout::keys;
+use crate::manifests::manifest_event;
 use crate::meta::{self, MetaDbExt, Table};
 use crate::records::{now_millis, ManifestRecord, Millis, RepoRecord};
 use crate::Registry;
@@ -45,6 +47,9 @@ impl Registry {
         if pending.is_empty() {
             return Ok(());
         }
+        // Pull events only while some webhook wants them: otherwise the
+        // flush writes pull times and nothing more.
+        let report = self.subscribed_blocking(EventKind::ArtifactPulled)?;
         let mut by_repo: HashMap<&RepoName, Millis> = HashMap::new();
         for ((repo, _), t) in &pending {
             let e = by_repo.entry(repo).or_insert(*t);
@@ -63,10 +68,25 @@ impl Registry {
                 if let Some(mut m) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &key)? {
                     m.last_pull = Some(*t);
                     meta::tx_put(tx, Table::Manifests, &key, &m)?;
+                    if report {
+                        let mut e = manifest_event(
+                            EventKind::ArtifactPulled,
+                            repo,
+                            d,
+                            &m,
+                            &EventContext::default(),
+                        );
+                        e.at = *t;
+                        events::write_in_tx(tx, &e)?;
+                    }
                 }
             }
             Ok(())
-        })
+        })?;
+        if report {
+            self.events_wake();
+        }
+        Ok(())
     }
 
     /// Writes batched pull times every few seconds for as long as the

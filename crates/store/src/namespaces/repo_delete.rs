@@ -7,6 +7,7 @@ use berth_oci::RepoName;
 
 use super::Deleting;
 use crate::error::{Error, Result};
+use crate::events::{self, Event, EventContext, EventKind};
 use crate::layout::keys;
 use crate::meta::{self, MetaDbExt, Table};
 use crate::records::{ManifestRecord, NamespaceRecord, NamespaceStatus, RepoRecord};
@@ -18,15 +19,24 @@ impl Registry {
     /// before any row goes, so a crash part-way leaves it hidden, and the
     /// purge resumes on restart: it is either all there or all gone.
     pub async fn repository_delete(&self, repo: &RepoName) -> Result<()> {
-        let owned = repo.clone();
-        self.meta(move |r| r.mark_repo_deleting(&owned)).await?;
+        self.repository_delete_by(repo, &EventContext::default())
+            .await
+    }
+
+    /// [`Registry::repository_delete`], writing `repository.deleted` with
+    /// `ctx` in the transaction of the durable mark.
+    pub async fn repository_delete_by(&self, repo: &RepoName, ctx: &EventContext) -> Result<()> {
+        let (owned, ctx) = (repo.clone(), ctx.clone());
+        self.meta(move |r| r.mark_repo_deleting(&owned, &ctx))
+            .await?;
         self.durable().await?;
+        self.events_wake();
         self.purge_repo(repo).await
     }
 
     /// The durable mark of [`Registry::repository_delete`], then the name
     /// hidden in memory; on a blocking thread (inside [`Registry::meta`]).
-    fn mark_repo_deleting(&self, repo: &RepoName) -> Result<()> {
+    fn mark_repo_deleting(&self, repo: &RepoName, ctx: &EventContext) -> Result<()> {
         let unknown = || Error::RepoUnknown {
             name: repo.to_string(),
         };
@@ -42,7 +52,9 @@ impl Registry {
                 return Err(unknown().into());
             }
             rec.deleting = true;
-            meta::tx_put(tx, Table::Repos, &key, &rec)
+            meta::tx_put(tx, Table::Repos, &key, &rec)?;
+            let e = Event::new(EventKind::RepositoryDeleted, repo.namespace(), ctx).in_repo(repo);
+            events::write_in_tx(tx, &e)
         })?;
         self.inner
             .deleting
