@@ -50,25 +50,31 @@ impl std::error::Error for BodyError {
     }
 }
 
-/// A request body whose reads time out when no frame arrives for `idle`.
+/// A request body whose reads time out when no frame arrives for `idle`,
+/// and that counts the bytes read (`berth_http_received_bytes_total`: what
+/// was read, not what a `Content-Length` announced).
 pub struct Incoming {
     inner: hyper::body::Incoming,
     idle: Duration,
+    received: prometheus_client::metrics::counter::Counter,
     /// Armed on the first read that has to wait, reset by every frame.
     timer: Option<Pin<Box<Sleep>>>,
     timed_out: Arc<AtomicBool>,
 }
 
 impl Incoming {
-    /// Wraps `inner`; `timed_out` is set once a read times out.
+    /// Wraps `inner`; `timed_out` is set once a read times out, and
+    /// `received` counts the data bytes read.
     pub(crate) fn new(
         inner: hyper::body::Incoming,
         idle: Duration,
         timed_out: Arc<AtomicBool>,
+        received: prometheus_client::metrics::counter::Counter,
     ) -> Incoming {
         Incoming {
             inner,
             idle,
+            received,
             timer: None,
             timed_out,
         }
@@ -91,6 +97,9 @@ impl Body for Incoming {
             Poll::Ready(frame) => {
                 if let Some(t) = this.timer.as_mut() {
                     t.as_mut().reset(Instant::now() + this.idle);
+                }
+                if let Some(d) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+                    this.received.inc_by(d.len() as u64);
                 }
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Read)))
             }

@@ -14,8 +14,10 @@ pub mod body;
 pub mod console;
 pub mod endpoint;
 pub mod error;
+mod health;
 mod limits;
 mod login;
+pub mod metrics;
 mod query;
 pub mod tls;
 mod token;
@@ -82,6 +84,11 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Serve the web console at `/`; off, its paths answer 404.
     pub console: bool,
+    /// Where and how `/metrics` is served.
+    pub metrics: metrics::MetricsConfig,
+    /// How long each readiness check (metadata, object store) may take
+    /// before `/readyz` answers 503.
+    pub readiness_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +104,8 @@ impl Default for ServerConfig {
             max_manifest_bytes_in_flight: 64 << 20,
             body_read_timeout: Duration::from_secs(60),
             console: true,
+            metrics: metrics::MetricsConfig::default(),
+            readiness_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -123,12 +132,20 @@ pub struct AppState {
     pub(crate) manifest_bytes: Arc<Semaphore>,
     /// Why: each connection costs a task, buffers and a file descriptor.
     connections: Arc<Semaphore>,
+    /// The metric families (registered even when metrics are off: cheap,
+    /// and it keeps every counting site unconditional).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
     /// State for a server over `registry`, plain HTTP.
     pub fn new(registry: Registry, config: ServerConfig) -> AppState {
+        let metrics = Arc::new(metrics::Metrics::new());
+        if config.metrics.enabled {
+            registry.set_observer(metrics.clone());
+        }
         AppState {
+            metrics,
             registry,
             auth: Arc::default(),
             tls: None,
@@ -148,6 +165,13 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     let graceful = GracefulShutdown::new();
     // Stopped below, so that it does not keep the registry open after run returns.
     let sampler = usage::spawn_sampler(state.clone());
+    let refresher = state.config.metrics.enabled.then(|| {
+        metrics::spawn_storage_refresher(
+            state.registry.clone(),
+            state.metrics.clone(),
+            state.config.metrics.storage_refresh,
+        )
+    });
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -208,6 +232,9 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         _ = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout; dropping remaining connections"),
     }
     sampler.abort();
+    if let Some(r) = refresher {
+        r.abort();
+    }
     if let Err(e) = state.registry.flush().await {
         tracing::error!(error = %e, "final metadata flush failed");
     }
@@ -266,22 +293,33 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let start = Instant::now();
     let timed_out = Arc::new(AtomicBool::new(false));
     let idle = state.config.body_read_timeout;
-    let req = req.map(|b| body::Incoming::new(b, idle, timed_out.clone()));
+    let received = state.metrics.received();
+    let req = req.map(|b| body::Incoming::new(b, idle, timed_out.clone(), received));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let plane = Plane::of(&path);
-    let parsed = Endpoint::parse(&method, &path, req.uri().query());
+    let parsed = match Endpoint::parse(&method, &path, req.uri().query()) {
+        // Off, or served on a listener of its own: no such path here.
+        Ok(Endpoint::Metrics) if !state.config.metrics.on_main_listener() => {
+            Err(Failure::Oci(error::ApiError::new(
+                berth_oci::ErrorCode::NameUnknown,
+                format!("no route for {path}"),
+            )))
+        }
+        p => p,
+    };
     let route = parsed
         .as_ref()
         .map(Endpoint::route_label)
         .unwrap_or("unknown");
+    let skips_admission = parsed.as_ref().is_ok_and(Endpoint::skips_admission);
     let (addr, scheme) =
         auth::client_addr(&state.config.auth, peer, req.headers(), state.tls.is_some());
     // Head checks first: no body byte is read before the request is known
     // to be admissible.
     let admitted = match limits::check_head(&state, &req, plane) {
         Some(resp) => Err(resp),
-        None => match admit(&state, addr, scheme, &path, plane, &req).await {
+        None => match admit(&state, addr, scheme, skips_admission, plane, &req).await {
             Ok(c) => match limits::check_caller(&c, &req, plane) {
                 Some(resp) => Err(resp),
                 None => Ok(c),
@@ -304,7 +342,7 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
                 resp
             };
             access_log(peer, addr, &method, &path, route, &resp, start);
-            return resp;
+            return finish(&state, route, &method, resp, start);
         }
     };
     let is_head = method == http::Method::HEAD;
@@ -321,6 +359,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
             let resp = match &endpoint {
                 Endpoint::Console => console::serve(state.config.console, &method, &path),
                 Endpoint::Health => v2::finish(v2::health(), is_head),
+                Endpoint::Ready => v2::finish(health::ready(&state).await, is_head),
+                Endpoint::Metrics => v2::finish(state.metrics.response(), is_head),
                 Endpoint::Api(op) => api::dispatch(&state, &caller, op.clone(), req).await,
                 Endpoint::TokenGet | Endpoint::TokenPost => {
                     token::dispatch(&state, caller.clone(), req).await
@@ -346,7 +386,22 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
         auth::record(&state, &caller, action, &target, status.as_str()).await;
     }
     access_log(peer, addr, &method, &path, route, &resp, start);
-    resp
+    finish(&state, route, &method, resp, start)
+}
+
+/// Counts the answered request and wraps its body to count what is sent.
+fn finish(
+    state: &AppState,
+    route: &'static str,
+    method: &http::Method,
+    resp: Response<Body>,
+    start: Instant,
+) -> Response<Body> {
+    state
+        .metrics
+        .request(route, method, resp.status(), start.elapsed());
+    let sent = state.metrics.sent();
+    resp.map(|b| metrics::count_sent(b, sent))
 }
 
 /// Allow-list and authentication: the caller, or the refusal to answer.
@@ -354,7 +409,7 @@ async fn admit(
     state: &AppState,
     addr: std::net::IpAddr,
     scheme: &'static str,
-    path: &str,
+    skips_admission: bool,
     plane: Plane,
     req: &Request<body::Incoming>,
 ) -> Result<auth::Caller, Response<Body>> {
@@ -365,7 +420,7 @@ async fn admit(
             crate::error::oci_response(oci)
         }
     };
-    if path != "/healthz" {
+    if !skips_admission {
         match auth::allow_listed(&state.registry, addr).await {
             Ok(true) => {}
             Ok(false) => {
@@ -386,7 +441,7 @@ async fn admit(
         }
     }
     // The console's static files need no credentials (its API calls do).
-    let principal = if path == "/healthz" || plane == Plane::Console {
+    let principal = if skips_admission || plane == Plane::Console {
         auth::Principal::Anonymous
     } else {
         match auth::authenticate(state, addr, req.headers()).await {

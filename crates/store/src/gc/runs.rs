@@ -144,6 +144,9 @@ impl Registry {
             if let Err(e) = this.save_run(&done).await {
                 tracing::error!(error = %e, "could not record the garbage-collection run");
             }
+            if let Some(o) = this.observer() {
+                o.gc_run_finished(&done);
+            }
         });
         Ok(run)
     }
