@@ -21,7 +21,12 @@ async fn within(
 ) -> Result<(), String> {
     match tokio::time::timeout(timeout, check).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        // The error itself (paths, bucket names) goes to the log only:
+        // anyone may ask `/readyz`.
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, check = what, "readiness check failed");
+            Err(format!("{what}: the probe failed (see the server log)"))
+        }
         Err(_) => Err(format!(
             "{what}: no answer within {} ms",
             timeout.as_millis()
@@ -44,7 +49,6 @@ pub(crate) async fn ready(state: &AppState) -> Response<Body> {
     let (status, body) = if reasons.is_empty() {
         (StatusCode::OK, serde_json::json!({"status": "ready"}))
     } else {
-        tracing::warn!(reason = %reasons.join("; "), "not ready");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"status": "unready", "reason": reasons.join("; ")}),
