@@ -319,3 +319,60 @@ fn health_and_readiness_answer_outside_the_allow_list_without_credentials() {
     // Credentials that do not check out change nothing either.
     assert_eq!(status_of(&url, "/readyz", &basic("admin", "wrong")), 200);
 }
+
+#[test]
+fn garbage_collection_runs_are_counted_with_the_bytes_they_free() {
+    let reg = common::gc::Reg::start("grace_period_secs = 0");
+    let url = reg.base();
+    let none = Cred::None;
+    // A blob no manifest references: garbage once the grace period is over.
+    let unneeded = bytes(99, 12_345);
+    common::push_blob(&url, "obs/gc", &unneeded);
+    let before = metrics_of(&url, &none);
+    let report = common::gc::gc_api(&url, false, false);
+    let freed = common::gc::n(&report, "bytes_freed");
+    assert!(freed >= unneeded.len() as u64, "{report}");
+    let after = metrics_of(&url, &none);
+    let runs = |m: &Metrics| m.get("berth_gc_runs_total", &[("outcome", "succeeded")]);
+    assert_eq!(runs(&after) - runs(&before), 1.0);
+    assert_eq!(
+        after.histogram_count("berth_gc_duration_seconds", &[])
+            - before.histogram_count("berth_gc_duration_seconds", &[]),
+        1.0
+    );
+    assert_eq!(
+        after.get("berth_gc_freed_bytes_total", &[])
+            - before.get("berth_gc_freed_bytes_total", &[]),
+        freed as f64
+    );
+}
+
+#[test]
+fn throttled_logins_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    authkit::user_add(dir.path(), "admin", ADMIN_PW, true);
+    let p = authkit::serve(
+        dir.path(),
+        "127.0.0.1:0",
+        "[auth]\nmode = \"token\"\nmax_failed_logins = 2\n[metrics]\npublic = true\n",
+    );
+    let url = p.url.clone();
+    let before = metrics_of(&url, &Cred::None);
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| status_of(&url, "/v2/", &basic("bob", "wrong-password")))
+        .collect();
+    assert_eq!(statuses, [401, 401, 429, 429]);
+    let after = metrics_of(&url, &Cred::None);
+    let throttled = |m: &Metrics| {
+        m.get(
+            "berth_throttled_requests_total",
+            &[("reason", "failed_logins")],
+        )
+    };
+    assert_eq!(throttled(&after) - throttled(&before), 2.0);
+    assert_eq!(
+        after.get("berth_login_failures_total", &[])
+            - before.get("berth_login_failures_total", &[]),
+        2.0
+    );
+}

@@ -141,11 +141,13 @@ impl Registry {
                     done.error = Some(e.to_string());
                 }
             }
-            if let Err(e) = this.save_run(&done).await {
-                tracing::error!(error = %e, "could not record the garbage-collection run");
-            }
+            // Told before the record is saved: whoever sees the run finished
+            // sees it counted too.
             if let Some(o) = this.observer() {
                 o.gc_run_finished(&done);
+            }
+            if let Err(e) = this.save_run(&done).await {
+                tracing::error!(error = %e, "could not record the garbage-collection run");
             }
         });
         Ok(run)
