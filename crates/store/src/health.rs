@@ -56,18 +56,22 @@ impl Registry {
     /// metadata, a page at a time on the blocking pool; the object store
     /// is not walked. A full scan: for a periodic refresh, not a request.
     pub async fn storage_totals(&self) -> Result<StorageTotals> {
-        self.meta(|r| {
+        self.totals_in_pages(PAGE).await
+    }
+
+    async fn totals_in_pages(&self, page: usize) -> Result<StorageTotals> {
+        self.meta(move |r| {
             let mut t = StorageTotals::default();
             let mut after: Option<Vec<u8>> = None;
             loop {
-                let rows = r.db().scan(Table::Blobs, b"", after.as_deref(), PAGE)?;
+                let rows = r.db().scan(Table::Blobs, b"", after.as_deref(), page)?;
                 for (_, v) in &rows {
                     let rec: BlobRecord = meta::decode(Table::Blobs, v)?;
                     t.blobs += 1;
                     t.blob_bytes += rec.size;
                 }
                 match rows.last() {
-                    Some((k, _)) if rows.len() == PAGE => after = Some(k.clone()),
+                    Some((k, _)) if rows.len() == page => after = Some(k.clone()),
                     _ => break,
                 }
             }
@@ -95,5 +99,44 @@ impl Registry {
             .objects
             .round_trip(&path, Bytes::from_static(b"berth readiness probe\n"))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_oci::{Algorithm, Digest, RepoName};
+    use futures::StreamExt;
+    use sha2::{Digest as _, Sha256};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn totals_count_every_blob_across_pages_and_probes_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::StoreConfig::new(dir.path());
+        cfg.gc_scheduler = false;
+        let reg = Registry::open(cfg).await.unwrap();
+        assert_eq!(
+            reg.storage_totals().await.unwrap(),
+            StorageTotals::default()
+        );
+        let repo: RepoName = "obs/app".parse().unwrap();
+        let mut bytes = 0;
+        for i in 0..5u8 {
+            let data = Bytes::from(vec![i; 100 + usize::from(i)]);
+            bytes += data.len() as u64;
+            let d = Digest::from_raw(Algorithm::Sha256, &Sha256::digest(&data));
+            let body = futures::stream::once(async move { Ok(data) }).boxed();
+            reg.blob_put(&repo, &d, body, None).await.unwrap();
+        }
+        for page in [1, 2, 5, 1024] {
+            let t = reg.totals_in_pages(page).await.unwrap();
+            assert_eq!((t.blobs, t.blob_bytes), (5, bytes), "pages of {page}");
+            assert_eq!((t.manifests, t.repositories), (0, 1), "pages of {page}");
+        }
+        reg.probe_metadata().await.unwrap();
+        reg.probe_objects().await.unwrap();
+        let left: Vec<_> = reg.inner.objects.list(layout::PROBE_DIR).collect().await;
+        assert!(left.is_empty(), "{left:?}");
     }
 }
