@@ -29,6 +29,8 @@ pub struct Config {
     pub audit: AuditSection,
     /// `[webhooks]`
     pub webhooks: WebhooksSection,
+    /// `[metrics]`
+    pub metrics: MetricsSection,
 }
 
 /// `[webhooks]`: delivery of events to webhooks.
@@ -96,6 +98,33 @@ impl WebhooksSection {
                 self.registry_host.clone()
             },
             log_retention: Duration::from_secs(self.log_retention_days * 86_400),
+        }
+    }
+}
+
+/// `[metrics]`: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Collect and serve metrics; `false` makes `/metrics` answer 404.
+    pub enabled: bool,
+    /// A separate `IP:port` for `/metrics`, open to whoever reaches it;
+    /// when set, the main listener's `/metrics` answers 404.
+    pub addr: Option<String>,
+    /// On the main listener, serve `/metrics` without credentials
+    /// (otherwise a registry administrator's are needed).
+    pub public: bool,
+    /// Seconds between two reads of the storage totals from the metadata.
+    pub storage_refresh_secs: u64,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            enabled: true,
+            addr: None,
+            public: false,
+            storage_refresh_secs: 60,
         }
     }
 }
@@ -177,6 +206,9 @@ pub struct ServerSection {
     /// Seconds a request body may make no progress before the request is
     /// answered 408 and its connection closed.
     pub body_read_timeout_secs: u64,
+    /// Milliseconds each `/readyz` check (metadata, object store) may take
+    /// before the answer is 503.
+    pub readiness_timeout_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -194,6 +226,7 @@ impl Default for ServerSection {
             max_concurrent_uploads_per_client: d.max_concurrent_uploads_per_client,
             max_manifest_bytes_in_flight: d.max_manifest_bytes_in_flight,
             body_read_timeout_secs: d.body_read_timeout.as_secs(),
+            readiness_timeout_ms: d.readiness_timeout.as_millis() as u64,
         }
     }
 }
@@ -328,6 +361,18 @@ impl Config {
                     self.server.addr
                 )
             })?;
+        if let Some(a) = &self.metrics.addr {
+            a.parse::<std::net::SocketAddr>()
+                .with_context(|| format!("metrics.addr {a:?} is not an IP:port address"))?;
+        }
+        anyhow::ensure!(
+            (1..=86_400).contains(&self.metrics.storage_refresh_secs),
+            "metrics.storage_refresh_secs must be between 1 and 86400"
+        );
+        anyhow::ensure!(
+            (1..=600_000).contains(&self.server.readiness_timeout_ms),
+            "server.readiness_timeout_ms must be between 1 and 600000"
+        );
         anyhow::ensure!(
             self.storage.max_manifest_bytes >= 1024,
             "storage.max_manifest_bytes must be at least 1024"

@@ -418,6 +418,16 @@ fn deliveries_fail_after_the_retry_period() {
         "retried first: {row:?}"
     );
     assert!(row["next_retry"].is_null());
+    // The metrics count each attempt by outcome.
+    let m = common::metrics::scrape(common::client().get(format!("{b}/metrics")));
+    let outcome = |o| m.get("berth_webhook_deliveries_total", &[("outcome", o)]);
+    assert_eq!(outcome("delivered"), 0.0);
+    assert_eq!(outcome("failed"), 1.0);
+    assert_eq!(
+        outcome("retried") + 1.0,
+        row["attempts"].as_f64().unwrap(),
+        "every attempt but the last was retried"
+    );
 }
 
 #[test]

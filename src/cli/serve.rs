@@ -93,6 +93,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         );
     }
     let shutdown = shutdown_signal()?;
+    // Why a watch channel: one signal stops two listeners (the main one and
+    // the metrics one), and a watch is the one-to-many "it happened" flag.
+    let (stopping, stop_seen) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let metrics_listener = match (&cfg.metrics.addr, cfg.metrics.enabled) {
+        (Some(a), true) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the metrics address {a}"))?,
+        ),
+        _ => None,
+    };
     if let Some(t) = tls.clone() {
         spawn_reload_on_sighup(t)?;
     }
@@ -119,10 +134,33 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             body_read_timeout: Duration::from_secs(cfg.server.body_read_timeout_secs.max(1)),
             console: cfg.console.enabled,
             webhooks: cfg.webhooks.worker(&local.to_string()),
+            metrics: berth_server::metrics::MetricsConfig {
+                enabled: cfg.metrics.enabled,
+                separate_listener: metrics_listener.is_some(),
+                public: cfg.metrics.public,
+                storage_refresh: Duration::from_secs(cfg.metrics.storage_refresh_secs),
+            },
+            readiness_timeout: Duration::from_millis(cfg.server.readiness_timeout_ms),
         },
     );
     state.tls = tls;
+    let metrics_task = metrics_listener.map(|l| {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(addr = %a, "serving /metrics");
+        }
+        let mut stop = stop_seen.clone();
+        tokio::spawn(berth_server::metrics::serve_listener(
+            l,
+            state.metrics.clone(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
+    });
     berth_server::run(listener, state, shutdown).await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

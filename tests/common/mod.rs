@@ -15,6 +15,7 @@ pub mod bad_input;
 pub mod gc;
 pub mod hardening;
 pub mod management;
+pub mod metrics;
 pub mod response;
 pub mod webhooks;
 

@@ -96,9 +96,15 @@ impl Endpoint {
         };
         let ns = |ns: &str, action| Access::Namespace(ns.to_string(), action);
         match self {
-            Endpoint::Health | Endpoint::Console | Endpoint::TokenGet | Endpoint::TokenPost => {
-                Access::Anyone
-            }
+            Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Console
+            | Endpoint::TokenGet
+            | Endpoint::TokenPost => Access::Anyone,
+            // Metrics tell about every namespace (counts, traffic): the
+            // registry's administrators', unless `[metrics] public` (see
+            // `decide`) or served on a listener of their own.
+            Endpoint::Metrics => Access::Admin("reading metrics"),
             Endpoint::V2(v) => match v {
                 V2::Base => Access::Credentials,
                 V2::Catalog => Access::Catalog,
@@ -223,7 +229,8 @@ pub(crate) async fn decide(
         )));
     }
     let endpoint = parsed?;
-    if !matches!(caller.principal, Principal::Open) {
+    let public = endpoint == Endpoint::Metrics && state.config.metrics.public;
+    if !matches!(caller.principal, Principal::Open) && !public {
         check(state, caller, headers, &endpoint.required_access()).await?;
     }
     Ok(endpoint)

@@ -50,10 +50,13 @@ impl std::error::Error for BodyError {
     }
 }
 
-/// A request body whose reads time out when no frame arrives for `idle`.
+/// A request body whose reads time out when no frame arrives for `idle`,
+/// and that counts the bytes read (`berth_http_received_bytes_total`: what
+/// was read, not what a `Content-Length` announced).
 pub struct Incoming {
     inner: hyper::body::Incoming,
     idle: Duration,
+    received: prometheus_client::metrics::counter::Counter,
     /// Armed on the first read that has to wait, reset by every frame.
     timer: Option<Pin<Box<Sleep>>>,
     timed_out: Arc<AtomicBool>,
@@ -65,17 +68,20 @@ pub struct Incoming {
 
 impl Incoming {
     /// Wraps `inner`; `timed_out` is set once a read times out, `ended`
-    /// once the body has been read to its end.
+    /// once the body has been read to its end, and `received` counts the
+    /// data bytes read.
     pub(crate) fn new(
         inner: hyper::body::Incoming,
         idle: Duration,
         timed_out: Arc<AtomicBool>,
         ended: Arc<AtomicBool>,
+        received: prometheus_client::metrics::counter::Counter,
     ) -> Incoming {
         ended.store(inner.is_end_stream(), Ordering::Relaxed);
         Incoming {
             inner,
             idle,
+            received,
             timer: None,
             timed_out,
             ended,
@@ -99,6 +105,9 @@ impl Body for Incoming {
             Poll::Ready(frame) => {
                 if let Some(t) = this.timer.as_mut() {
                     t.as_mut().reset(Instant::now() + this.idle);
+                }
+                if let Some(d) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+                    this.received.inc_by(d.len() as u64);
                 }
                 if frame.is_none() || this.inner.is_end_stream() {
                     this.ended.store(true, Ordering::Relaxed);

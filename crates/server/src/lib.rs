@@ -14,8 +14,10 @@ pub mod body;
 pub mod console;
 pub mod endpoint;
 pub mod error;
+mod health;
 mod limits;
 mod login;
+pub mod metrics;
 mod query;
 pub mod tls;
 mod token;
@@ -85,6 +87,11 @@ pub struct ServerConfig {
     pub console: bool,
     /// Webhook deliveries.
     pub webhooks: webhooks::WebhookConfig,
+    /// Where and how `/metrics` is served.
+    pub metrics: metrics::MetricsConfig,
+    /// How long each readiness check (metadata, object store) may take
+    /// before `/readyz` answers 503.
+    pub readiness_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +108,8 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(60),
             console: true,
             webhooks: webhooks::WebhookConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
+            readiness_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -127,14 +136,20 @@ pub struct AppState {
     pub(crate) manifest_bytes: Arc<Semaphore>,
     /// Why: each connection costs a task, buffers and a file descriptor.
     connections: Arc<Semaphore>,
-    /// Webhook delivery outcomes and backlog, for metrics.
-    pub webhook_stats: Arc<webhooks::DeliveryStats>,
+    /// The metric families (registered even when metrics are off: cheap,
+    /// and it keeps every counting site unconditional).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
     /// State for a server over `registry`, plain HTTP.
     pub fn new(registry: Registry, config: ServerConfig) -> AppState {
+        let metrics = Arc::new(metrics::Metrics::new());
+        if config.metrics.enabled {
+            registry.set_observer(metrics.clone());
+        }
         AppState {
+            metrics,
             registry,
             auth: Arc::default(),
             tls: None,
@@ -144,7 +159,6 @@ impl AppState {
                 config.max_manifest_bytes_in_flight,
             ))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
-            webhook_stats: Arc::default(),
             config,
         }
     }
@@ -160,8 +174,15 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     let deliveries = webhooks::spawn(
         state.registry.clone(),
         state.config.webhooks.clone(),
-        state.webhook_stats.clone(),
+        state.metrics.webhooks(),
     );
+    let refresher = state.config.metrics.enabled.then(|| {
+        metrics::spawn_storage_refresher(
+            state.registry.clone(),
+            state.metrics.clone(),
+            state.config.metrics.storage_refresh,
+        )
+    });
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -225,6 +246,9 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     if let Some(d) = deliveries {
         d.abort();
     }
+    if let Some(r) = refresher {
+        r.abort();
+    }
     if let Err(e) = state.registry.flush().await {
         tracing::error!(error = %e, "final metadata flush failed");
     }
@@ -284,15 +308,27 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     let timed_out = Arc::new(AtomicBool::new(false));
     let body_ended = Arc::new(AtomicBool::new(false));
     let idle = state.config.body_read_timeout;
-    let req = req.map(|b| body::Incoming::new(b, idle, timed_out.clone(), body_ended.clone()));
+    let received = state.metrics.received();
+    let req =
+        req.map(|b| body::Incoming::new(b, idle, timed_out.clone(), body_ended.clone(), received));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let plane = Plane::of(&path);
-    let parsed = Endpoint::parse(&method, &path, req.uri().query());
+    let parsed = match Endpoint::parse(&method, &path, req.uri().query()) {
+        // Off, or served on a listener of its own: no such path here.
+        Ok(Endpoint::Metrics) if !state.config.metrics.on_main_listener() => {
+            Err(Failure::Oci(error::ApiError::new(
+                berth_oci::ErrorCode::NameUnknown,
+                format!("no route for {path}"),
+            )))
+        }
+        p => p,
+    };
     let route = parsed
         .as_ref()
         .map(Endpoint::route_label)
         .unwrap_or("unknown");
+    let skips_admission = parsed.as_ref().is_ok_and(Endpoint::skips_admission);
     let (addr, scheme) =
         auth::client_addr(&state.config.auth, peer, req.headers(), state.tls.is_some());
     let request_id = auth::request_id(&state.config.auth, peer, req.headers());
@@ -300,7 +336,17 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     // to be admissible.
     let admitted = match limits::check_head(&state, &req, plane) {
         Some(resp) => Err(resp),
-        None => match admit(&state, addr, scheme, &request_id, &path, plane, &req).await {
+        None => match admit(
+            &state,
+            addr,
+            scheme,
+            &request_id,
+            skips_admission,
+            plane,
+            &req,
+        )
+        .await
+        {
             Ok(c) => match limits::check_caller(&c, &req, plane) {
                 Some(resp) => Err(resp),
                 None => Ok(c),
@@ -324,7 +370,7 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
             };
             let resp = with_request_id(resp, &request_id);
             access_log(peer, addr, &method, &path, route, &request_id, &resp, start);
-            return resp;
+            return finish(&state, route, &method, resp, start);
         }
     };
     let is_head = method == http::Method::HEAD;
@@ -341,6 +387,8 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
             let resp = match &endpoint {
                 Endpoint::Console => console::serve(state.config.console, &method, &path),
                 Endpoint::Health => v2::finish(v2::health(), is_head),
+                Endpoint::Ready => v2::finish(health::ready(&state).await, is_head),
+                Endpoint::Metrics => v2::finish(state.metrics.response(), is_head),
                 Endpoint::Api(op) => api::dispatch(&state, &caller, op.clone(), req).await,
                 Endpoint::TokenGet | Endpoint::TokenPost => {
                     token::dispatch(&state, caller.clone(), req).await
@@ -370,7 +418,7 @@ async fn handle(state: AppState, peer: SocketAddr, req: Request<Incoming>) -> Re
     }
     let resp = with_request_id(resp, &request_id);
     access_log(peer, addr, &method, &path, route, &request_id, &resp, start);
-    resp
+    finish(&state, route, &method, resp, start)
 }
 
 /// Every answer carries its request's id, refusals included.
@@ -381,13 +429,28 @@ fn with_request_id(mut resp: Response<Body>, id: &str) -> Response<Body> {
     resp
 }
 
+/// Counts the answered request and wraps its body to count what is sent.
+fn finish(
+    state: &AppState,
+    route: &'static str,
+    method: &http::Method,
+    resp: Response<Body>,
+    start: Instant,
+) -> Response<Body> {
+    state
+        .metrics
+        .request(route, method, resp.status(), start.elapsed());
+    let sent = state.metrics.sent();
+    resp.map(|b| metrics::count_sent(b, sent))
+}
+
 /// Allow-list and authentication: the caller, or the refusal to answer.
 async fn admit(
     state: &AppState,
     addr: std::net::IpAddr,
     scheme: &'static str,
     request_id: &str,
-    path: &str,
+    skips_admission: bool,
     plane: Plane,
     req: &Request<body::Incoming>,
 ) -> Result<auth::Caller, Response<Body>> {
@@ -398,7 +461,7 @@ async fn admit(
             crate::error::oci_response(oci)
         }
     };
-    if path != "/healthz" {
+    if !skips_admission {
         match auth::allow_listed(&state.registry, addr).await {
             Ok(true) => {}
             Ok(false) => {
@@ -419,7 +482,7 @@ async fn admit(
         }
     }
     // The console's static files need no credentials (its API calls do).
-    let principal = if path == "/healthz" || plane == Plane::Console {
+    let principal = if skips_admission || plane == Plane::Console {
         auth::Principal::Anonymous
     } else {
         match auth::authenticate(state, addr, req.headers()).await {

@@ -30,6 +30,7 @@ use sha2::Digest as _;
 use tokio::sync::{oneshot, OnceCell};
 
 use crate::auth::{AuthFailure, Principal, FAILURE_WINDOW};
+use crate::metrics::Throttle;
 use crate::AppState;
 
 /// How long a verified password is remembered (argon2 costs tens of
@@ -279,7 +280,9 @@ pub async fn login(
 ) -> Result<Principal, AuthFailure> {
     if password.starts_with(TOKEN_PREFIX) {
         let token_keys = throttle_keys(addr, "");
-        let r = reserve(state, &token_keys)?;
+        let r = reserve(state, &token_keys).inspect_err(|_| {
+            state.metrics.throttled(Throttle::failed_logins);
+        })?;
         match state.registry.token_verify(password).await {
             Ok(TokenCheck::Valid(t)) => {
                 r.succeeded();
@@ -352,8 +355,14 @@ pub async fn check_password(
     match verdict {
         Verdict::Valid(u) => Ok(u),
         Verdict::Invalid => Err(unauthorized("invalid user name or password")),
-        Verdict::Throttled(after) => Err(AuthFailure::Throttled(after)),
-        Verdict::Busy => Err(AuthFailure::Busy(BUSY_RETRY_SECS)),
+        Verdict::Throttled(after) => {
+            state.metrics.throttled(Throttle::failed_logins);
+            Err(AuthFailure::Throttled(after))
+        }
+        Verdict::Busy => {
+            state.metrics.throttled(Throttle::login_checks);
+            Err(AuthFailure::Busy(BUSY_RETRY_SECS))
+        }
         Verdict::Failed => Err(AuthFailure::Unauthorized(
             "credentials could not be checked; retry".into(),
         )),

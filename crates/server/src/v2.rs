@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, BodyStream, Empty, StreamBody};
 use hyper::body::Frame;
 
 use crate::body::Incoming;
+use crate::metrics::Throttle;
 
 use crate::auth::{self, Caller};
 use crate::endpoint::V2;
@@ -365,6 +366,7 @@ async fn put_manifest(
     let want = crate::limits::manifest_permits(declared.unwrap_or(limit))
         .min(crate::limits::manifest_permits(budget)) as u32;
     let _budget = state.manifest_bytes.try_acquire_many(want).map_err(|_| {
+        state.metrics.throttled(Throttle::manifest_bytes);
         ApiError::new(
             ErrorCode::TooManyRequests,
             format!(
@@ -423,6 +425,7 @@ async fn drain(mut body: ByteStream) {
 struct UploadSlot<'a> {
     _global: tokio::sync::SemaphorePermit<'a>,
     _client: crate::limits::ClientSlot,
+    _counted: crate::metrics::UploadGuard,
 }
 
 /// A place among the uploads receiving bytes, or 429 when all are taken or
@@ -433,6 +436,7 @@ fn upload_slot<'a>(state: &'a AppState, caller: &Caller) -> Result<UploadSlot<'a
             .with_header(http::header::RETRY_AFTER, "1".to_string())
     };
     let global = state.uploads.try_acquire().map_err(|_| {
+        state.metrics.throttled(Throttle::uploads);
         busy(format!(
             "{} uploads are receiving data already (server.max_concurrent_uploads); retry shortly",
             state.config.max_concurrent_uploads
@@ -443,6 +447,7 @@ fn upload_slot<'a>(state: &'a AppState, caller: &Caller) -> Result<UploadSlot<'a
         .client_uploads
         .try_acquire(crate::limits::client_key(caller), max)
         .ok_or_else(|| {
+            state.metrics.throttled(Throttle::client_uploads);
             busy(format!(
                 "you have {max} uploads receiving data already (server.max_concurrent_uploads_per_client); finish one, then retry"
             ))
@@ -450,6 +455,7 @@ fn upload_slot<'a>(state: &'a AppState, caller: &Caller) -> Result<UploadSlot<'a
     Ok(UploadSlot {
         _global: global,
         _client: client,
+        _counted: state.metrics.upload_started(),
     })
 }
 

@@ -15,13 +15,16 @@
 //! │       └── ab                         first two hex characters
 //! │           └── abcdef0123...          the content, layers and manifests alike,
 //! │                                      written create-if-absent, never modified
-//! └── uploads
-//!     └── <upload uuid>.000000           every chunk received, appended in order
-//!                                        (local disk; renamed into blobs/ on commit);
-//!                                        other stores: one object per chunk,
-//!                                        .000001 and on, concatenated on commit
-//!                                        (flat: no per-upload directory to create
-//!                                        and remove while other uploads write)
+//! ├── uploads
+//! │   └── <upload uuid>.000000           every chunk received, appended in order
+//! │                                      (local disk; renamed into blobs/ on commit);
+//! │                                      other stores: one object per chunk,
+//! │                                      .000001 and on, concatenated on commit
+//! │                                      (flat: no per-upload directory to create
+//! │                                      and remove while other uploads write)
+//! └── probe
+//!     └── <uuid>                         readiness probe: written, read back and
+//!                                        deleted by `/readyz`
 //! ```
 //!
 //! Metadata (the `meta/` sled database for the embedded engine); `\0`
@@ -82,6 +85,16 @@ pub(crate) const BLOBS_DIR: &str = "blobs";
 
 /// Prefix of every upload chunk's object path.
 pub(crate) const UPLOADS_DIR: &str = "uploads";
+
+/// Prefix of the readiness probe's objects: outside `blobs/` and
+/// `uploads/`, so that garbage collection and fsck never see them.
+pub(crate) const PROBE_DIR: &str = "probe";
+
+/// Object path of one readiness probe (a fresh name each time, so that
+/// concurrent probes do not meet).
+pub(crate) fn probe_path(id: &Uuid) -> Path {
+    Path::from_iter([PROBE_DIR.to_string(), id.to_string()])
+}
 
 /// Object path of one chunk of an upload.
 pub(crate) fn upload_part_path(id: &Uuid, part: usize) -> Path {

@@ -27,6 +27,7 @@ mod blobs;
 mod error;
 mod events;
 mod gc;
+mod health;
 mod identity;
 mod layout;
 mod manifests;
@@ -52,6 +53,7 @@ pub use gc::{
     tag_pattern, FsckReport, GcBlob, GcManifest, GcOptions, GcReport, GcRun, PlannedArtifact,
     PlannedTag, Progress, RetentionPlan, RetentionPolicy,
 };
+pub use health::{Observer, StorageTotals};
 pub use identity::truncate as truncate_str;
 pub use identity::{
     glob_match, random_bytes, validate_password, validate_user_name, Action, AuditEntry, Grant,
@@ -176,6 +178,8 @@ struct Inner {
     gc_running: gc::RunGuard,
     /// Garbage collection and fsck: counters for a progress display.
     progress: Arc<gc::Progress>,
+    /// Monitoring: told about events it counts; set once at start.
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
     #[cfg(test)]
     hooks: race_tests::Hooks,
 }
@@ -242,6 +246,7 @@ impl Registry {
                 events_wake: events::Wake::default(),
                 gc_running: gc::RunGuard::default(),
                 progress: Arc::default(),
+                observer: std::sync::OnceLock::new(),
                 #[cfg(test)]
                 hooks: race_tests::Hooks::default(),
             }),

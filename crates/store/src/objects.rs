@@ -257,6 +257,29 @@ impl Objects {
         }
     }
 
+    /// Writes `bytes` at `path`, reads them back and deletes the object:
+    /// the object store takes writes, reads and deletes.
+    pub(crate) async fn round_trip(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        self.os
+            .put(path, PutPayload::from_bytes(bytes.clone()))
+            .await?;
+        let read = self.os.get(path).await;
+        let read = match read {
+            Ok(r) => r.bytes().await.map_err(Error::from),
+            Err(e) => Err(e.into()),
+        };
+        // Deleted whatever the read gave, so that a failed probe leaves
+        // nothing behind.
+        let deleted = self.os.delete(path).await;
+        if read? != bytes {
+            return Err(Error::Corrupt {
+                what: format!("the object store returned other bytes for {path}"),
+            });
+        }
+        deleted?;
+        Ok(())
+    }
+
     pub(crate) async fn exists(&self, path: &Path) -> Result<bool> {
         match self.os.head(path).await {
             Ok(_) => Ok(true),

@@ -33,6 +33,7 @@ impl AuthState {
 
 /// Records a failed login in the audit log.
 pub(crate) async fn audit_failure(state: &AppState, addr: IpAddr, who: &str, why: &str) {
+    state.metrics.login_failed();
     let e = AuditEntry {
         at: now_millis(),
         actor: who.to_string(),

@@ -24,7 +24,8 @@ pub enum Plane {
     Api,
     /// `/auth/token`.
     Token,
-    /// `/v2`, `/healthz` and every path no other plane owns.
+    /// `/v2`, `/healthz`, `/readyz`, `/metrics` and every path no other
+    /// plane owns.
     V2,
     /// The web console's pages and files.
     Console,
@@ -84,8 +85,12 @@ pub enum V2 {
 /// What a request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    /// `GET /healthz`.
+    /// `GET /healthz`: the process is up.
     Health,
+    /// `GET /readyz`: the metadata and the object store answer.
+    Ready,
+    /// `GET /metrics`: Prometheus metrics.
+    Metrics,
     /// A console page or file (any method: the console answers 405 itself).
     Console,
     /// `GET /auth/token`: a bearer token for Basic credentials or none.
@@ -138,6 +143,8 @@ impl Endpoint {
 
     labels! {
         Endpoint::Health => "Health",
+        Endpoint::Ready => "Ready",
+        Endpoint::Metrics => "Metrics",
         Endpoint::Console => "Console",
         Endpoint::TokenGet => "TokenGet",
         Endpoint::TokenPost => "TokenPost",
@@ -215,6 +222,13 @@ impl Endpoint {
         Endpoint::Api(Api::DeliveryRedeliver(..)) => "Api::DeliveryRedeliver",
     }
 
+    /// Whether the endpoint answers whatever the allow-list and the
+    /// credentials: probes of orchestrators and load balancers, which
+    /// send none and come from addresses nobody lists.
+    pub fn skips_admission(&self) -> bool {
+        matches!(self, Endpoint::Health | Endpoint::Ready)
+    }
+
     /// The audit-log entry a successful request makes (action, target);
     /// `None` for reads and for operations whose handlers record their own
     /// (grants). `path` is the request path: the target of management
@@ -231,6 +245,8 @@ impl Endpoint {
             Endpoint::V2(V2::BlobDelete(r, d)) => Some(("blob.delete", format!("{r}@{d}"))),
             Endpoint::V2(_)
             | Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Metrics
             | Endpoint::Console
             | Endpoint::TokenGet
             | Endpoint::TokenPost => None,
@@ -334,6 +350,8 @@ fn parse_v2(method: &Method, path: &str, query: Option<&str>) -> Result<Endpoint
     let m = method;
     Ok(Endpoint::V2(match resource {
         R::Health => return Ok(Endpoint::Health),
+        R::Ready => return Ok(Endpoint::Ready),
+        R::Metrics => return Ok(Endpoint::Metrics),
         R::Base => V2::Base,
         R::Catalog => V2::Catalog,
         R::Tags(r) => V2::TagList(r),

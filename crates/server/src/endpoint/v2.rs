@@ -30,6 +30,10 @@ pub enum Resource {
     Referrers(RepoName, Digest),
     /// `/healthz`.
     Health,
+    /// `/readyz`.
+    Ready,
+    /// `/metrics`.
+    Metrics,
 }
 
 impl Resource {
@@ -39,7 +43,7 @@ impl Resource {
         use Resource::*;
         let get = *m == Method::GET || *m == Method::HEAD;
         match self {
-            Base | Catalog | Tags(_) | Referrers(..) | Health => get,
+            Base | Catalog | Tags(_) | Referrers(..) | Health | Ready | Metrics => get,
             Manifest(..) => get || *m == Method::PUT || *m == Method::DELETE,
             Blob(..) => get || *m == Method::DELETE,
             UploadStart(_) => *m == Method::POST,
@@ -91,10 +95,14 @@ fn not_found(path: &str) -> ApiError {
     ApiError::new(ErrorCode::NameUnknown, format!("no route for {path}"))
 }
 
-/// Parses a `/v2` (or `/healthz`) request path, without its query.
+/// Parses a `/v2` (or `/healthz`, `/readyz`, `/metrics`) request path,
+/// without its query.
 pub fn parse_path(path: &str) -> Result<Resource, ApiError> {
-    if path == "/healthz" {
-        return Ok(Resource::Health);
+    match path {
+        "/healthz" => return Ok(Resource::Health),
+        "/readyz" => return Ok(Resource::Ready),
+        "/metrics" => return Ok(Resource::Metrics),
+        _ => {}
     }
     let rest = match path.strip_prefix("/v2") {
         Some("") | Some("/") => return Ok(Resource::Base),

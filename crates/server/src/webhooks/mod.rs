@@ -8,13 +8,14 @@
 //! process that dies mid-attempt leaves them to whichever process (itself
 //! after a restart, or another replica) finds the lease expired.
 //!
-//! Metrics hook: [`DeliveryStats`], in [`crate::AppState`], counts outcomes
-//! and keeps the backlog as last seen; reading it costs a few atomic loads.
+//! Each attempt's outcome and the backlog seen on each pass are reported to
+//! the metrics ([`crate::metrics::WebhookMetrics`]).
 
 pub mod payload;
 pub mod target;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::metrics::{DeliveryOutcome as Counted, WebhookMetrics};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,31 +64,6 @@ impl Default for WebhookConfig {
     }
 }
 
-/// Delivery outcomes and the backlog, for metrics. Counters only grow;
-/// the backlog is what the worker saw on its last pass.
-#[derive(Debug, Default)]
-pub struct DeliveryStats {
-    /// Attempts the receiver answered 2xx.
-    pub delivered: AtomicU64,
-    /// Attempts that failed and were scheduled again.
-    pub retried: AtomicU64,
-    /// Deliveries given up on after `retry_for`.
-    pub failed: AtomicU64,
-    outbox: AtomicU64,
-    queued: AtomicU64,
-}
-
-impl DeliveryStats {
-    /// Events not yet fanned out and deliveries pending, as last seen by
-    /// the worker (a second old at most while it runs): no storage read.
-    pub fn backlog(&self) -> (u64, u64) {
-        (
-            self.outbox.load(Ordering::Relaxed),
-            self.queued.load(Ordering::Relaxed),
-        )
-    }
-}
-
 /// Extra lease time past the attempt's own timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// Most response body bytes read (and dropped) from a receiver.
@@ -97,7 +73,7 @@ const MAX_RESPONSE_BYTES: usize = 64 << 10;
 pub fn spawn(
     registry: Registry,
     cfg: WebhookConfig,
-    stats: Arc<DeliveryStats>,
+    stats: WebhookMetrics,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if !cfg.enabled {
         return None;
@@ -130,7 +106,7 @@ fn client(cfg: &WebhookConfig) -> reqwest::Result<reqwest::Client> {
 async fn run(
     registry: Registry,
     cfg: WebhookConfig,
-    stats: Arc<DeliveryStats>,
+    stats: WebhookMetrics,
     client: reqwest::Client,
 ) {
     let owner = uuid::Uuid::new_v4().simple().to_string();
@@ -165,7 +141,7 @@ fn now_millis() -> i64 {
 async fn pass(
     registry: &Registry,
     cfg: &WebhookConfig,
-    stats: &Arc<DeliveryStats>,
+    stats: &WebhookMetrics,
     client: &reqwest::Client,
     owner: &str,
     slots: &Arc<Semaphore>,
@@ -191,18 +167,16 @@ async fn pass(
             let _permit = permit;
             let (webhook, seq) = (l.webhook.id.clone(), l.delivery.seq);
             let outcome = attempt(&client, &cfg, &l).await;
-            let counter = match outcome.retry {
-                None => &stats.delivered,
-                Some(Some(_)) => &stats.retried,
-                Some(None) => &stats.failed,
+            let counted = match outcome.retry {
+                None => Counted::Delivered,
+                Some(Some(_)) => Counted::Retried,
+                Some(None) => Counted::Failed,
             };
             match registry
                 .delivery_finish(&webhook, seq, &owner, outcome)
                 .await
             {
-                Ok(true) => {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(true) => stats.delivered(counted),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, webhook, seq, "could not record a webhook delivery")
@@ -213,8 +187,7 @@ async fn pass(
         });
     }
     let (outbox, queued) = registry.events_backlog().await?;
-    stats.outbox.store(outbox as u64, Ordering::Relaxed);
-    stats.queued.store(queued as u64, Ordering::Relaxed);
+    stats.set_queue_depth(outbox.saturating_add(queued));
     Ok(())
 }
 

@@ -141,6 +141,11 @@ impl Registry {
                     done.error = Some(e.to_string());
                 }
             }
+            // Told before the record is saved: whoever sees the run finished
+            // sees it counted too.
+            if let Some(o) = this.observer() {
+                o.gc_run_finished(&done);
+            }
             if let Err(e) = this.save_run(&done).await {
                 tracing::error!(error = %e, "could not record the garbage-collection run");
             }
