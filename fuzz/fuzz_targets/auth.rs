@@ -469,6 +469,7 @@ fn challenge(data: &[u8]) {
         principal: Principal::Anonymous,
         addr: PEER,
         scheme: "http",
+        request_id: String::new(),
     };
     for (scope, insufficient) in [(None, false), (Some("repository:a/b:pull,push"), true)] {
         let c = auth::challenge(&e.state, &caller, &h, scope, insufficient);

@@ -16,6 +16,8 @@ use libfuzzer_sys::fuzz_target;
 fn print(e: &Endpoint) -> Vec<String> {
     match e {
         Endpoint::Health => vec!["/healthz".into()],
+        Endpoint::Ready => vec!["/readyz".into()],
+        Endpoint::Metrics => vec!["/metrics".into()],
         Endpoint::Base => vec!["/v2".into(), "/v2/".into()],
         Endpoint::Catalog => vec!["/v2/_catalog".into()],
         Endpoint::Tags(n) => vec![format!("/v2/{n}/tags/list")],
