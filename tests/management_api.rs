@@ -82,6 +82,20 @@ fn openapi_document_is_3_1_and_lists_every_route() {
             }
         }
     }
+    // Generated clients (the console's among them) name a function per
+    // operation, so every operationId must be unique.
+    let mut ids = BTreeSet::new();
+    for (path, item) in paths {
+        for (m, op) in item.as_object().expect("path item") {
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                assert!(
+                    ids.insert(id),
+                    "operationId {id} of {m} {path} is used twice"
+                );
+            }
+        }
+    }
+    assert!(ids.len() > 40, "only {} operationIds", ids.len());
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");
     for s in ["Namespace", "ErrorBody", "RegistrySettings", "Artifact"] {
         assert!(schemas.contains_key(s), "schema {s} missing");

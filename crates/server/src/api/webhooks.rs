@@ -400,7 +400,7 @@ pub(super) async fn list_deliveries(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "webhooks", operation_id = "redeliver_webhook",
     params(
         ("namespace" = String, Path, description = "Namespace name", example = "acme"),
         ("id" = String, Path, description = "Webhook id"),
@@ -445,24 +445,24 @@ pub struct RegistryWebhooksDoc;
 mod global {
     use super::*;
 
-    #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+    #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "list_registry_webhooks",
         responses((status = 200, description = "Registry-wide webhooks, without secrets", body = WebhookList)))]
     pub(super) fn list() {}
 
-    #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = WebhookCreate,
+    #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "create_registry_webhook", request_body = WebhookCreate,
         responses(
             (status = 201, description = "Created; the answer holds the secret, shown only now", body = WebhookDto),
             (status = 400, description = "Invalid definition; the field is named", body = ErrorBody)))]
     pub(super) fn create() {}
 
-    #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "get_registry_webhook",
         params(("id" = String, Path, description = "Webhook id")),
         responses(
             (status = 200, description = "The webhook, without its secret", body = WebhookDto),
             (status = 404, description = "No such webhook", body = ErrorBody)))]
     pub(super) fn get() {}
 
-    #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "update_registry_webhook",
         params(("id" = String, Path, description = "Webhook id")), request_body = WebhookPatch,
         responses(
             (status = 200, description = "Changed", body = WebhookDto),
@@ -470,28 +470,28 @@ mod global {
             (status = 404, description = "No such webhook", body = ErrorBody)))]
     pub(super) fn update() {}
 
-    #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "delete_registry_webhook",
         params(("id" = String, Path, description = "Webhook id")),
         responses(
             (status = 204, description = "Deleted with its delivery log"),
             (status = 404, description = "No such webhook", body = ErrorBody)))]
     pub(super) fn delete() {}
 
-    #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks",
+    #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", operation_id = "test_registry_webhook",
         params(("id" = String, Path, description = "Webhook id")),
         responses(
             (status = 202, description = "A test event is queued for this webhook", body = DeliveryDto),
             (status = 404, description = "No such webhook", body = ErrorBody)))]
     pub(super) fn test() {}
 
-    #[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret", tag = "webhooks",
+    #[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret", tag = "webhooks", operation_id = "rotate_registry_webhook_secret",
         params(("id" = String, Path, description = "Webhook id")),
         responses(
             (status = 200, description = "A new secret, shown only now", body = WebhookDto),
             (status = 404, description = "No such webhook", body = ErrorBody)))]
     pub(super) fn rotate() {}
 
-    #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", operation_id = "list_registry_webhook_deliveries",
         params(
             ("id" = String, Path, description = "Webhook id"),
             ("after" = Option<u64>, Query, description = "Deliveries after this id"),
@@ -501,7 +501,7 @@ mod global {
             (status = 404, description = "No such webhook", body = ErrorBody)))]
     pub(super) fn deliveries() {}
 
-    #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "webhooks",
+    #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "webhooks", operation_id = "redeliver_registry_webhook",
         params(
             ("id" = String, Path, description = "Webhook id"),
             ("delivery" = u64, Path, description = "Delivery id")),
