@@ -43,6 +43,9 @@ bash tests/api/schemathesis.sh
 step "web console (Vitest, rebuild check, API types check, Playwright e2e in chromium)"
 bash scripts/console.sh
 
+step "object stores other than the local disk (in-memory, S3 through s3s-fs)"
+bash tests/s3/run.sh
+
 step "real clients (docker, podman, buildah, skopeo, ctr, oras, helm)"
 bash tests/clients/run.sh
 

@@ -243,6 +243,36 @@ pub struct StorageSection {
     pub max_open_uploads_per_repository: usize,
     /// Memory the metadata engine may use as its cache, in bytes.
     pub metadata_cache_bytes: u64,
+    /// Where blob bytes go: the data directory or an S3 bucket.
+    pub backend: StorageBackend,
+    /// S3: bucket name.
+    pub bucket: String,
+    /// S3: key prefix inside the bucket.
+    pub prefix: String,
+    /// S3: endpoint URL of an S3-compatible server; empty: Amazon S3.
+    pub endpoint: String,
+    /// S3: region; empty: `AWS_REGION`, else `us-east-1`.
+    pub region: String,
+    /// S3: access key id; empty: `AWS_ACCESS_KEY_ID` or the instance role.
+    pub access_key_id: String,
+    /// S3: secret access key; empty: `AWS_SECRET_ACCESS_KEY` or the
+    /// instance role.
+    pub secret_access_key: String,
+    /// S3: allow an `http://` endpoint.
+    pub allow_http: bool,
+    /// S3: virtual-hosted-style addressing (`bucket.endpoint`).
+    pub virtual_hosted_style: bool,
+}
+
+/// `storage.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Files under `storage.data_dir`.
+    #[default]
+    Filesystem,
+    /// An S3 bucket (`storage.bucket`, ...).
+    S3,
 }
 
 impl Default for StorageSection {
@@ -252,6 +282,15 @@ impl Default for StorageSection {
             max_manifest_bytes: 4 << 20,
             max_open_uploads_per_repository: 1000,
             metadata_cache_bytes: berth_store::DEFAULT_METADATA_CACHE_BYTES,
+            backend: StorageBackend::Filesystem,
+            bucket: String::new(),
+            prefix: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
+            virtual_hosted_style: false,
         }
     }
 }
@@ -426,6 +465,28 @@ impl Config {
             (1 << 20..=1 << 40).contains(&self.storage.metadata_cache_bytes),
             "storage.metadata_cache_bytes must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)"
         );
+        let st = &self.storage;
+        match st.backend {
+            StorageBackend::S3 => {
+                anyhow::ensure!(
+                    !st.bucket.is_empty(),
+                    "storage.bucket must name the bucket when storage.backend is \"s3\""
+                );
+                anyhow::ensure!(
+                    st.endpoint.is_empty()
+                        || st.endpoint.starts_with("https://")
+                        || (st.endpoint.starts_with("http://") && st.allow_http),
+                    "storage.endpoint must be an https:// URL (or http:// with storage.allow_http = true)"
+                );
+            }
+            StorageBackend::Filesystem => {
+                anyhow::ensure!(
+                    st.bucket.is_empty() && st.endpoint.is_empty() && st.prefix.is_empty(),
+                    "storage.bucket, storage.endpoint and storage.prefix apply only with \
+                     storage.backend = \"s3\""
+                );
+            }
+        }
         let w = &self.webhooks;
         anyhow::ensure!(
             (1..=300).contains(&w.timeout_secs),
@@ -466,6 +527,20 @@ impl Config {
         c.max_manifest_bytes = self.storage.max_manifest_bytes;
         c.max_open_uploads_per_repository = self.storage.max_open_uploads_per_repository.max(1);
         c.metadata_cache_bytes = self.storage.metadata_cache_bytes;
+        let st = &self.storage;
+        c.objects = match st.backend {
+            StorageBackend::Filesystem => berth_store::ObjectBackend::Filesystem,
+            StorageBackend::S3 => berth_store::ObjectBackend::S3(berth_store::S3Config {
+                bucket: st.bucket.clone(),
+                prefix: st.prefix.clone(),
+                endpoint: st.endpoint.clone(),
+                region: st.region.clone(),
+                access_key_id: st.access_key_id.clone(),
+                secret_access_key: st.secret_access_key.clone(),
+                allow_http: st.allow_http,
+                virtual_hosted_style: st.virtual_hosted_style,
+            }),
+        };
         c.gc_grace = std::time::Duration::from_secs(self.gc.grace_period_secs);
         c.upload_ttl = std::time::Duration::from_secs(self.gc.upload_ttl_secs);
         c

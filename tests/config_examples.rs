@@ -41,6 +41,13 @@ fn typos_and_bad_values_are_rejected() {
         ("[server]\naddr = \"localhost\"\n", "server.addr"),
         ("[log]\nformat = \"xml\"\n", "xml"),
         ("[storage]\nmax_manifest_bytes = 10\n", "max_manifest_bytes"),
+        ("[storage]\nbackend = \"s4\"\n", "s4"),
+        ("[storage]\nbackend = \"s3\"\n", "storage.bucket"),
+        (
+            "[storage]\nbackend = \"s3\"\nbucket = \"b\"\nendpoint = \"http://10.0.0.1:9000\"\n",
+            "storage.allow_http",
+        ),
+        ("[storage]\nbucket = \"b\"\n", "storage.backend"),
     ];
     for (i, (body, needle)) in cases.iter().enumerate() {
         let p = dir.path().join(format!("bad{i}.toml"));
@@ -68,4 +75,61 @@ fn environment_overrides_the_file() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("127.0.0.1:6000"));
+}
+
+#[test]
+fn the_s3_secret_is_not_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s3.toml");
+    std::fs::write(
+        &p,
+        "[storage]\nbackend = \"s3\"\nbucket = \"registry\"\naccess_key_id = \"AKIDEXAMPLE\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "check"])
+        .arg(&p)
+        .env(
+            "BERTH_STORAGE__SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMIexamplesecret",
+        )
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shown.contains("AKIDEXAMPLE") && shown.contains("\"registry\""),
+        "{shown}"
+    );
+    assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
+
+#[test]
+fn an_unreachable_object_store_stops_the_start_with_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .env("BERTH_STORAGE__BACKEND", "s3")
+        .env("BERTH_STORAGE__BUCKET", "registry")
+        .env("BERTH_STORAGE__ENDPOINT", "http://127.0.0.1:1")
+        .env("BERTH_STORAGE__ALLOW_HTTP", "true")
+        .env("BERTH_STORAGE__ACCESS_KEY_ID", "a")
+        .env("BERTH_STORAGE__SECRET_ACCESS_KEY", "b")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    assert!(out.stdout.is_empty(), "announced a listener");
+    assert!(
+        err.contains("cannot write to the s3 object store") && err.contains("storage.*"),
+        "{err}"
+    );
 }

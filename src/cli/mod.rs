@@ -150,7 +150,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn toml_string(cfg: &Config) -> String {
     // figment can produce TOML through serde; keep it dependency-free by
     // printing the JSON form, which is unambiguous.
-    serde_json::to_string_pretty(cfg).unwrap_or_default()
+    let mut v = serde_json::to_value(cfg).unwrap_or_default();
+    // Secrets are configured, not shown.
+    if let Some(s) = v.pointer_mut("/storage/secret_access_key") {
+        if s.as_str().is_some_and(|s| !s.is_empty()) {
+            *s = "<redacted>".into();
+        }
+    }
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
 /// Sets up `tracing` on stderr (stdout is reserved for the listening line

@@ -332,6 +332,7 @@ pub fn classify(e: &StoreError) -> (ErrorCode, Fault, MgmtKind) {
         | StoreError::FormatMarker { .. }
         | StoreError::CorruptDatabase { .. }
         | StoreError::Corrupt { .. }
+        | StoreError::Config { .. }
         | StoreError::Locked { .. } => (C::Unknown, F::Storage, M::Internal),
     }
 }

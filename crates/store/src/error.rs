@@ -268,6 +268,12 @@ pub enum Error {
         /// What.
         what: String,
     },
+    /// The storage configuration cannot be used (found at start).
+    #[error("{what}")]
+    Config {
+        /// What is wrong and what to set.
+        what: String,
+    },
     /// Another process holds the data directory.
     #[error("the metadata database at {path} is in use by another process (is `berth serve` running on this data directory?)")]
     Locked {

@@ -23,6 +23,7 @@
 //! so whatever the server acknowledges survives `kill -9`.
 #![warn(missing_docs)]
 
+mod backend;
 mod blobs;
 mod error;
 mod events;
@@ -41,8 +42,7 @@ mod records;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::local::LocalFileSystem;
-
+pub use backend::{MemoryObjects, ObjectBackend, S3Config};
 pub use blobs::uploads::UploadState;
 pub use error::{Error, Result};
 pub use events::{
@@ -75,8 +75,11 @@ use meta::{MetaDb, Table};
 /// Store configuration.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Directory holding blobs, uploads and the metadata database.
+    /// Directory holding the metadata database, and blobs and uploads
+    /// when `objects` is the filesystem.
     pub data_dir: PathBuf,
+    /// Where blob bytes are kept.
+    pub objects: ObjectBackend,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
     /// Blobs linked or referenced within this period are never collected.
@@ -98,6 +101,7 @@ impl StoreConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
+            objects: ObjectBackend::Filesystem,
             max_manifest_bytes: 4 << 20,
             gc_grace: std::time::Duration::from_secs(3600),
             upload_ttl: std::time::Duration::from_secs(24 * 3600),
@@ -228,17 +232,32 @@ impl Registry {
             Ok(meta)
         })
         .await??;
-        let root = cfg.data_dir.clone();
-        let fs = LocalFileSystem::new_with_prefix(&cfg.data_dir)?
-            // No automatic cleanup of empty directories: removing one races
-            // with a concurrent write creating a file in it. Upload chunks
-            // are flat files, so no per-upload directories pile up.
-            .with_fsync(true);
+        let built = backend::build(&cfg.objects, &cfg.data_dir)?;
+        let native_create = objects::refuses_second_create(
+            &*built.store,
+            &layout::probe_path(&uuid::Uuid::new_v4()),
+        )
+        .await
+        .map_err(|e| Error::Config {
+            what: format!(
+                "cannot write to the {} object store: {e}; check storage.* (bucket, endpoint, \
+                 credentials) and that the store is reachable",
+                cfg.objects.name()
+            ),
+        })?;
+        if !native_create {
+            tracing::warn!(
+                backend = cfg.objects.name(),
+                "the object store does not refuse a create-if-absent write over an existing \
+                 object (If-None-Match); Berth checks for the object before writing instead, \
+                 which is safe because object names are content digests"
+            );
+        }
         let reg = Registry {
             inner: Arc::new(Inner {
                 cfg,
                 meta: Box::new(meta),
-                objects: objects::Objects::new(Arc::new(fs), Some(root)),
+                objects: objects::Objects::new(built.store, built.local_root, native_create),
                 uploads: blobs::uploads::Sessions::default(),
                 manifest_cache: manifests::Cache::default(),
                 deleting: namespaces::Deleting::default(),

@@ -19,12 +19,14 @@ use crate::error::{Error, Result};
 /// Reads from local files go in blocks this large: 4 KiB reads cost 3-4x in
 /// throughput and CPU against sendfile.
 const READ_BLOCK: usize = 1 << 20;
-/// Bodies up to this size are written with one `put`; larger ones stream
-/// through a multipart upload so memory stays bounded.
-const SMALL_BODY: usize = 1 << 20;
-/// Multipart chunk size: memory per streaming upload is bounded by this
-/// times the in-flight chunk count below.
-const PART_SIZE: usize = 1 << 20;
+/// Multipart chunk size: S3 refuses parts under 5 MiB (but the last), and
+/// memory per streaming upload is bounded by this times the in-flight
+/// chunk count below. Only stores other than the local disk stream this
+/// way (the local disk appends to files).
+const PART_SIZE: usize = 5 << 20;
+/// Bodies up to this size are written with one `put` (one request to S3
+/// instead of three); larger ones stream through a multipart upload.
+const SMALL_BODY: usize = PART_SIZE;
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// A stream of body bytes handed to the store.
@@ -47,15 +49,26 @@ pub(crate) struct Objects {
     /// upload chunks are then appended to one file per session instead of
     /// one object per chunk (which the commit would have to copy again).
     local_root: Option<Arc<std::path::PathBuf>>,
+    /// Whether `os` refuses a create-if-absent write over an existing
+    /// object (checked at start by [`refuses_second_create`]). Without it,
+    /// a create is a check and a write: safe, because every object's name
+    /// is its content's digest (or a fresh upload id), so a write over an
+    /// existing object puts the same bytes there.
+    native_create: bool,
 }
 
 impl Objects {
     /// Objects in `os`; `local_root` is the directory it keeps them in
     /// when it is a `LocalFileSystem`.
-    pub(crate) fn new(os: Arc<dyn ObjectStore>, local_root: Option<std::path::PathBuf>) -> Objects {
+    pub(crate) fn new(
+        os: Arc<dyn ObjectStore>,
+        local_root: Option<std::path::PathBuf>,
+        native_create: bool,
+    ) -> Objects {
         Objects {
             os,
             local_root: local_root.map(Arc::new),
+            native_create,
         }
     }
 
@@ -243,6 +256,12 @@ impl Objects {
     /// Writes small bytes create-if-absent; an existing object is fine
     /// (content-addressed, so it holds the same bytes).
     pub(crate) async fn put_if_absent(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        if !self.native_create {
+            if !self.exists(path).await? {
+                self.os.put(path, PutPayload::from_bytes(bytes)).await?;
+            }
+            return Ok(());
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -317,6 +336,15 @@ impl Objects {
             [one] => match self.os.rename_if_not_exists(one, dest).await {
                 Ok(()) => {}
                 Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
+                // S3 has no conditional copy: a server-side copy (no byte
+                // passes through Berth) over a name checked just above to
+                // be absent; a racing identical upload writes the same
+                // bytes.
+                Err(object_store::Error::NotSupported { .. })
+                | Err(object_store::Error::NotImplemented { .. }) => {
+                    self.os.copy(one, dest).await?;
+                    self.delete_all(std::slice::from_ref(one)).await;
+                }
                 Err(e) => return Err(e.into()),
             },
             many => {
@@ -422,6 +450,37 @@ impl Objects {
     }
 }
 
+/// Whether `os` refuses a second create-if-absent write of `path` (S3's
+/// `If-None-Match: *`, which not every S3-compatible server honours). The
+/// probe object is removed again. An error means the store cannot be
+/// written at all.
+pub(crate) async fn refuses_second_create(os: &dyn ObjectStore, path: &Path) -> Result<bool> {
+    let create = || PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    let bytes = || PutPayload::from_static(b"berth create-if-absent probe\n");
+    let first = os.put_opts(path, bytes(), create()).await;
+    let written = first.is_ok();
+    let refused = match first {
+        Ok(_) => match os.put_opts(path, bytes(), create()).await {
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(true),
+            Ok(_) | Err(object_store::Error::NotImplemented { .. }) => Ok(false),
+            Err(e) => Err(e),
+        },
+        Err(object_store::Error::NotImplemented { .. })
+        | Err(object_store::Error::NotSupported { .. }) => Ok(false),
+        Err(e) => Err(e),
+    };
+    if written {
+        match os.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(path = %path, error = %e, "could not remove the probe object"),
+        }
+    }
+    Ok(refused?)
+}
+
 /// Makes the durable file `from` the file `to` unless `to` exists; returns
 /// whether it did. Only `to`'s name needs to survive a crash: `from` left
 /// behind would be an orphan that `berth gc` sweeps, so its removal is not
@@ -522,4 +581,72 @@ fn file_stream(mut file: std::fs::File, start: u64, end: u64) -> ByteStream {
         rx.recv().await.map(|item| (item, rx))
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    async fn read_all(o: &Objects, p: &Path) -> Vec<u8> {
+        let mut s = o.read(p, None).await.unwrap().body;
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_create_probe_sees_a_store_that_refuses_and_leaves_nothing() {
+        let os = Arc::new(InMemory::new());
+        let probe = Path::from("probe/x");
+        assert!(refuses_second_create(&*os, &probe).await.unwrap());
+        assert!(os.head(&probe).await.is_err(), "the probe object was left");
+    }
+
+    #[tokio::test]
+    async fn without_native_create_an_existing_object_is_kept_and_a_missing_one_written() {
+        let o = Objects::new(Arc::new(InMemory::new()), None, false);
+        let p = Path::from("blobs/a");
+        o.put_if_absent(&p, Bytes::from_static(b"first"))
+            .await
+            .unwrap();
+        o.put_if_absent(&p, Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        assert_eq!(read_all(&o, &p).await, b"first");
+    }
+
+    #[tokio::test]
+    async fn parts_become_one_object_and_an_existing_destination_is_not_touched() {
+        let o = Objects::new(Arc::new(InMemory::new()), None, true);
+        let mut h = Sha256::new();
+        let parts: Vec<Path> = (0..3)
+            .map(|i| Path::from(format!("uploads/u.{i}")))
+            .collect();
+        for (i, p) in parts.iter().enumerate() {
+            let body = futures::stream::iter([Ok(Bytes::from(vec![b'a' + i as u8; 3]))]);
+            o.write_stream(p, body, &mut h).await.unwrap();
+        }
+        let dest = Path::from("blobs/d");
+        assert!(o.move_parts_if_absent(&parts, &dest).await.unwrap());
+        assert_eq!(read_all(&o, &dest).await, b"aaabbbccc");
+        for p in &parts {
+            assert!(!o.exists(p).await.unwrap(), "{p} left behind");
+        }
+        let one = Path::from("uploads/v.0");
+        let body = futures::stream::iter([Ok(Bytes::from_static(b"other"))]);
+        o.write_stream(&one, body, &mut h).await.unwrap();
+        assert!(!o
+            .move_parts_if_absent(std::slice::from_ref(&one), &dest)
+            .await
+            .unwrap());
+        assert_eq!(read_all(&o, &dest).await, b"aaabbbccc");
+        assert!(
+            o.exists(&one).await.unwrap(),
+            "the caller removes unused parts"
+        );
+    }
 }

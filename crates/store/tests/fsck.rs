@@ -37,7 +37,7 @@ fn a_clean_store_reports_nothing() {
 fn a_missing_blob_file_is_found_its_links_repaired_and_a_push_restores_it() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let reg = open(dir.path()).await;
+        let reg = open_fs(dir.path()).await;
         let r = repo("fsck/app");
         let layer = noise(2, 5_000);
         let img = push_image(&reg, &r, &tag("v1"), &layer).await;
@@ -93,7 +93,7 @@ fn a_missing_blob_file_is_found_its_links_repaired_and_a_push_restores_it() {
 fn corrupt_blob_bytes_are_found_and_not_repaired_away() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let reg = open(dir.path()).await;
+        let reg = open_fs(dir.path()).await;
         let r = repo("fsck/app");
         let img = push_image(&reg, &r, &tag("v1"), &noise(3, 4_000)).await;
         let file = blob_file(dir.path(), &img.layer);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth_store::{GcOptions, GcReport};
+use berth_store::{GcOptions, GcReport, Registry};
 use common::*;
 
 fn run() -> GcOptions {
@@ -28,8 +28,10 @@ fn digests(r: &GcReport) -> Vec<String> {
 }
 
 /// Whether the bytes of `d` are still stored.
-fn stored(dir: &tempfile::TempDir, d: &berth_oci::Digest) -> bool {
-    blob_file(dir.path(), d).is_file()
+async fn stored(reg: &Registry, d: &berth_oci::Digest) -> bool {
+    reg.blob_bytes_stored(d)
+        .await
+        .expect("object store reachable")
 }
 
 #[test]
@@ -64,14 +66,17 @@ fn an_unreferenced_blob_is_kept_within_the_grace_period_and_collected_after() {
         let after = if unlinked.blobs_deleted == 1 {
             unlinked
         } else {
-            assert!(stored(&dir, &loose), "bytes went within their grace period");
+            assert!(
+                stored(&reg, &loose).await,
+                "bytes went within their grace period"
+            );
             tokio::time::sleep(grace + Duration::from_millis(200)).await;
             reg.gc_run(&run(), grace, LONG_TTL).await.unwrap()
         };
         assert_eq!(after.blobs_deleted, 1, "{after:?}");
         assert_eq!(after.bytes_freed, 4_000);
         assert_eq!(digests(&after), [loose.to_string()]);
-        assert!(!stored(&dir, &loose), "the bytes are still stored");
+        assert!(!stored(&reg, &loose).await, "the bytes are still stored");
     });
 }
 
@@ -123,7 +128,7 @@ fn a_layer_shared_with_a_live_image_survives_the_other_images_deletion() {
         );
         assert_eq!(read_blob(&reg, &a, &keep.layer).await, shared);
         // b's own manifest bytes (a different config) are gone.
-        assert!(!stored(&dir, &gone.manifest));
+        assert!(!stored(&reg, &gone.manifest).await);
     });
 }
 
@@ -199,7 +204,7 @@ fn a_dry_run_reports_what_the_real_run_then_deletes() {
             assert_eq!(digests(&again), digests(&predicted));
             for b in &predicted.blobs {
                 assert!(
-                    stored(&dir, &b.digest.parse().unwrap()),
+                    stored(&reg, &b.digest.parse().unwrap()).await,
                     "dry run deleted {b:?}"
                 );
             }
@@ -211,7 +216,7 @@ fn a_dry_run_reports_what_the_real_run_then_deletes() {
             assert_eq!(real.bytes_freed, predicted.bytes_freed);
             assert_eq!(real.manifests_deleted, predicted.manifests_deleted);
             for b in &real.blobs {
-                assert!(!stored(&dir, &b.digest.parse().unwrap()), "{b:?}");
+                assert!(!stored(&reg, &b.digest.parse().unwrap()).await, "{b:?}");
             }
         }
         // The second pass (untagged) found the moved tag's old image.
@@ -241,7 +246,7 @@ fn the_offline_pass_collects_what_the_online_one_would_and_keeps_live_images() {
         );
         let real = reg.gc_offline(&run(), LONG_TTL).await.unwrap();
         assert_eq!(digests(&real), digests(&predicted));
-        assert!(!stored(&dir, &loose));
+        assert!(!stored(&reg, &loose).await);
         assert_eq!(read_blob(&reg, &r, &keep.layer).await, noise(12, 2_000));
         assert!(reg.fsck(false).await.unwrap().is_clean());
     });

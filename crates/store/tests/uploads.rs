@@ -250,7 +250,7 @@ fn chunks_on_the_local_disk_append_to_one_file_that_the_commit_renames() {
     use std::os::unix::fs::MetadataExt;
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let reg = open(dir.path()).await;
+        let reg = open_fs(dir.path()).await;
         let r = repo("up/app");
         let data = noise(11, 3 * 90_000);
         let s = reg.upload_start(&r).await.unwrap();
@@ -279,7 +279,7 @@ fn chunks_on_the_local_disk_append_to_one_file_that_the_commit_renames() {
 fn a_refused_chunk_leaves_the_session_file_as_it_was() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let reg = open(dir.path()).await;
+        let reg = open_fs(dir.path()).await;
         let r = repo("up/app");
         let data = noise(12, 100_000);
         let s = reg.upload_start(&r).await.unwrap();
@@ -317,7 +317,7 @@ fn bytes_a_crash_left_after_the_last_recorded_chunk_are_cut_off() {
     let r = repo("up/app");
     let data = noise(13, 120_000);
     let id = rt().block_on(async {
-        let reg = open(dir.path()).await;
+        let reg = open_fs(dir.path()).await;
         let s = reg.upload_start(&r).await.unwrap();
         reg.upload_append(&r, &s.id, Some(0), body(&data[..70_000]), None)
             .await
@@ -334,7 +334,7 @@ fn bytes_a_crash_left_after_the_last_recorded_chunk_are_cut_off() {
         .write_all(&noise(99, 5_000))
         .unwrap();
     rt().block_on(async {
-        let reg = open(dir.path()).await;
+        let reg = open_fs(dir.path()).await;
         assert_eq!(reg.upload_status(&r, &id).await.unwrap().size, 70_000);
         assert_eq!(upload_files(dir.path())[0].1, 70_000);
         reg.upload_finish(&r, &id, &sha(&data), Some((body(&data[70_000..]), None)))

@@ -27,6 +27,17 @@ impl Registry {
             .await
     }
 
+    /// Whether the object store holds bytes for `digest`, whatever the
+    /// metadata says (repositories hide blobs they do not link): what
+    /// `berth fsck` and the tests look at to see that bytes are really
+    /// there, or really gone.
+    pub async fn blob_bytes_stored(&self, digest: &Digest) -> Result<bool> {
+        self.inner
+            .objects
+            .exists(&crate::layout::blob_path(digest))
+            .await
+    }
+
     /// [`Registry::blob_size`] on a blocking thread.
     fn blob_size_blocking(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         let unknown = || Error::BlobUnknown {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_oci::{Digest, Reference, RepoName};
-use berth_store::{ByteStream, Registry, StoreConfig};
+use berth_store::{ByteStream, MemoryObjects, ObjectBackend, Registry, S3Config, StoreConfig};
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -27,11 +27,68 @@ pub fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Opens the registry in `dir` without the garbage-collection scheduler,
-/// so that only the test decides when a collection runs.
+/// so that only the test decides when a collection runs. Blob bytes go to
+/// the object store `BERTH_TEST_OBJECTS` names (see [`objects`]).
 pub async fn open(dir: &Path) -> Registry {
+    open_with(dir, objects(dir)).await
+}
+
+/// [`open`] on the local disk whatever `BERTH_TEST_OBJECTS` says: for
+/// tests that look at or damage the files themselves.
+pub async fn open_fs(dir: &Path) -> Registry {
+    open_with(dir, ObjectBackend::Filesystem).await
+}
+
+async fn open_with(dir: &Path, objects: ObjectBackend) -> Registry {
     let mut cfg = StoreConfig::new(dir);
     cfg.gc_scheduler = false;
+    cfg.objects = objects;
     Registry::open(cfg).await.expect("open registry")
+}
+
+/// The object store of the registry in `dir`: `BERTH_TEST_OBJECTS` unset
+/// or `filesystem`, the data directory; `memory`, one in-memory store per
+/// data directory (so a reopen finds its objects); `s3`, the bucket
+/// `BERTH_TEST_S3_BUCKET` at `BERTH_TEST_S3_ENDPOINT` (keys
+/// `BERTH_TEST_S3_ACCESS_KEY` and `BERTH_TEST_S3_SECRET_KEY`), under a
+/// prefix of its own per data directory. `scripts/test.sh` runs the store
+/// suites once with each.
+pub fn objects(dir: &Path) -> ObjectBackend {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    match std::env::var("BERTH_TEST_OBJECTS").as_deref() {
+        Err(_) | Ok("filesystem") => ObjectBackend::Filesystem,
+        Ok("memory") => {
+            // Why a Mutex: tests of one binary run on several threads.
+            static STORES: std::sync::Mutex<Vec<(std::path::PathBuf, MemoryObjects)>> =
+                std::sync::Mutex::new(Vec::new());
+            let mut stores = STORES.lock().unwrap_or_else(|p| p.into_inner());
+            let m = match stores.iter().find(|(d, _)| d == dir) {
+                Some((_, m)) => m.clone(),
+                None => {
+                    let m = MemoryObjects::default();
+                    stores.push((dir.to_path_buf(), m.clone()));
+                    m
+                }
+            };
+            ObjectBackend::Memory(m)
+        }
+        Ok("s3") => ObjectBackend::S3(S3Config {
+            bucket: var("BERTH_TEST_S3_BUCKET"),
+            prefix: dir
+                .file_name()
+                .expect("a temporary directory has a name")
+                .to_string_lossy()
+                .trim_start_matches('.')
+                .to_string(),
+            endpoint: var("BERTH_TEST_S3_ENDPOINT"),
+            region: "us-east-1".into(),
+            access_key_id: var("BERTH_TEST_S3_ACCESS_KEY"),
+            secret_access_key: var("BERTH_TEST_S3_SECRET_KEY"),
+            allow_http: true,
+            virtual_hosted_style: false,
+        }),
+        Ok(other) => panic!("BERTH_TEST_OBJECTS={other}: expected filesystem, memory or s3"),
+    }
 }
 
 pub fn repo(name: &str) -> RepoName {

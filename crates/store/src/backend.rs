@@ -1,0 +1,171 @@
+//! Where blob bytes live: the object stores Berth can use, built from
+//! configuration, and what each of them can do.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use object_store::ObjectStore;
+
+use crate::error::{Error, Result};
+
+/// Where blob bytes (blobs, manifests, upload chunks) are kept. Metadata
+/// stays in the data directory whichever is chosen.
+#[derive(Debug, Clone, Default)]
+pub enum ObjectBackend {
+    /// Files under the data directory (the default).
+    #[default]
+    Filesystem,
+    /// `object_store`'s in-memory store: nothing survives the process.
+    /// For tests of the store against a store that is not the local disk;
+    /// registries opened with clones of one handle share its objects.
+    Memory(MemoryObjects),
+    /// A bucket of Amazon S3 or an S3-compatible server.
+    S3(S3Config),
+}
+
+/// Objects kept in memory ([`ObjectBackend::Memory`]).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryObjects(Arc<InMemory>);
+
+/// An S3 bucket. Fields left empty are taken from the usual `AWS_*`
+/// environment variables (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT`, `AWS_SESSION_TOKEN`, ...), and
+/// from the instance's or pod's role when none gives credentials.
+#[derive(Clone, Default)]
+pub struct S3Config {
+    /// Bucket name (required).
+    pub bucket: String,
+    /// Key prefix inside the bucket, so that several registries (or other
+    /// data) can share one bucket; empty: the bucket's root.
+    pub prefix: String,
+    /// Endpoint URL of an S3-compatible server (`http://127.0.0.1:9000`);
+    /// empty: Amazon S3 of `region`.
+    pub endpoint: String,
+    /// Region; empty: `AWS_REGION`, else `us-east-1`.
+    pub region: String,
+    /// Access key id; empty: from the environment.
+    pub access_key_id: String,
+    /// Secret access key; empty: from the environment.
+    pub secret_access_key: String,
+    /// Allow `http://` endpoints (a test server on loopback); off, only
+    /// TLS is used.
+    pub allow_http: bool,
+    /// Address the bucket as `https://<bucket>.<endpoint>` instead of
+    /// `https://<endpoint>/<bucket>`.
+    pub virtual_hosted_style: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    // The secret never reaches a log line or a panic message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &if self.secret_access_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("allow_http", &self.allow_http)
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .finish()
+    }
+}
+
+impl ObjectBackend {
+    /// Short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ObjectBackend::Filesystem => "filesystem",
+            ObjectBackend::Memory(_) => "memory",
+            ObjectBackend::S3(_) => "s3",
+        }
+    }
+}
+
+/// An object store ready for [`crate::objects::Objects`]: the store, and
+/// its directory when it keeps objects as local files.
+pub(crate) struct Built {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) local_root: Option<PathBuf>,
+}
+
+/// Builds the object store of `backend` (`data_dir` for the filesystem).
+pub(crate) fn build(backend: &ObjectBackend, data_dir: &std::path::Path) -> Result<Built> {
+    Ok(match backend {
+        ObjectBackend::Filesystem => {
+            let fs = LocalFileSystem::new_with_prefix(data_dir)?
+                // No automatic cleanup of empty directories: removing one
+                // races with a concurrent write creating a file in it.
+                // Upload chunks are flat files, so no per-upload
+                // directories pile up.
+                .with_fsync(true);
+            Built {
+                store: Arc::new(fs),
+                local_root: Some(data_dir.to_path_buf()),
+            }
+        }
+        ObjectBackend::Memory(m) => Built {
+            store: m.0.clone(),
+            local_root: None,
+        },
+        ObjectBackend::S3(c) => Built {
+            store: s3(c)?,
+            local_root: None,
+        },
+    })
+}
+
+fn s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>> {
+    if c.bucket.is_empty() {
+        return Err(Error::Config {
+            what: "storage.bucket must name the S3 bucket when storage.backend is s3".into(),
+        });
+    }
+    // The S3 client's reqwest has rustls without a built-in provider (see
+    // Cargo.toml); a process that installed none yet (a test, a tool) gets
+    // ring's, the one the binary installs at start. Refused if one is set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(&c.bucket)
+        .with_allow_http(c.allow_http)
+        .with_virtual_hosted_style_request(c.virtual_hosted_style)
+        // Create-if-absent as `If-None-Match: *`; whether the server
+        // honours it is checked at start (`Objects::probe_create`).
+        .with_conditional_put(S3ConditionalPut::ETagMatch);
+    if !c.endpoint.is_empty() {
+        b = b.with_endpoint(&c.endpoint);
+    }
+    if !c.region.is_empty() {
+        b = b.with_region(&c.region);
+    } else if std::env::var_os("AWS_REGION").is_none()
+        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        b = b.with_region("us-east-1");
+    }
+    if !c.access_key_id.is_empty() {
+        b = b.with_access_key_id(&c.access_key_id);
+    }
+    if !c.secret_access_key.is_empty() {
+        b = b.with_secret_access_key(&c.secret_access_key);
+    }
+    let s3 = b.build().map_err(|e| Error::Config {
+        what: format!("the S3 storage configuration is not usable: {e}"),
+    })?;
+    let prefix = c.prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(s3)
+    } else {
+        Arc::new(PrefixStore::new(s3, prefix))
+    })
+}
