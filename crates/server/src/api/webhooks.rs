@@ -498,6 +498,7 @@ mod global {
             ("limit" = Option<u64>, Query, description = "1 to 100 (default 100)")),
         responses(
             (status = 200, description = "The delivery log, in event order", body = DeliveryList),
+            (status = 400, description = "Invalid after or limit", body = ErrorBody),
             (status = 404, description = "No such webhook", body = ErrorBody)))]
     pub(super) fn deliveries() {}
 
@@ -507,6 +508,7 @@ mod global {
             ("delivery" = u64, Path, description = "Delivery id")),
         responses(
             (status = 202, description = "Queued again with the same event id", body = DeliveryDto),
+            (status = 400, description = "Invalid delivery id", body = ErrorBody),
             (status = 404, description = "No such webhook or delivery", body = ErrorBody)))]
     pub(super) fn redeliver() {}
 }
