@@ -46,6 +46,9 @@ bash scripts/console.sh
 step "object stores other than the local disk (in-memory, S3 through s3s-fs)"
 bash tests/s3/run.sh
 
+step "metadata in PostgreSQL (engine suite, store suites, conformance, OCI client)"
+bash tests/postgres/run.sh
+
 step "real clients (docker, podman, buildah, skopeo, ctr, oras, helm)"
 bash tests/clients/run.sh
 

@@ -17,6 +17,8 @@ pub struct Config {
     pub server: ServerSection,
     /// `[storage]`
     pub storage: StorageSection,
+    /// `[metadata]`
+    pub metadata: MetadataSection,
     /// `[log]`
     pub log: LogSection,
     /// `[auth]`
@@ -295,6 +297,42 @@ impl Default for StorageSection {
     }
 }
 
+/// `[metadata]`: where everything but blob bytes is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataSection {
+    /// `sled` (embedded, in the data directory) or `postgres`.
+    pub backend: MetadataKind,
+    /// PostgreSQL: `postgres://user:password@host:5432/database`.
+    pub url: String,
+    /// PostgreSQL: most connections per process.
+    pub max_connections: usize,
+    /// PostgreSQL: create or upgrade the schema at start.
+    pub migrate: bool,
+}
+
+impl Default for MetadataSection {
+    fn default() -> Self {
+        MetadataSection {
+            backend: MetadataKind::Sled,
+            url: String::new(),
+            max_connections: 16,
+            migrate: true,
+        }
+    }
+}
+
+/// `metadata.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataKind {
+    /// sled in `<data_dir>/meta`.
+    #[default]
+    Sled,
+    /// A PostgreSQL database (`metadata.url`).
+    Postgres,
+}
+
 /// `[log]`: logging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -487,6 +525,25 @@ impl Config {
                 );
             }
         }
+        let md = &self.metadata;
+        match md.backend {
+            MetadataKind::Postgres => {
+                anyhow::ensure!(
+                    md.url.starts_with("postgres://")
+                        || md.url.starts_with("postgresql://")
+                        || md.url.contains("host="),
+                    "metadata.url must be a PostgreSQL URL (postgres://user:password@host:5432/database) when metadata.backend is \"postgres\""
+                );
+                anyhow::ensure!(
+                    (1..=1024).contains(&md.max_connections),
+                    "metadata.max_connections must be between 1 and 1024"
+                );
+            }
+            MetadataKind::Sled => anyhow::ensure!(
+                md.url.is_empty(),
+                "metadata.url applies only with metadata.backend = \"postgres\""
+            ),
+        }
         let w = &self.webhooks;
         anyhow::ensure!(
             (1..=300).contains(&w.timeout_secs),
@@ -527,6 +584,16 @@ impl Config {
         c.max_manifest_bytes = self.storage.max_manifest_bytes;
         c.max_open_uploads_per_repository = self.storage.max_open_uploads_per_repository.max(1);
         c.metadata_cache_bytes = self.storage.metadata_cache_bytes;
+        c.metadata = match self.metadata.backend {
+            MetadataKind::Sled => berth_store::MetadataBackend::Sled,
+            MetadataKind::Postgres => {
+                berth_store::MetadataBackend::Postgres(berth_store::PostgresConfig {
+                    url: self.metadata.url.clone(),
+                    max_connections: self.metadata.max_connections,
+                    migrate: self.metadata.migrate,
+                })
+            }
+        };
         let st = &self.storage;
         c.objects = match st.backend {
             StorageBackend::Filesystem => berth_store::ObjectBackend::Filesystem,

@@ -45,11 +45,13 @@ async fn open(cfg: &Config, data_dir: Option<PathBuf>) -> anyhow::Result<Registr
     if let Some(d) = data_dir {
         store.data_dir = d;
     }
-    anyhow::ensure!(
-        store.data_dir.join("meta").exists(),
-        "{} holds no Berth data (no meta/ directory); pass --data-dir",
-        store.data_dir.display()
-    );
+    if matches!(store.metadata, berth_store::MetadataBackend::Sled) {
+        anyhow::ensure!(
+            store.data_dir.join("meta").exists(),
+            "{} holds no Berth data (no meta/ directory); pass --data-dir",
+            store.data_dir.display()
+        );
+    }
     // Offline: no scheduler, nothing running in the background.
     store.gc_scheduler = false;
     let dir = store.data_dir.display().to_string();
@@ -124,8 +126,35 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// `berth migrate-schema`.
+pub fn migrate_schema(cfg: &Config) -> anyhow::Result<()> {
+    super::init_logging(cfg.log.format, "warn");
+    let store = cfg.store();
+    runtime()?.block_on(berth_store::migrate_schema(&store.metadata))?;
+    println!(
+        "the {} metadata schema is up to date",
+        store.metadata.name()
+    );
+    Ok(())
+}
+
+/// The offline passes rely on nothing else writing. sled's lock on the
+/// data directory guarantees that; a shared database cannot tell whether
+/// replicas are serving, so the passes that write are refused there.
+fn refuse_shared(cfg: &Config, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cfg.metadata.backend == crate::config::MetadataKind::Sled,
+        "{what} runs only on the embedded metadata (sled): with metadata.backend = \"postgres\" \
+         replicas may be serving; run online garbage collection instead (POST /api/v1/gc)"
+    );
+    Ok(())
+}
+
 pub fn gc(cfg: Config, args: GcArgs) -> anyhow::Result<()> {
     super::init_logging(cfg.log.format, "warn");
+    if !args.dry_run {
+        refuse_shared(&cfg, "offline `berth gc`")?;
+    }
     runtime()?.block_on(async {
         let reg = open(&cfg, args.data_dir).await?;
         let opts = GcOptions {
@@ -173,6 +202,9 @@ pub fn gc(cfg: Config, args: GcArgs) -> anyhow::Result<()> {
 
 pub fn fsck(cfg: Config, args: FsckArgs) -> anyhow::Result<()> {
     super::init_logging(cfg.log.format, "warn");
+    if args.repair {
+        refuse_shared(&cfg, "`berth fsck --repair`")?;
+    }
     let clean = runtime()?.block_on(async {
         let reg = open(&cfg, args.data_dir).await?;
         let display = ProgressDisplay::start(&reg, "fsck", "blobs checked");

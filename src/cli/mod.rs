@@ -49,6 +49,10 @@ enum Command {
     /// Configuration utilities.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Create the PostgreSQL schema or bring it up to this version, then
+    /// exit (for operators who set metadata.migrate = false); nothing to do
+    /// with sled.
+    MigrateSchema,
     /// Namespaces: list, show, create, update, delete (management API client).
     #[command(subcommand)]
     Namespace(admin::NamespaceCmd),
@@ -127,6 +131,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", toml_string(&cfg));
             Ok(())
         }
+        Command::MigrateSchema => {
+            maintenance::migrate_schema(&Config::load(cli.config.as_deref())?)
+        }
         Command::Gc(args) => maintenance::gc(Config::load(cli.config.as_deref())?, args),
         Command::Fsck(args) => maintenance::fsck(Config::load(cli.config.as_deref())?, args),
         Command::Namespace(c) => admin::namespace(&cli.api, c),
@@ -155,6 +162,11 @@ fn toml_string(cfg: &Config) -> String {
     if let Some(s) = v.pointer_mut("/storage/secret_access_key") {
         if s.as_str().is_some_and(|s| !s.is_empty()) {
             *s = "<redacted>".into();
+        }
+    }
+    if let Some(s) = v.pointer_mut("/metadata/url") {
+        if let Some(url) = s.as_str() {
+            *s = berth_store::redact_url(url).into();
         }
     }
     serde_json::to_string_pretty(&v).unwrap_or_default()

@@ -112,7 +112,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         spawn_reload_on_sighup(t)?;
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(addr = %local, data_dir = %cfg.storage.data_dir.display(), objects = ?cfg.storage.backend, auth = ?auth.mode, tls = tls.is_some(), "berth is serving");
+    tracing::info!(addr = %local, data_dir = %cfg.storage.data_dir.display(), objects = ?cfg.storage.backend, metadata = ?cfg.metadata.backend, auth = ?auth.mode, tls = tls.is_some(), "berth is serving");
     // The one line on stdout: scripts and tests wait for it to know the port.
     {
         let mut out = std::io::stdout().lock();

@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use berth_store::{Action, Registry, StoreConfig, TokenScope};
+use berth_store::{Action, Registry, TokenScope};
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -97,7 +97,10 @@ pub enum AuthCmd {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded: the store's gates block a worker while a database
+    // server answers, which needs a runtime with workers to spare.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")
@@ -105,14 +108,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn open(cfg: &Config, data_dir: Option<PathBuf>) -> anyhow::Result<Registry> {
     let dir = data_dir.unwrap_or_else(|| cfg.storage.data_dir.clone());
-    Registry::open(StoreConfig::new(&dir))
-        .await
-        .with_context(|| {
-            format!(
-                "opening data directory {} (stop the server first, or use the management API)",
-                dir.display()
-            )
-        })
+    let mut store = cfg.store();
+    store.data_dir = dir.clone();
+    store.gc_scheduler = false;
+    Registry::open(store).await.with_context(|| {
+        format!(
+            "opening data directory {} (stop the server first, or use the management API)",
+            dir.display()
+        )
+    })
 }
 
 /// Reads a password: one line from standard input, or a double prompt on

@@ -27,6 +27,68 @@ pub enum ObjectBackend {
     S3(S3Config),
 }
 
+/// Where metadata (everything but blob bytes) is kept.
+#[derive(Clone, Default)]
+pub enum MetadataBackend {
+    /// sled, embedded, in `<data_dir>/meta` (the default): one process
+    /// per data directory.
+    #[default]
+    Sled,
+    /// A PostgreSQL database, which several `berth serve` processes can
+    /// share.
+    Postgres(PostgresConfig),
+}
+
+/// A PostgreSQL database for the metadata.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:5432/database` (libpq's key=value
+    /// form works too).
+    pub url: String,
+    /// Most connections this process opens.
+    pub max_connections: usize,
+    /// Create or upgrade the schema at start; off, a database without the
+    /// current schema is refused (`berth migrate-schema` brings it).
+    pub migrate: bool,
+}
+
+impl std::fmt::Debug for MetadataBackend {
+    // The URL's password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataBackend::Sled => f.write_str("Sled"),
+            MetadataBackend::Postgres(p) => f
+                .debug_struct("Postgres")
+                .field("url", &crate::meta::pg_db::redact(&p.url))
+                .field("max_connections", &p.max_connections)
+                .field("migrate", &p.migrate)
+                .finish(),
+        }
+    }
+}
+
+impl MetadataBackend {
+    /// Short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetadataBackend::Sled => "sled",
+            MetadataBackend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Creates the PostgreSQL schema or brings it up to this binary's version
+/// (`berth migrate-schema`); nothing to do for sled, which needs none.
+pub async fn migrate_schema(backend: &MetadataBackend) -> Result<()> {
+    match backend {
+        MetadataBackend::Sled => Ok(()),
+        MetadataBackend::Postgres(p) => {
+            crate::meta::pg_db::PgDb::open(&p.url, 1, true, false).await?;
+            Ok(())
+        }
+    }
+}
+
 /// Objects kept in memory ([`ObjectBackend::Memory`]).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryObjects(Arc<InMemory>);

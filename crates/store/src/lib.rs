@@ -42,7 +42,9 @@ mod records;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use backend::{MemoryObjects, ObjectBackend, S3Config};
+pub use backend::{
+    migrate_schema, MemoryObjects, MetadataBackend, ObjectBackend, PostgresConfig, S3Config,
+};
 pub use blobs::uploads::UploadState;
 pub use error::{Error, Result};
 pub use events::{
@@ -61,6 +63,7 @@ pub use identity::{
     TokenInfo, TokenRecord, TokenScope, UserInfo, MAX_AUDIT_FIELD, TOKEN_PREFIX,
 };
 pub use manifests::{ManifestContent, PutManifest, TagInfo};
+pub use meta::pg_db::redact as redact_url;
 pub use namespaces::{
     validate_namespace_name, ArtifactInfo, Features, GcSchedule, NamespaceInfo, RegistrySettings,
     RepoDetail, RepoSummary, Toggle,
@@ -80,6 +83,8 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Where blob bytes are kept.
     pub objects: ObjectBackend,
+    /// Where metadata is kept.
+    pub metadata: MetadataBackend,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
     /// Blobs linked or referenced within this period are never collected.
@@ -102,6 +107,7 @@ impl StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             objects: ObjectBackend::Filesystem,
+            metadata: MetadataBackend::Sled,
             max_manifest_bytes: 4 << 20,
             gc_grace: std::time::Duration::from_secs(3600),
             upload_ttl: std::time::Duration::from_secs(24 * 3600),
@@ -195,14 +201,29 @@ impl Registry {
             path: cfg.data_dir.clone(),
             source,
         })?;
-        let meta_path = cfg.data_dir.join("meta");
-        let cache = cfg.metadata_cache_bytes;
-        let existed = meta_path.join("db").exists();
-        let shown = meta_path.display().to_string();
-        // Opening, the format check and the first marker write run on a
-        // blocking thread, like every metadata call (see `Registry::meta`).
-        let meta = tokio::task::spawn_blocking(move || -> Result<meta::sled_db::SledDb> {
-            let meta = meta::sled_db::SledDb::open(&meta_path, cache)?;
+        let (meta, existed, shown): (Box<dyn MetaDb>, bool, String) = match &cfg.metadata {
+            MetadataBackend::Sled => {
+                let meta_path = cfg.data_dir.join("meta");
+                let cache = cfg.metadata_cache_bytes;
+                let existed = meta_path.join("db").exists();
+                let shown = meta_path.display().to_string();
+                // Opening runs on a blocking thread, like every sled call
+                // (see `Registry::meta`).
+                let db = tokio::task::spawn_blocking(move || {
+                    meta::sled_db::SledDb::open(&meta_path, cache)
+                })
+                .await??;
+                (Box::new(db), existed, shown)
+            }
+            MetadataBackend::Postgres(p) => {
+                let db =
+                    meta::pg_db::PgDb::open(&p.url, p.max_connections, p.migrate, true).await?;
+                // A schema that exists was created with its marker in the
+                // same start; a missing marker is a fresh database.
+                (Box::new(db), false, meta::pg_db::redact(&p.url))
+            }
+        };
+        let meta = tokio::task::spawn_blocking(move || -> Result<Box<dyn MetaDb>> {
             // A database that existed must carry the format marker written at
             // its creation. sled reads a mangled log as an empty database;
             // serving that would hide every stored image, so refuse to start
@@ -256,7 +277,7 @@ impl Registry {
         let reg = Registry {
             inner: Arc::new(Inner {
                 cfg,
-                meta: Box::new(meta),
+                meta,
                 objects: objects::Objects::new(built.store, built.local_root, native_create),
                 uploads: blobs::uploads::Sessions::default(),
                 manifest_cache: manifests::Cache::default(),
@@ -349,7 +370,13 @@ impl Registry {
     /// It has the gate's shape so that an async engine replaces its body,
     /// not its callers.
     pub(crate) async fn meta_point<T>(&self, f: impl FnOnce(&Registry) -> Result<T>) -> Result<T> {
-        f(self)
+        if self.inner.meta.remote() {
+            // A database server is a network round trip away: the worker
+            // hands its other tasks to the rest of the pool while it waits.
+            tokio::task::block_in_place(|| f(self))
+        } else {
+            f(self)
+        }
     }
 
     /// The metadata engine, for code inside a gate ([`Registry::meta`] on a

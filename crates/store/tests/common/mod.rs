@@ -6,7 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_oci::{Digest, Reference, RepoName};
-use berth_store::{ByteStream, MemoryObjects, ObjectBackend, Registry, S3Config, StoreConfig};
+use berth_store::{
+    ByteStream, MemoryObjects, MetadataBackend, ObjectBackend, PostgresConfig, Registry, S3Config,
+    StoreConfig,
+};
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -43,7 +46,54 @@ async fn open_with(dir: &Path, objects: ObjectBackend) -> Registry {
     let mut cfg = StoreConfig::new(dir);
     cfg.gc_scheduler = false;
     cfg.objects = objects;
+    cfg.metadata = metadata(dir);
     Registry::open(cfg).await.expect("open registry")
+}
+
+/// The metadata engine of the registry in `dir`: `BERTH_TEST_META` unset
+/// or `sled`, sled in the data directory; `postgres`, a database of its own
+/// per data directory on the server `BERTH_TEST_PG_URL` names (created
+/// with `psql` on first use, so a reopen finds its rows).
+pub fn metadata(dir: &Path) -> MetadataBackend {
+    match std::env::var("BERTH_TEST_META").as_deref() {
+        Err(_) | Ok("sled") => MetadataBackend::Sled,
+        Ok("postgres") => {
+            let admin = std::env::var("BERTH_TEST_PG_URL").expect("BERTH_TEST_PG_URL is not set");
+            let name: String = dir
+                .file_name()
+                .expect("a temporary directory has a name")
+                .to_string_lossy()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let db = format!("t{name}");
+            let out = std::process::Command::new("psql")
+                .arg(&admin)
+                .args(["-q", "-c", &format!("CREATE DATABASE {db}")])
+                .output()
+                .expect("run psql");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() || err.contains("already exists"),
+                "CREATE DATABASE {db}: {err}"
+            );
+            let (base, _) = admin
+                .rsplit_once('/')
+                .expect("BERTH_TEST_PG_URL ends in /database");
+            MetadataBackend::Postgres(PostgresConfig {
+                url: format!("{base}/{db}"),
+                max_connections: 8,
+                migrate: true,
+            })
+        }
+        Ok(other) => panic!("BERTH_TEST_META={other}: expected sled or postgres"),
+    }
 }
 
 /// The object store of the registry in `dir`: `BERTH_TEST_OBJECTS` unset

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs the metadata engine suite and the store's test suites on PostgreSQL,
+# then the conformance and OCI-client suites against `berth serve` with
+# its metadata in PostgreSQL.
+#
+#   bash tests/postgres/run.sh
+#
+# PostgreSQL comes from Debian's packages (installed when missing). The
+# server is a throwaway cluster (initdb) in a temporary directory, on a free
+# loopback port, with password authentication over TCP; it is stopped by
+# its PID when the script exits.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+bin="$(pg_bin)"
+if [ -z "$bin" ] || ! id postgres >/dev/null 2>&1; then
+    echo "installing PostgreSQL from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends postgresql >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && apt-get install -y --no-install-recommends postgresql >/dev/null; }
+    bin="$(pg_bin)"
+fi
+[ -x "$bin/initdb" ] || { echo "no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
+command -v psql >/dev/null || { echo "psql is missing (postgresql-client)" >&2; exit 1; }
+
+work="$(mktemp -d)"
+pid=""
+stop() {
+    if [ -n "$pid" ]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -rf "$work"
+}
+trap stop EXIT
+
+# initdb and postgres refuse to run as root: the cluster belongs to the
+# postgres user that Debian's package creates.
+chown postgres "$work"
+password="berth-test-$RANDOM$RANDOM"
+printf '%s\n' "$password" >"$work/pw"
+chown postgres "$work/pw"
+as_pg() { runuser -u postgres -- "$@"; }
+as_pg "$bin/initdb" -D "$work/data" -U berth --pwfile="$work/pw" \
+    --auth-local=trust --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 ||
+    { cat "$work/initdb.log"; exit 1; }
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p "$work/sock" && chown postgres "$work/sock"
+as_pg "$bin/postgres" -D "$work/data" -p "$port" -c listen_addresses=127.0.0.1 \
+    -k "$work/sock" >"$work/pg.log" 2>&1 &
+pid=$!
+admin="postgres://berth:$password@127.0.0.1:$port/postgres"
+for _ in $(seq 1 100); do
+    if psql "$admin" -qAt -c 'SELECT 1' >/dev/null 2>&1; then
+        break
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        cat "$work/pg.log"
+        echo "postgres exited at start" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+echo "PostgreSQL $(psql "$admin" -qAt -c 'SHOW server_version') on 127.0.0.1:$port"
+url() { printf 'postgres://berth:%s@127.0.0.1:%s/%s' "$password" "$port" "$1"; }
+createdb_() { psql "$admin" -q -c "CREATE DATABASE $1"; }
+
+echo "metadata engine suite on PostgreSQL"
+createdb_ engine
+BERTH_TEST_PG_URL="$(url engine)" cargo test --release -p berth-store --lib -- \
+    --ignored --exact meta::pg_db::tests::postgres_passes_the_engine_suite
+
+store_suites=()
+for f in crates/store/tests/*.rs; do
+    store_suites+=(--test "$(basename "$f" .rs)")
+done
+echo "store suites on PostgreSQL"
+BERTH_TEST_META=postgres BERTH_TEST_PG_URL="$admin" \
+    cargo test --release -p berth-store "${store_suites[@]}"
+
+# `berth serve`, as the black-box suites start it, reads its metadata
+# engine from these variables; each suite gets a database of its own.
+export BERTH_METADATA__BACKEND=postgres
+for suite in conformance oci_client; do
+    echo "$suite suite against berth serve on PostgreSQL"
+    createdb_ "$suite"
+    BERTH_METADATA__URL="$(url "$suite")" cargo test --release --test "$suite"
+    # The suite passing says little unless the metadata really went there.
+    rows="$(psql "$(url "$suite")" -qAt -c 'SELECT count(*) FROM berth_kv')"
+    if [ "$rows" -lt 10 ]; then
+        echo "the $suite suite left $rows rows in PostgreSQL: berth did not use it" >&2
+        exit 1
+    fi
+    echo "$suite: $rows metadata rows in PostgreSQL"
+done
