@@ -48,6 +48,12 @@ fn typos_and_bad_values_are_rejected() {
             "storage.allow_http",
         ),
         ("[storage]\nbucket = \"b\"\n", "storage.backend"),
+        ("[metadata]\nbackend = \"postgres\"\n", "metadata.url"),
+        (
+            "[metadata]\nurl = \"postgres://db/berth\"\n",
+            "metadata.backend",
+        ),
+        ("[metadata]\nbackend = \"mysql\"\n", "mysql"),
     ];
     for (i, (body, needle)) in cases.iter().enumerate() {
         let p = dir.path().join(format!("bad{i}.toml"));
@@ -78,7 +84,7 @@ fn environment_overrides_the_file() {
 }
 
 #[test]
-fn the_s3_secret_is_not_printed() {
+fn the_s3_secret_and_the_database_password_are_not_printed() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s3.toml");
     std::fs::write(
@@ -93,6 +99,11 @@ fn the_s3_secret_is_not_printed() {
             "BERTH_STORAGE__SECRET_ACCESS_KEY",
             "wJalrXUtnFEMIexamplesecret",
         )
+        .env("BERTH_METADATA__BACKEND", "postgres")
+        .env(
+            "BERTH_METADATA__URL",
+            "postgres://berth:hunter2pw@db:5432/berth",
+        )
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -106,6 +117,11 @@ fn the_s3_secret_is_not_printed() {
         "{shown}"
     );
     assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+    assert!(!shown.contains("hunter2pw"), "{shown}");
+    assert!(
+        shown.contains("postgres://berth:***@db:5432/berth"),
+        "{shown}"
+    );
     assert!(shown.contains("<redacted>"), "{shown}");
 }
 
@@ -132,4 +148,22 @@ fn an_unreachable_object_store_stops_the_start_with_what_to_check() {
         err.contains("cannot write to the s3 object store") && err.contains("storage.*"),
         "{err}"
     );
+}
+
+#[test]
+fn offline_passes_that_write_are_refused_on_a_shared_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["gc"][..], &["fsck", "--repair"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("BERTH_METADATA__BACKEND", "postgres")
+            .env("BERTH_METADATA__URL", "postgres://berth@127.0.0.1:1/berth")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran: {err}");
+        assert!(err.contains("POST /api/v1/gc"), "{args:?}: {err}");
+    }
 }

@@ -132,8 +132,49 @@ impl Drop for Server {
     }
 }
 
+/// With `BERTH_TEST_PG_URL` set (`tests/postgres/run.sh`), the database of
+/// the server on `data_dir`: one per data directory, created with `psql`
+/// on first use (a restart finds its rows), because one database serves
+/// one process.
+fn database_of(data_dir: &Path) -> Option<String> {
+    let admin = std::env::var("BERTH_TEST_PG_URL").ok()?;
+    let name: String = data_dir
+        .file_name()
+        .expect("a temporary directory has a name")
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let db = format!("t{name}");
+    let out = Command::new("psql")
+        .arg(&admin)
+        .args(["-q", "-c", &format!("CREATE DATABASE {db}")])
+        .output()
+        .expect("run psql");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || err.contains("already exists"),
+        "CREATE DATABASE {db}: {err}"
+    );
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("BERTH_TEST_PG_URL ends in /database");
+    Some(format!("{base}/{db}"))
+}
+
 fn spawn(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    if let Some(url) = database_of(data_dir) {
+        cmd.env("BERTH_METADATA__BACKEND", "postgres")
+            .env("BERTH_METADATA__URL", url);
+    }
+    let mut child = cmd
         .arg("serve")
         .arg("--addr")
         .arg("127.0.0.1:0")

@@ -84,7 +84,7 @@ impl PgDb {
             ),
         })?;
         let mgr = Manager::from_config(
-            cfg,
+            cfg.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -521,10 +521,36 @@ mod tests {
         rt.block_on(async {
             let c = db.pool.get().await.unwrap();
             c.execute("DELETE FROM berth_kv", &[]).await.unwrap();
+            // A schema written by a newer binary is refused, with or
+            // without migration, and so is a database without the schema
+            // when migrations are left to `berth migrate-schema`.
+            c.execute("UPDATE berth_schema SET version = 99", &[])
+                .await
+                .unwrap();
+            for migrate in [true, false] {
+                let e = PgDb::open(&url, 1, migrate, false)
+                    .await
+                    .err()
+                    .expect("opened");
+                assert!(e.to_string().contains("newer Berth"), "{e}");
+            }
+            c.execute("UPDATE berth_schema SET version = $1", &[&SCHEMA_VERSION])
+                .await
+                .unwrap();
+            c.batch_execute("CREATE SCHEMA IF NOT EXISTS empty")
+                .await
+                .unwrap();
+            let (base, _) = url.split_once('?').unwrap_or((&url, ""));
+            let bare = format!("{base}?options=-csearch_path%3Dempty");
+            let e = PgDb::open(&bare, 1, false, false)
+                .await
+                .err()
+                .expect("opened");
+            assert!(e.to_string().contains("berth migrate-schema"), "{e}");
         });
         let db = std::sync::Arc::new(db);
         let d = db.clone();
-        rt.block_on(tokio::task::spawn_blocking(move || {
+        rt.block_on(rt.spawn_blocking(move || {
             crate::meta::tests::suite(&*d);
             crate::meta::tests::conflicts(&*d);
         }))
