@@ -28,6 +28,9 @@ pub mod media {
     pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 }
 
+#[path = "../support/pg_database.rs"]
+mod pg_database;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -133,39 +136,10 @@ impl Drop for Server {
 }
 
 /// With `BERTH_TEST_PG_URL` set (`tests/postgres/run.sh`), the database of
-/// the server on `data_dir`: one per data directory, created with `psql`
-/// on first use (a restart finds its rows), because one database serves
-/// one process.
+/// the server on `data_dir`.
 fn database_of(data_dir: &Path) -> Option<String> {
     let admin = std::env::var("BERTH_TEST_PG_URL").ok()?;
-    let name: String = data_dir
-        .file_name()
-        .expect("a temporary directory has a name")
-        .to_string_lossy()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let db = format!("t{name}");
-    let out = Command::new("psql")
-        .arg(&admin)
-        .args(["-q", "-c", &format!("CREATE DATABASE {db}")])
-        .output()
-        .expect("run psql");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() || err.contains("already exists"),
-        "CREATE DATABASE {db}: {err}"
-    );
-    let (base, _) = admin
-        .rsplit_once('/')
-        .expect("BERTH_TEST_PG_URL ends in /database");
-    Some(format!("{base}/{db}"))
+    Some(pg_database::database_for(data_dir, &admin))
 }
 
 fn spawn(data_dir: &Path, extra_args: &[String]) -> (Child, String) {

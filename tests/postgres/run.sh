@@ -11,6 +11,7 @@
 # its PID when the script exits.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tests/support/servers.sh
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 bin="$(pg_bin)"
@@ -27,13 +28,7 @@ command -v psql >/dev/null || { echo "psql is missing (postgresql-client)" >&2; 
 work="$(mktemp -d)"
 pid=""
 stop() {
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-    fi
+    stop_pid "$pid"
     rm -rf "$work"
 }
 trap stop EXIT
@@ -48,23 +43,13 @@ as_pg() { runuser -u postgres -- "$@"; }
 as_pg "$bin/initdb" -D "$work/data" -U berth --pwfile="$work/pw" \
     --auth-local=trust --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 ||
     { cat "$work/initdb.log"; exit 1; }
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 mkdir -p "$work/sock" && chown postgres "$work/sock"
 as_pg "$bin/postgres" -D "$work/data" -p "$port" -c listen_addresses=127.0.0.1 \
     -k "$work/sock" >"$work/pg.log" 2>&1 &
 pid=$!
 admin="postgres://berth:$password@127.0.0.1:$port/postgres"
-for _ in $(seq 1 100); do
-    if psql "$admin" -qAt -c 'SELECT 1' >/dev/null 2>&1; then
-        break
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-        cat "$work/pg.log"
-        echo "postgres exited at start" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
+wait_ready postgres "$pid" "$work/pg.log" psql "$admin" -qAt -c 'SELECT 1'
 echo "PostgreSQL $(psql "$admin" -qAt -c 'SHOW server_version') on 127.0.0.1:$port"
 url() { printf 'postgres://berth:%s@127.0.0.1:%s/%s' "$password" "$port" "$1"; }
 createdb_() { psql "$admin" -q -c "CREATE DATABASE $1"; }
@@ -74,10 +59,6 @@ createdb_ engine
 BERTH_TEST_PG_URL="$(url engine)" cargo test --release -p berth-store --lib -- \
     --ignored --exact meta::pg_db::tests::postgres_passes_the_engine_suite
 
-store_suites=()
-for f in crates/store/tests/*.rs; do
-    store_suites+=(--test "$(basename "$f" .rs)")
-done
 echo "store suites on PostgreSQL"
 BERTH_TEST_META=postgres BERTH_TEST_PG_URL="$admin" \
     cargo test --release -p berth-store "${store_suites[@]}"

@@ -16,10 +16,7 @@ S3S_VERSION=0.14.1
 tools="$PWD/target/tools"
 s3s="$tools/bin/s3s-fs"
 
-store_suites=()
-for f in crates/store/tests/*.rs; do
-    store_suites+=(--test "$(basename "$f" .rs)")
-done
+source tests/support/servers.sh
 
 echo "store suites on the in-memory object store"
 BERTH_TEST_OBJECTS=memory cargo test --release -p berth-store "${store_suites[@]}"
@@ -32,34 +29,21 @@ fi
 work="$(mktemp -d)"
 pid=""
 stop() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    stop_pid "$pid"
     rm -rf "$work"
 }
 trap stop EXIT
 
 bucket=berth-test
 mkdir -p "$work/root/$bucket"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 key=berth-test
 secret="berth-test-secret-$RANDOM$RANDOM"
 "$s3s" --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" "$work/root" \
     >"$work/s3s.log" 2>&1 &
 pid=$!
 endpoint="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "$endpoint/"; then
-        break
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-        cat "$work/s3s.log"
-        echo "s3s-fs exited at start" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
+wait_ready s3s-fs "$pid" "$work/s3s.log" curl -s -o /dev/null "$endpoint/"
 echo "s3s-fs $S3S_VERSION on $endpoint"
 
 echo "store suites on S3 (s3s-fs)"

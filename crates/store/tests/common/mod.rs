@@ -2,6 +2,9 @@
 //! of `berth_store`, so the same suites can run against any metadata engine.
 #![allow(dead_code)]
 
+#[path = "../../../../tests/support/pg_database.rs"]
+mod pg_database;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -59,35 +62,8 @@ pub fn metadata(dir: &Path) -> MetadataBackend {
         Err(_) | Ok("sled") => MetadataBackend::Sled,
         Ok("postgres") => {
             let admin = std::env::var("BERTH_TEST_PG_URL").expect("BERTH_TEST_PG_URL is not set");
-            let name: String = dir
-                .file_name()
-                .expect("a temporary directory has a name")
-                .to_string_lossy()
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let db = format!("t{name}");
-            let out = std::process::Command::new("psql")
-                .arg(&admin)
-                .args(["-q", "-c", &format!("CREATE DATABASE {db}")])
-                .output()
-                .expect("run psql");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success() || err.contains("already exists"),
-                "CREATE DATABASE {db}: {err}"
-            );
-            let (base, _) = admin
-                .rsplit_once('/')
-                .expect("BERTH_TEST_PG_URL ends in /database");
             MetadataBackend::Postgres(PostgresConfig {
-                url: format!("{base}/{db}"),
+                url: pg_database::database_for(dir, &admin),
                 max_connections: 8,
                 migrate: true,
             })
