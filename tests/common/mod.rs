@@ -135,7 +135,7 @@ impl Drop for Server {
     }
 }
 
-/// With `BERTH_TEST_PG_URL` set (`tests/postgres/run.sh`), the database of
+/// With `BERTH_TEST_PG_URL` set (`tests/backends/run.sh`), the database of
 /// the server on `data_dir`.
 fn database_of(data_dir: &Path) -> Option<String> {
     let admin = std::env::var("BERTH_TEST_PG_URL").ok()?;

@@ -1,5 +1,5 @@
 //! One PostgreSQL database per data directory, for the suites that run on
-//! PostgreSQL (`tests/postgres/run.sh`). Shared by the store's suites and
+//! PostgreSQL (`tests/backends/run.sh`). Shared by the store's suites and
 //! the black-box suites through `#[path]`: one database serves one Berth
 //! process, and a reopen of the same directory must find its rows.
 

@@ -300,6 +300,11 @@ impl PgDb {
         after: Option<&[u8]>,
         limit: Option<usize>,
     ) -> Result<Vec<tokio_postgres::Row>> {
+        if limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        // `usize::MAX` means every row; LIMIT takes an i64.
+        let limit = limit.filter(|n| *n < i64::MAX as usize);
         let (sql, lower, end) = range_query(what, prefix, after, limit);
         let t = tbl(table);
         let client = self.client()?;
@@ -332,12 +337,8 @@ impl MetaDb for PgDb {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let limit = (limit < i64::MAX as usize).then_some(limit);
         Ok(self
-            .rows("k, v", table, prefix, after, limit)?
+            .rows("k, v", table, prefix, after, Some(limit))?
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
@@ -350,12 +351,8 @@ impl MetaDb for PgDb {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let limit = (limit < i64::MAX as usize).then_some(limit);
         Ok(self
-            .rows("k", table, prefix, after, limit)?
+            .rows("k", table, prefix, after, Some(limit))?
             .into_iter()
             .map(|r| r.get(0))
             .collect())
@@ -500,10 +497,10 @@ mod tests {
         assert_eq!(redact("postgres://db/berth"), "postgres://db/berth");
     }
 
-    /// The engine suite against a real server: `tests/postgres/run.sh`
+    /// The engine suite against a real server: `tests/backends/run.sh`
     /// starts one and sets `BERTH_TEST_PG_URL`.
     #[test]
-    #[ignore = "needs PostgreSQL: run by tests/postgres/run.sh"]
+    #[ignore = "needs PostgreSQL: run by tests/backends/run.sh"]
     fn postgres_passes_the_engine_suite() {
         let url = std::env::var("BERTH_TEST_PG_URL").expect("BERTH_TEST_PG_URL");
         let rt = tokio::runtime::Builder::new_multi_thread()

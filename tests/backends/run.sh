@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs the tests on the backends other than the embedded default:
+#   - the store's suites on object_store's in-memory store;
+#   - the store's suites on an S3-compatible server (s3s-fs), then the
+#     conformance and OCI-client suites against `berth serve` storing its
+#     blobs there;
+#   - the metadata engine suite and the store's suites on PostgreSQL, then
+#     the conformance and OCI-client suites against `berth serve` with its
+#     metadata there;
+#   - the conformance and OCI-client suites on PostgreSQL and S3 together.
+#
+#   bash tests/backends/run.sh
+#
+# Each check that a suite passed is followed by one that the backend was
+# really used (objects in the bucket, rows in the database).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/support/servers.sh
+
+black_box=(conformance oci_client)
+
+echo "store suites on the in-memory object store"
+BERTH_TEST_OBJECTS=memory cargo test --release -p berth-store "${store_suites[@]}"
+
+start_s3
+echo "store suites on S3 (s3s-fs)"
+BERTH_TEST_OBJECTS=s3 BERTH_TEST_S3_ENDPOINT="$s3_endpoint" BERTH_TEST_S3_BUCKET="$s3_bucket" \
+    BERTH_TEST_S3_ACCESS_KEY="$s3_key" BERTH_TEST_S3_SECRET_KEY="$s3_secret" \
+    cargo test --release -p berth-store "${store_suites[@]}"
+for suite in "${black_box[@]}"; do
+    echo "$suite suite against berth serve on S3"
+    mapfile -t vars < <(s3_serve_env "s3-$suite")
+    env "${vars[@]}" cargo test --release --test "$suite"
+    n="$(s3_blob_count "s3-$suite")"
+    [ "$n" -gt 0 ] || { echo "the $suite suite left no blob in the bucket: berth did not use S3" >&2; exit 1; }
+    echo "$suite: $n blob objects in the bucket"
+done
+
+start_postgres
+echo "metadata engine suite on PostgreSQL"
+psql "$pg_admin" -q -c "CREATE DATABASE engine"
+BERTH_TEST_PG_URL="$(pg_url engine)" cargo test --release -p berth-store --lib -- \
+    --ignored --exact meta::pg_db::tests::postgres_passes_the_engine_suite
+echo "store suites on PostgreSQL"
+BERTH_TEST_META=postgres BERTH_TEST_PG_URL="$pg_admin" \
+    cargo test --release -p berth-store "${store_suites[@]}"
+# The black-box suites start `berth serve` with its metadata in a database
+# of its own per server (tests/common creates it from BERTH_TEST_PG_URL).
+for with_s3 in no yes; do
+    for suite in "${black_box[@]}"; do
+        vars=()
+        where="PostgreSQL"
+        if [ "$with_s3" = yes ]; then
+            mapfile -t vars < <(s3_serve_env "pg-$suite")
+            where="PostgreSQL and S3"
+        fi
+        echo "$suite suite against berth serve on $where"
+        before="$(pg_row_count)"
+        env "${vars[@]}" BERTH_TEST_PG_URL="$pg_admin" cargo test --release --test "$suite"
+        after="$(pg_row_count)"
+        [ "$after" -gt "$((before + 10))" ] ||
+            { echo "the $suite suite wrote $((after - before)) rows: berth did not use PostgreSQL" >&2; exit 1; }
+        echo "$suite: $((after - before)) metadata rows in PostgreSQL"
+        if [ "$with_s3" = yes ]; then
+            n="$(s3_blob_count "pg-$suite")"
+            [ "$n" -gt 0 ] || { echo "the $suite suite left no blob in the bucket" >&2; exit 1; }
+            echo "$suite: $n blob objects in the bucket"
+        fi
+    done
+done
