@@ -19,6 +19,7 @@ mod limits;
 mod login;
 pub mod metrics;
 mod query;
+mod tag_cache;
 pub mod tls;
 mod token;
 pub mod usage;
@@ -139,6 +140,9 @@ pub struct AppState {
     /// The metric families (registered even when metrics are off: cheap,
     /// and it keeps every counting site unconditional).
     pub metrics: Arc<metrics::Metrics>,
+    /// Whole tag listings, served while their repository's tags are
+    /// unchanged.
+    pub(crate) tag_lists: Arc<tag_cache::TagLists>,
 }
 
 impl AppState {
@@ -159,6 +163,7 @@ impl AppState {
                 config.max_manifest_bytes_in_flight,
             ))),
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            tag_lists: Arc::default(),
             config,
         }
     }

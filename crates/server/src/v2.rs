@@ -118,24 +118,7 @@ async fn route(
             .expect("a list of strings always serialises");
             Ok(with_link(json(StatusCode::OK, body), link))
         }
-        V2::TagList(repo) => {
-            let n = q.n(TAGS_MAX)?.min(TAGS_MAX);
-            let page = reg.tags(&repo, q.get("last"), n).await?;
-            let link = page
-                .more
-                .then(|| {
-                    page.items
-                        .last()
-                        .map(|l| format!("/v2/{repo}/tags/list?n={n}&last={}", enc(l)))
-                })
-                .flatten();
-            let body = serde_json::to_string(&TagsBody {
-                name: repo.as_str(),
-                tags: &page.items,
-            })
-            .expect("a list of strings always serialises");
-            Ok(with_link(json(StatusCode::OK, body), link))
-        }
+        V2::TagList(repo) => tag_list(state, &repo, &q).await,
         V2::Referrers(repo, subject) => {
             let filter = q.get("artifactType");
             let manifests = reg.referrers(&repo, &subject, filter).await?;
@@ -459,7 +442,45 @@ fn upload_slot<'a>(state: &'a AppState, caller: &Caller) -> Result<UploadSlot<'a
     })
 }
 
-fn json(status: StatusCode, body: String) -> Response<Body> {
+/// `GET /v2/<name>/tags/list`. The whole listing (no `n`, no `last`) is
+/// answered from [`crate::tag_cache::TagLists`] while the repository's
+/// tags version is the one it was built under.
+async fn tag_list(state: &AppState, repo: &RepoName, q: &Query) -> Result<Response<Body>> {
+    let whole = q.get("n").is_none_or(str::is_empty) && q.get("last").is_none();
+    // Read before the tags, so a change landing meanwhile leaves what is
+    // built here under a version that is already gone.
+    let version = match whole {
+        true => Some(state.registry.tags_version(repo).await?),
+        false => None,
+    };
+    if let Some(body) = version.and_then(|v| state.tag_lists.get(repo.as_str(), v)) {
+        return Ok(json(StatusCode::OK, body));
+    }
+    let n = q.n(TAGS_MAX)?.min(TAGS_MAX);
+    let page = state.registry.tags(repo, q.get("last"), n).await?;
+    let link = page
+        .more
+        .then(|| {
+            page.items
+                .last()
+                .map(|l| format!("/v2/{repo}/tags/list?n={n}&last={}", enc(l)))
+        })
+        .flatten();
+    let body = Bytes::from(
+        serde_json::to_vec(&TagsBody {
+            name: repo.as_str(),
+            tags: &page.items,
+        })
+        .expect("a list of strings always serialises"),
+    );
+    if let (Some(v), false) = (version, page.more) {
+        state.tag_lists.insert(repo.as_str(), v, body.clone());
+    }
+    Ok(with_link(json(StatusCode::OK, body), link))
+}
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let body = body.into();
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")

@@ -86,6 +86,13 @@ pub struct RepoRecord {
     /// purge resumes after a restart.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// Changes, to a new random value, in every transaction that adds,
+    /// moves or removes a tag of the repository; a listing cached under
+    /// one version is current while the record still holds it, on every
+    /// process that shares the metadata. Random rather than counted, so a
+    /// repository deleted and pushed again never repeats an old version.
+    #[serde(default)]
+    pub tags_version: u64,
 }
 
 /// A blob whose bytes are stored.

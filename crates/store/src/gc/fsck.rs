@@ -198,6 +198,11 @@ impl Registry {
                                     tx.delete(Table::BlobLinks, &keys::blob_link(&d, &repo))?;
                                 }
                             }
+                            if *table == Table::Tags {
+                                if let Some((repo, _)) = keys::parse_tag(key) {
+                                    crate::manifests::tags_changed_in_tx(tx, &repo)?;
+                                }
+                            }
                             Ok(())
                         })?;
                         let (repo, item) = scoped(*table, key)?;

@@ -11,8 +11,8 @@ mod referrers;
 mod tags;
 
 pub(crate) use cache::Cache;
-pub(crate) use tags::untag_in_tx;
 pub use tags::TagInfo;
+pub(crate) use tags::{new_tags_version, tags_changed_in_tx, untag_in_tx};
 
 use berth_oci::{
     Algorithm, Descriptor, Digest, ImageDetails, ManifestKind, ParsedManifest, Reference, RepoName,
@@ -238,6 +238,7 @@ impl Registry {
                                 pushed_at: now,
                             },
                         )?;
+                        tags_changed_in_tx(tx, repo)?;
                     }
                     meta::tx_put(tx, Table::Manifests, &mkey, &record)?;
                     let mut pushed =
@@ -422,6 +423,7 @@ impl Registry {
                         };
                         tx.delete(Table::Tags, &key)?;
                         untag_in_tx(tx, &repo, &tag.digest, t.as_str())?;
+                        tags_changed_in_tx(tx, &repo)?;
                         let mut e = Event::new(EventKind::TagDeleted, repo.namespace(), &ctx)
                             .in_repo(&repo);
                         e.tag = Some(t.as_str().to_string());
@@ -483,6 +485,7 @@ impl Registry {
                             if let Some(t) = meta::tx_get::<TagRecord>(tx, Table::Tags, k)? {
                                 if &t.digest == d {
                                     tx.delete(Table::Tags, k)?;
+                                    tags_changed_in_tx(tx, repo)?;
                                 }
                             }
                         }

@@ -4,8 +4,8 @@ use berth_oci::{Digest, RepoName};
 
 use crate::error::{Error, Result};
 use crate::layout::keys;
-use crate::meta::{self, Table, TxResult, Txn};
-use crate::records::{ManifestRecord, Millis, TagRecord};
+use crate::meta::{self, MetaDbExt, Table, TxResult, Txn};
+use crate::records::{ManifestRecord, Millis, RepoRecord, TagRecord};
 use crate::{Page, Registry};
 
 /// A tag with what it points at.
@@ -33,6 +33,23 @@ pub(crate) fn untag_in_tx(
             rec.tags.retain(|t| t != tag);
             meta::tx_put(tx, Table::Manifests, &key, &rec)?;
         }
+    }
+    Ok(())
+}
+
+/// A fresh value for [`RepoRecord::tags_version`].
+pub(crate) fn new_tags_version() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
+/// Inside a transaction that adds, moves or removes a tag of `repo`: the
+/// repository gets a new tags version, so that listings cached under the
+/// old one stop being served (on every process sharing the metadata).
+pub(crate) fn tags_changed_in_tx(tx: &dyn Txn, repo: &RepoName) -> TxResult<()> {
+    let key = keys::repo(repo);
+    if let Some(mut rec) = meta::tx_get::<RepoRecord>(tx, Table::Repos, &key)? {
+        rec.tags_version = new_tags_version();
+        meta::tx_put(tx, Table::Repos, &key, &rec)?;
     }
     Ok(())
 }
@@ -70,6 +87,27 @@ impl Registry {
             self.db()
                 .scan_keys(Table::Tags, &prefix, after.as_deref(), n.saturating_add(1))?;
         crate::page(keys.iter().map(|k| tag_name(repo, k)), n)
+    }
+
+    /// The repository's tags version: it changes whenever a tag is added,
+    /// moved or removed, so a whole listing kept under one version is
+    /// current while this still returns it. One point read.
+    pub async fn tags_version(&self, repo: &RepoName) -> Result<u64> {
+        self.meta_point(|r| {
+            let rec = if r.inner.deleting.hides(repo) {
+                None
+            } else {
+                r.db()
+                    .get_json::<RepoRecord>(Table::Repos, &keys::repo(repo))?
+            };
+            match rec {
+                Some(rec) if !rec.deleting => Ok(rec.tags_version),
+                _ => Err(Error::RepoUnknown {
+                    name: repo.to_string(),
+                }),
+            }
+        })
+        .await
     }
 
     /// Tags with their digests, in lexical order.

@@ -370,6 +370,7 @@ impl Registry {
             last_push: None,
             last_pull: None,
             deleting: false,
+            tags_version: crate::manifests::new_tags_version(),
         });
         if rec.deleting {
             return Err(Error::BeingDeleted {
