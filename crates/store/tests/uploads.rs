@@ -343,3 +343,37 @@ fn bytes_a_crash_left_after_the_last_recorded_chunk_are_cut_off() {
         assert_eq!(read_blob(&reg, &r, &sha(&data)).await, data);
     });
 }
+
+#[test]
+fn a_final_chunk_whose_commit_fails_is_not_part_of_the_session() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = open_fs(dir.path()).await;
+        let r = repo("up/app");
+        let data = noise(14, 90_000);
+        let d = sha(&data);
+        let s = reg.upload_start(&r).await.unwrap();
+        reg.upload_append(&r, &s.id, Some(0), body(&data[..60_000]), None)
+            .await
+            .unwrap();
+        // A file where the blob's directory must go: the commit cannot
+        // place the blob.
+        let blob_dir = blob_file(dir.path(), &d).parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(blob_dir.parent().unwrap()).unwrap();
+        std::fs::write(&blob_dir, b"in the way").unwrap();
+        let final_chunk = || Some((body(&data[60_000..]), Some(30_000)));
+        reg.upload_finish(&r, &s.id, &d, final_chunk())
+            .await
+            .unwrap_err();
+        assert!(!has_blob(&reg, &r, &d).await);
+        // The final chunk was not acknowledged: the session stands where
+        // its last acknowledged chunk left it, on disk too.
+        assert_eq!(reg.upload_status(&r, &s.id).await.unwrap().size, 60_000);
+        assert_eq!(upload_files(dir.path())[0].1, 60_000);
+        std::fs::remove_file(&blob_dir).unwrap();
+        reg.upload_finish(&r, &s.id, &d, final_chunk())
+            .await
+            .unwrap();
+        assert_eq!(read_blob(&reg, &r, &d).await, data);
+    });
+}

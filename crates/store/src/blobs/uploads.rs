@@ -251,7 +251,7 @@ impl Registry {
                 });
             }
         }
-        self.append_locked(uuid, &mut live, (body, declared_len))
+        self.append_locked(uuid, &mut live, (body, declared_len), Record::Now)
             .await?;
         Ok(UploadState {
             id: uuid.to_string(),
@@ -259,11 +259,16 @@ impl Registry {
         })
     }
 
+    /// Appends one chunk. Its bytes are on disk when this returns; with
+    /// [`Record::Now`] the session's record says so durably too (a chunk
+    /// about to be acknowledged), with [`Record::ByCommit`] only the
+    /// in-memory session does, for a final chunk whose commit follows.
     async fn append_locked(
         &self,
         uuid: Uuid,
         live: &mut Live,
         (body, declared): Body,
+        record: Record,
     ) -> Result<()> {
         let rec = live.record.as_ref().expect("loaded");
         let paths = part_paths(uuid, rec);
@@ -324,6 +329,11 @@ impl Registry {
             _ => rec.parts.push(n),
         }
         rec.updated_at = now_millis();
+        if record == Record::ByCommit {
+            live.record = Some(rec);
+            live.hasher = Some(hasher);
+            return Ok(());
+        }
         let r = self
             .meta(move |r| {
                 let key = keys::upload(&uuid);
@@ -367,9 +377,17 @@ impl Registry {
     ) -> Result<()> {
         let (uuid, mut live) = self.session(repo, id).await?;
         // A final PUT with an empty body (docker's) adds no chunk.
-        if let Some(body) = body.filter(|(_, len)| *len != Some(0)) {
-            self.append_locked(uuid, &mut live, body).await?;
-        }
+        // The final chunk is recorded by the commit, not on its own: the
+        // client is answered only after the commit, and one metadata flush
+        // (not two) makes a `POST` + `PUT` with the body durable.
+        let appended = match body.filter(|(_, len)| *len != Some(0)) {
+            Some(body) => {
+                self.append_locked(uuid, &mut live, body, Record::ByCommit)
+                    .await?;
+                true
+            }
+            None => false,
+        };
         let rec = live.record.clone().expect("loaded");
         let paths = part_paths(uuid, &rec);
         let actual = match (digest.algorithm(), &live.hasher) {
@@ -387,8 +405,19 @@ impl Registry {
                 actual,
             });
         }
-        self.store_blob(repo, digest, rec.size(), &paths, Some(uuid))
-            .await?;
+        if let Err(e) = self
+            .store_blob(repo, digest, rec.size(), &paths, Some(uuid))
+            .await
+        {
+            if appended {
+                // The final chunk was never recorded: forget the session's
+                // state here, so its next use loads the stored record and
+                // cuts the file back to it, as after a restart.
+                live.record = None;
+                live.hasher = None;
+            }
+            return Err(e);
+        }
         drop(live);
         self.inner.uploads.remove(&uuid);
         Ok(())
@@ -523,6 +552,16 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Whether [`Registry::append_locked`] records the chunk in the session's
+/// metadata itself.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Record {
+    /// Recorded and flushed before returning: the chunk is acknowledged.
+    Now,
+    /// Left to the commit that follows in the same request.
+    ByCommit,
 }
 
 fn part_paths(uuid: Uuid, rec: &UploadRecord) -> Vec<object_store::path::Path> {
