@@ -671,6 +671,13 @@ fn size_accounting_counts_shared_layers_once() {
         .map(|n| n["size"].as_u64().unwrap())
         .collect();
     assert_eq!(sizes, vec![s1 + c.size() - base_len, o.size()]);
+    // Figures are computed for the page asked for, whichever it is.
+    let r = get(&api(b, "/namespaces?order_by=name_desc&page_size=1&page=2"));
+    let page = ok(&r, 200);
+    assert_eq!(page["total_count"], 2);
+    assert_eq!(page["namespaces"][0]["name"], "acme");
+    assert_eq!(page["namespaces"][0]["size"], s1 + c.size() - base_len);
+    assert_eq!(page["namespaces"][0]["image_count"], 3);
     let r = get(&api(b, "/namespaces/acme/repositories"));
     let sizes: Vec<u64> = ok(&r, 200)["repositories"]
         .as_array()

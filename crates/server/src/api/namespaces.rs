@@ -31,29 +31,32 @@ pub(super) async fn list_namespaces(
     let page = q.page()?;
     let order = q.order_by(&NS_ORDERS, "created_at_asc")?;
     let region = region(state).await?;
-    let all: Vec<NamespaceInfo> = state
+    // Records only: figures cost a scan of each namespace's links, so they
+    // are computed for the page, not for every namespace.
+    let all: Vec<(String, berth_store::NamespaceRecord)> = state
         .registry
-        .namespaces()
+        .namespace_records()
         .await?
         .into_iter()
-        .filter(|n| q.get("name").is_none_or(|f| n.name == f))
-        .filter(|n| q.get("project_id").is_none_or(|f| n.record.project_id == f))
+        .filter(|(name, _)| q.get("name").is_none_or(|f| name == f))
+        .filter(|(_, rec)| q.get("project_id").is_none_or(|f| rec.project_id == f))
         .collect();
-    let mut all = access::seen_namespaces(state, caller, all, |n| &n.name).await;
-    all.sort_by(|a, b| {
-        let by_name = a.name.cmp(&b.name);
+    let mut all = access::seen_namespaces(state, caller, all, |(name, _)| name.as_str()).await;
+    all.sort_by(|(a, ar), (b, br)| {
+        let by_name = a.cmp(b);
         match order.as_str() {
-            "created_at_desc" => b.record.created_at.cmp(&a.record.created_at).then(by_name),
+            "created_at_desc" => br.created_at.cmp(&ar.created_at).then(by_name),
             "name_asc" => by_name,
             "name_desc" => by_name.reverse(),
-            "status_asc" => a.record.status.cmp(&b.record.status).then(by_name),
-            "status_desc" => b.record.status.cmp(&a.record.status).then(by_name),
-            _ => a.record.created_at.cmp(&b.record.created_at).then(by_name),
+            "status_asc" => ar.status.cmp(&br.status).then(by_name),
+            "status_desc" => br.status.cmp(&ar.status).then(by_name),
+            _ => ar.created_at.cmp(&br.created_at).then(by_name),
         }
     });
     let total_count = all.len() as u64;
     let mut namespaces = Vec::new();
-    for mut n in paginate(all, page) {
+    for (name, record) in paginate(all, page) {
+        let mut n = state.registry.namespace_figures(name, record).await?;
         visible_figures(state, caller, &mut n).await?;
         namespaces.push(namespace_dto(n, host, &region));
     }

@@ -95,6 +95,35 @@ impl Registry {
         Ok(namespaces)
     }
 
+    /// Every namespace's stored record, without the figures: one scan of
+    /// the namespace table, for listings that sort and page before they
+    /// compute figures ([`Registry::namespace_figures`]) for one page.
+    pub async fn namespace_records(&self) -> Result<Vec<(String, NamespaceRecord)>> {
+        self.meta(move |r| {
+            let rows = r.db().scan(Table::Namespaces, b"", None, usize::MAX)?;
+            rows.into_iter()
+                .map(|(k, v)| {
+                    Ok((
+                        keys::parse_namespace(&k),
+                        meta::decode(Table::Namespaces, &v)?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// A namespace's figures (repositories and distinct bytes) added to its
+    /// record, as read by [`Registry::namespace_records`].
+    pub async fn namespace_figures(
+        &self,
+        name: String,
+        record: NamespaceRecord,
+    ) -> Result<NamespaceInfo> {
+        self.meta(move |r| r.namespace_figures_blocking(name, record))
+            .await
+    }
+
     /// Every namespace with its figures.
     pub async fn namespaces(&self) -> Result<Vec<NamespaceInfo>> {
         self.meta(move |r| r.namespaces_blocking()).await
@@ -107,12 +136,16 @@ impl Registry {
         for (k, v) in rows {
             let name = keys::parse_namespace(&k);
             let record: NamespaceRecord = meta::decode(Table::Namespaces, &v)?;
-            out.push(self.namespace_figures(name, record)?);
+            out.push(self.namespace_figures_blocking(name, record)?);
         }
         Ok(out)
     }
 
-    fn namespace_figures(&self, name: String, record: NamespaceRecord) -> Result<NamespaceInfo> {
+    fn namespace_figures_blocking(
+        &self,
+        name: String,
+        record: NamespaceRecord,
+    ) -> Result<NamespaceInfo> {
         let (repo_count, size) = if record.status == NamespaceStatus::Deleting {
             (0, 0)
         } else {
@@ -143,7 +176,7 @@ impl Registry {
             .db()
             .get_json(Table::Namespaces, &keys::namespace(name))?
             .ok_or_else(|| Error::NamespaceUnknown { name: name.into() })?;
-        self.namespace_figures(name.to_string(), rec)
+        self.namespace_figures_blocking(name.to_string(), rec)
     }
 
     /// Creates a namespace.
