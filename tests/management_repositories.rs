@@ -478,6 +478,13 @@ fn repository_list_order_by_every_value() {
     let r = get(&api(b, "/namespaces/ord/repositories?page=3&page_size=1"));
     assert_eq!(names(ok(&r, 200), "repositories"), v(&["c"]));
     assert_eq!(r.json["total_count"], 3);
+    // Figures are computed for the page asked for.
+    let detail = get(&api(b, "/namespaces/ord/repositories/c"));
+    let c = &ok(&detail, 200)["repository"];
+    assert!(c["size"].as_u64().unwrap() > 1500);
+    for figure in ["size", "tag_count", "artifact_count", "latest_tag"] {
+        assert_eq!(r.json["repositories"][0][figure], c[figure], "{figure}");
+    }
     let r = get(&api(b, "/namespaces/ord/repositories?page=4&page_size=1"));
     assert_eq!(names(ok(&r, 200), "repositories"), Vec::<String>::new());
     assert_eq!(r.json["total_count"], 3);

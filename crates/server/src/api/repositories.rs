@@ -31,26 +31,52 @@ pub(super) async fn list_repositories(
 ) -> Result<Response<Body>> {
     let page = q.page()?;
     let order = q.order_by(&REPO_ORDERS, "name_asc")?;
-    let all = state.registry.repositories(ns).await?;
-    let mut all = access::seen_repos(state, caller, all, |r| &r.name).await;
-    all.sort_by(|a, b| {
-        let by_name = a.name.cmp(&b.name);
+    let records = state.registry.repository_records(ns).await?;
+    let records = access::seen_repos(state, caller, records, |(r, _)| r.as_str()).await;
+    // Figures cost scans of each repository's tags and links: computed for
+    // the page only, unless the order is by size.
+    let by_size = order.starts_with("size_");
+    let mut all = Vec::with_capacity(records.len());
+    for (name, record) in records {
+        let summary = match by_size {
+            true => Some(
+                state
+                    .registry
+                    .repository_summary(name.clone(), record.clone())
+                    .await?,
+            ),
+            false => None,
+        };
+        all.push((name, record, summary));
+    }
+    let size = |s: &Option<RepoSummary>| s.as_ref().map_or(0, |s| s.size);
+    all.sort_by(|(a, ar, asum), (b, br, bsum)| {
+        let by_name = a.as_str().cmp(b.as_str());
         match order.as_str() {
             "name_desc" => by_name.reverse(),
-            "created_at_asc" => a.record.created_at.cmp(&b.record.created_at).then(by_name),
-            "created_at_desc" => b.record.created_at.cmp(&a.record.created_at).then(by_name),
-            "last_push_asc" => a.record.last_push.cmp(&b.record.last_push).then(by_name),
-            "last_push_desc" => b.record.last_push.cmp(&a.record.last_push).then(by_name),
-            "size_asc" => a.size.cmp(&b.size).then(by_name),
-            "size_desc" => b.size.cmp(&a.size).then(by_name),
+            "created_at_asc" => ar.created_at.cmp(&br.created_at).then(by_name),
+            "created_at_desc" => br.created_at.cmp(&ar.created_at).then(by_name),
+            "last_push_asc" => ar.last_push.cmp(&br.last_push).then(by_name),
+            "last_push_desc" => br.last_push.cmp(&ar.last_push).then(by_name),
+            "size_asc" => size(asum).cmp(&size(bsum)).then(by_name),
+            "size_desc" => size(bsum).cmp(&size(asum)).then(by_name),
             _ => by_name,
         }
     });
     let total_count = all.len() as u64;
-    let repositories = paginate(all, page)
-        .into_iter()
-        .map(repository_dto)
-        .collect();
+    let mut repositories = Vec::new();
+    for (name, record, summary) in paginate(all, page) {
+        let summary = match summary {
+            Some(s) => s,
+            None => match state.registry.repository_summary(name, record).await {
+                Ok(s) => s,
+                // Deleted since the records were read: no longer listed.
+                Err(berth_store::Error::RepoUnknown { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        repositories.push(repository_dto(summary));
+    }
     Ok(json_response(
         StatusCode::OK,
         &RepositoryList {

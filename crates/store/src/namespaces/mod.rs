@@ -63,6 +63,14 @@ pub fn validate_namespace_name(name: &str) -> Result<()> {
 
 /// The repositories of a namespace, by name.
 fn repos_of_namespace(db: &dyn MetaDb, ns: &str) -> Result<Vec<RepoName>> {
+    Ok(repo_records_of_namespace(db, ns)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The repositories of a namespace with their stored records, by name.
+fn repo_records_of_namespace(db: &dyn MetaDb, ns: &str) -> Result<Vec<(RepoName, RepoRecord)>> {
     let mut out = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     let prefix = keys::repos_prefix(ns);
@@ -70,10 +78,10 @@ fn repos_of_namespace(db: &dyn MetaDb, ns: &str) -> Result<Vec<RepoName>> {
         let rows = db.scan(Table::Repos, &prefix, after.as_deref(), 1000)?;
         let Some((last, _)) = rows.last() else { break };
         after = Some(last.clone());
-        for (k, _) in &rows {
+        for (k, v) in &rows {
             if let Some(name) = keys::parse_repo(k) {
                 if name.namespace() == ns {
-                    out.push(name);
+                    out.push((name, meta::decode(Table::Repos, v)?));
                 }
             }
         }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use berth_oci::{Digest, ManifestKind, Platform, RepoName};
 
-use super::repos_of_namespace;
+use super::repo_records_of_namespace;
 use crate::error::{Error, Result};
 use crate::layout::keys;
 use crate::meta::{self, MetaDbExt, Table};
@@ -107,7 +107,7 @@ impl Registry {
         Ok(total)
     }
 
-    /// Repositories of a namespace.
+    /// Repositories of a namespace, with their figures.
     pub async fn repositories(&self, ns: &str) -> Result<Vec<RepoSummary>> {
         let ns = ns.to_owned();
         self.meta(move |r| r.repositories_blocking(&ns)).await
@@ -115,15 +115,41 @@ impl Registry {
 
     /// [`Registry::repositories`] on a blocking thread (inside [`Registry::meta`]).
     pub(crate) fn repositories_blocking(&self, ns: &str) -> Result<Vec<RepoSummary>> {
-        let info = self.namespace_blocking(ns)?;
-        if info.record.status == NamespaceStatus::Deleting {
+        self.repository_records_blocking(ns)?
+            .into_iter()
+            .map(|(name, record)| self.repo_summary_of(name, record))
+            .collect()
+    }
+
+    /// Repositories of a namespace with their stored records, without the
+    /// figures: one scan, for listings that sort and page before they
+    /// summarise one page ([`Registry::repository_summary`]).
+    pub async fn repository_records(&self, ns: &str) -> Result<Vec<(RepoName, RepoRecord)>> {
+        let ns = ns.to_owned();
+        self.meta(move |r| r.repository_records_blocking(&ns)).await
+    }
+
+    fn repository_records_blocking(&self, ns: &str) -> Result<Vec<(RepoName, RepoRecord)>> {
+        let info = self
+            .namespace_record_blocking(ns)?
+            .ok_or_else(|| Error::NamespaceUnknown { name: ns.into() })?;
+        if info.status == NamespaceStatus::Deleting {
             return Ok(Vec::new());
         }
-        repos_of_namespace(self.db(), ns)?
-            .iter()
-            .filter(|r| !self.inner.deleting.hides(r))
-            .map(|r| self.repo_summary(r))
-            .collect()
+        Ok(repo_records_of_namespace(self.db(), ns)?
+            .into_iter()
+            .filter(|(r, rec)| !rec.deleting && !self.inner.deleting.hides(r))
+            .collect())
+    }
+
+    /// A repository's figures added to its record, as read by
+    /// [`Registry::repository_records`].
+    pub async fn repository_summary(
+        &self,
+        repo: RepoName,
+        record: RepoRecord,
+    ) -> Result<RepoSummary> {
+        self.meta(move |r| r.repo_summary_of(repo, record)).await
     }
 
     fn repo_summary(&self, repo: &RepoName) -> Result<RepoSummary> {
@@ -133,6 +159,11 @@ impl Registry {
             .ok_or_else(|| Error::RepoUnknown {
                 name: repo.to_string(),
             })?;
+        self.repo_summary_of(repo.clone(), record)
+    }
+
+    fn repo_summary_of(&self, repo: RepoName, record: RepoRecord) -> Result<RepoSummary> {
+        let repo = &repo;
         let tags = self.tag_list_blocking(repo)?;
         let latest_tag = tags
             .iter()
