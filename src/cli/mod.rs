@@ -187,6 +187,17 @@ pub(crate) fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
+/// What a failure to open the store was doing, naming every part a
+/// configuration can point elsewhere: the data directory and both backends.
+pub(crate) fn opening(store: &berth_store::StoreConfig) -> String {
+    format!(
+        "opening the registry (data directory {}, {} metadata, {} object storage)",
+        store.data_dir.display(),
+        store.metadata.name(),
+        store.objects.name()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::error_chain;

@@ -52,9 +52,9 @@ pub fn run(mut cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let registry = Registry::open(cfg.store())
-        .await
-        .with_context(|| format!("opening data directory {}", cfg.storage.data_dir.display()))?;
+    let store = cfg.store();
+    let opening = super::opening(&store);
+    let registry = Registry::open(store).await.context(opening)?;
     let auth = auth_config(&cfg);
     bootstrap_admin(&registry).await?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {

@@ -111,12 +111,10 @@ async fn open(cfg: &Config, data_dir: Option<PathBuf>) -> anyhow::Result<Registr
     let mut store = cfg.store();
     store.data_dir = dir.clone();
     store.gc_scheduler = false;
-    Registry::open(store).await.with_context(|| {
-        format!(
-            "opening data directory {} (stop the server first, or use the management API)",
-            dir.display()
-        )
-    })
+    let opening = super::opening(&store);
+    Registry::open(store)
+        .await
+        .with_context(|| format!("{opening} (stop the server first, or use the management API)"))
 }
 
 /// Reads a password: one line from standard input, or a double prompt on

@@ -7,7 +7,8 @@
 #   - the metadata engine suite and the store's suites on PostgreSQL, then
 #     the conformance and OCI-client suites against `berth serve` with its
 #     metadata there;
-#   - the conformance and OCI-client suites on PostgreSQL and S3 together.
+#   - the conformance and OCI-client suites on PostgreSQL and S3 together;
+#   - `berth migrate-schema` and the schema checks of `berth serve`.
 #
 #   bash tests/backends/run.sh
 #
@@ -18,6 +19,8 @@ cd "$(dirname "$0")/../.."
 source tests/support/servers.sh
 
 black_box=(conformance oci_client)
+cargo build --release --bin berth
+berth="${BERTH_BIN:-$PWD/target/release/berth}"
 
 echo "store suites on the in-memory object store"
 BERTH_TEST_OBJECTS=memory cargo test --release -p berth-store "${store_suites[@]}"
@@ -68,3 +71,40 @@ for with_s3 in no yes; do
         fi
     done
 done
+
+# Operators who run migrations themselves: `metadata.migrate = false`, and
+# `berth migrate-schema` before the first start and after upgrades.
+echo "berth migrate-schema and the schema checks of berth serve"
+psql "$pg_admin" -q -c "CREATE DATABASE migrated"
+schema_dir="$(mktemp -d)"
+export BERTH_METADATA__BACKEND=postgres BERTH_METADATA__URL="$(pg_url migrated)"
+export BERTH_METADATA__MIGRATE=false
+expect_refusal() { # WHAT PATTERN COMMAND...: COMMAND must fail and print PATTERN
+    local what="$1" pattern="$2" out
+    shift 2
+    if out="$("$@" 2>&1)"; then
+        echo "$what: expected a refusal, got success: $out" >&2
+        exit 1
+    fi
+    grep -q -- "$pattern" <<<"$out" ||
+        { echo "$what: expected \"$pattern\" in: $out" >&2; exit 1; }
+}
+port="$(free_port)"
+expect_refusal "serve on an empty database" "run \`berth migrate-schema\`" \
+    timeout 30 "$berth" serve --addr "127.0.0.1:$port" --data-dir "$schema_dir/data"
+"$berth" migrate-schema | grep -q "up to date"
+"$berth" migrate-schema | grep -q "up to date" # again: nothing to do
+[ "$(psql "$(pg_url migrated)" -qAt -c 'SELECT max(version) FROM berth_schema')" = 1 ] ||
+    { echo "berth migrate-schema did not record schema version 1" >&2; exit 1; }
+"$berth" serve --addr "127.0.0.1:$port" --data-dir "$schema_dir/data" >"$schema_dir/serve.log" 2>&1 &
+serve_pid=$!
+trap 'stop_pid "$serve_pid"; stop_servers' EXIT
+wait_ready berth "$serve_pid" "$schema_dir/serve.log" curl -sf "http://127.0.0.1:$port/readyz"
+stop_pid "$serve_pid"
+psql "$(pg_url migrated)" -q -c 'UPDATE berth_schema SET version = 99'
+expect_refusal "serve on a newer schema" "written by a newer Berth" \
+    timeout 30 "$berth" serve --addr "127.0.0.1:$port" --data-dir "$schema_dir/data"
+expect_refusal "migrate-schema on a newer schema" "written by a newer Berth" "$berth" migrate-schema
+unset BERTH_METADATA__BACKEND BERTH_METADATA__URL BERTH_METADATA__MIGRATE
+rm -rf "$schema_dir"
+echo "migrate-schema: schema created once, serve refuses a missing and a newer schema"
