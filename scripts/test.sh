@@ -46,6 +46,9 @@ bash tests/api/schemathesis.sh
 step "web console (Vitest, rebuild check, API types check, Playwright e2e in chromium)"
 bash scripts/console.sh
 
+step "deployment examples (systemd unit, Dockerfile, Kubernetes manifests)"
+bash tests/deploy/check.sh
+
 step "other backends: in-memory and S3 objects, PostgreSQL metadata, PostgreSQL with S3"
 bash tests/backends/run.sh
 

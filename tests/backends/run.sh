@@ -8,6 +8,7 @@
 #     the conformance and OCI-client suites against `berth serve` with its
 #     metadata there;
 #   - the conformance and OCI-client suites on PostgreSQL and S3 together;
+#   - `berth serve` with the Kubernetes example's environment on both;
 #   - `berth migrate-schema` and the schema checks of `berth serve`.
 #
 #   bash tests/backends/run.sh
@@ -71,6 +72,34 @@ for with_s3 in no yes; do
         fi
     done
 done
+
+# The Kubernetes example's environment, with the cluster's addresses
+# replaced by the test servers': Berth starts, is ready, and its first
+# administrator (from the example's Secret) can sign in.
+echo "berth serve with examples/kubernetes/deployment.yaml's environment"
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
+psql "$pg_admin" -q -c "CREATE DATABASE k8s"
+k8s_dir="$(mktemp -d)"
+mapfile -t k8s_env < <(python3 tests/deploy/examples.py env)
+mapfile -t k8s_s3 < <(s3_serve_env k8s)
+port="$(free_port)"
+env -i PATH="$PATH" HOME="$k8s_dir" "${k8s_env[@]}" "${k8s_s3[@]}" \
+    BERTH_SERVER__ADDR="127.0.0.1:$port" BERTH_METADATA__URL="$(pg_url k8s)" \
+    BERTH_STORAGE__DATA_DIR="$k8s_dir/data" "$berth" serve >"$k8s_dir/serve.log" 2>&1 &
+k8s_pid=$!
+trap 'stop_pid "$k8s_pid"; stop_servers' EXIT
+wait_ready berth "$k8s_pid" "$k8s_dir/serve.log" curl -sf "http://127.0.0.1:$port/readyz"
+admin_password="$(sed -n 's/^BERTH_ADMIN_PASSWORD=//p' <<<"$(printf '%s\n' "${k8s_env[@]}")")"
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/")"
+[ "$code" = 401 ] || { echo "anonymous /v2/ answered $code, expected 401 (auth.mode = token)" >&2; exit 1; }
+code="$(curl -s -o /dev/null -w '%{http_code}' -u "admin:$admin_password" \
+    "http://127.0.0.1:$port/api/v1/namespaces")"
+[ "$code" = 200 ] || { echo "the example's administrator got $code from /api/v1/namespaces" >&2; exit 1; }
+grep -q '"level":"INFO"' "$k8s_dir/serve.log" ||
+    { echo "the example asks for JSON logs; the log is not JSON" >&2; exit 1; }
+stop_pid "$k8s_pid"
+rm -rf "$k8s_dir"
+echo "kubernetes example: ready on PostgreSQL and S3, administrator signs in, JSON logs"
 
 # Operators who run migrations themselves: `metadata.migrate = false`, and
 # `berth migrate-schema` before the first start and after upgrades.
