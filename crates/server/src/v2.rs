@@ -103,14 +103,7 @@ async fn route(
             let n = q.n(CATALOG_MAX)?.min(CATALOG_MAX);
             let last = q.get("last");
             let page = auth::catalog(state, caller, last, n).await?;
-            let link = page
-                .more
-                .then(|| {
-                    page.items
-                        .last()
-                        .map(|l| format!("/v2/_catalog?n={n}&last={}", enc(l)))
-                })
-                .flatten();
+            let link = next_page(&page, &format!("/v2/_catalog?n={n}"));
             // Serialised straight from the page: no JSON tree of copies.
             let body = serde_json::to_string(&CatalogBody {
                 repositories: &page.items,
@@ -458,14 +451,7 @@ async fn tag_list(state: &AppState, repo: &RepoName, q: &Query) -> Result<Respon
     }
     let n = q.n(TAGS_MAX)?.min(TAGS_MAX);
     let page = state.registry.tags(repo, q.get("last"), n).await?;
-    let link = page
-        .more
-        .then(|| {
-            page.items
-                .last()
-                .map(|l| format!("/v2/{repo}/tags/list?n={n}&last={}", enc(l)))
-        })
-        .flatten();
+    let link = next_page(&page, &format!("/v2/{repo}/tags/list?n={n}"));
     let body = Bytes::from(
         serde_json::to_vec(&TagsBody {
             name: repo.as_str(),
@@ -583,6 +569,13 @@ fn body_stream(req: Request<Incoming>) -> (ByteStream, Option<u64>) {
         })
         .boxed();
     (stream, len)
+}
+
+/// The `Link` target of the page after `page`: `first` (a path with `n`)
+/// and the last name listed; none when the listing ended.
+fn next_page(page: &berth_store::Page, first: &str) -> Option<String> {
+    let last = page.items.last().filter(|_| page.more)?;
+    Some(format!("{first}&last={}", enc(last)))
 }
 
 fn enc(s: &str) -> String {
