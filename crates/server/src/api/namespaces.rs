@@ -55,8 +55,11 @@ pub(super) async fn list_namespaces(
     });
     let total_count = all.len() as u64;
     let mut namespaces = Vec::new();
-    for (name, record) in paginate(all, page) {
-        let mut n = state.registry.namespace_figures(name, record).await?;
+    let page = state
+        .registry
+        .namespace_figures(paginate(all, page))
+        .await?;
+    for mut n in page {
         visible_figures(state, caller, &mut n).await?;
         namespaces.push(namespace_dto(n, host, &region));
     }

@@ -36,21 +36,15 @@ pub(super) async fn list_repositories(
     // Figures cost scans of each repository's tags and links: computed for
     // the page only, unless the order is by size.
     let by_size = order.starts_with("size_");
-    let mut all = Vec::with_capacity(records.len());
-    for (name, record) in records {
-        let summary = match by_size {
-            true => Some(
-                state
-                    .registry
-                    .repository_summary(name.clone(), record.clone())
-                    .await?,
-            ),
-            false => None,
-        };
-        all.push((name, record, summary));
+    let mut sizes = std::collections::HashMap::new();
+    if by_size {
+        for s in state.registry.repository_summaries(records.clone()).await? {
+            sizes.insert(s.name.clone(), s);
+        }
     }
-    let size = |s: &Option<RepoSummary>| s.as_ref().map_or(0, |s| s.size);
-    all.sort_by(|(a, ar, asum), (b, br, bsum)| {
+    let size = |r: &RepoName| sizes.get(r.as_str()).map_or(0, |s| s.size);
+    let mut all = records;
+    all.sort_by(|(a, ar), (b, br)| {
         let by_name = a.as_str().cmp(b.as_str());
         match order.as_str() {
             "name_desc" => by_name.reverse(),
@@ -58,25 +52,22 @@ pub(super) async fn list_repositories(
             "created_at_desc" => br.created_at.cmp(&ar.created_at).then(by_name),
             "last_push_asc" => ar.last_push.cmp(&br.last_push).then(by_name),
             "last_push_desc" => br.last_push.cmp(&ar.last_push).then(by_name),
-            "size_asc" => size(asum).cmp(&size(bsum)).then(by_name),
-            "size_desc" => size(bsum).cmp(&size(asum)).then(by_name),
+            "size_asc" => size(a).cmp(&size(b)).then(by_name),
+            "size_desc" => size(b).cmp(&size(a)).then(by_name),
             _ => by_name,
         }
     });
     let total_count = all.len() as u64;
-    let mut repositories = Vec::new();
-    for (name, record, summary) in paginate(all, page) {
-        let summary = match summary {
-            Some(s) => s,
-            None => match state.registry.repository_summary(name, record).await {
-                Ok(s) => s,
-                // Deleted since the records were read: no longer listed.
-                Err(berth_store::Error::RepoUnknown { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            },
-        };
-        repositories.push(repository_dto(summary));
-    }
+    let page = paginate(all, page);
+    let summaries = match by_size {
+        // Already computed; a repository deleted meanwhile has none.
+        true => page
+            .into_iter()
+            .filter_map(|(r, _)| sizes.remove(r.as_str()))
+            .collect(),
+        false => state.registry.repository_summaries(page).await?,
+    };
+    let repositories = summaries.into_iter().map(repository_dto).collect();
     Ok(json_response(
         StatusCode::OK,
         &RepositoryList {

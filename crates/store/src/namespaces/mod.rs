@@ -121,15 +121,19 @@ impl Registry {
         .await
     }
 
-    /// A namespace's figures (repositories and distinct bytes) added to its
-    /// record, as read by [`Registry::namespace_records`].
+    /// Figures (repositories and distinct bytes) added to namespaces and
+    /// their records, as read by [`Registry::namespace_records`], in one
+    /// trip to the metadata.
     pub async fn namespace_figures(
         &self,
-        name: String,
-        record: NamespaceRecord,
-    ) -> Result<NamespaceInfo> {
-        self.meta(move |r| r.namespace_figures_blocking(name, record))
-            .await
+        rows: Vec<(String, NamespaceRecord)>,
+    ) -> Result<Vec<NamespaceInfo>> {
+        self.meta(move |r| {
+            rows.into_iter()
+                .map(|(name, record)| r.namespace_figures_blocking(name, record))
+                .collect()
+        })
+        .await
     }
 
     /// Every namespace with its figures.

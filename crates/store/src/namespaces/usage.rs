@@ -142,14 +142,25 @@ impl Registry {
             .collect())
     }
 
-    /// A repository's figures added to its record, as read by
-    /// [`Registry::repository_records`].
-    pub async fn repository_summary(
+    /// Figures added to repositories and their records, as read by
+    /// [`Registry::repository_records`], in one trip to the metadata. A
+    /// repository deleted since it was read is left out.
+    pub async fn repository_summaries(
         &self,
-        repo: RepoName,
-        record: RepoRecord,
-    ) -> Result<RepoSummary> {
-        self.meta(move |r| r.repo_summary_of(repo, record)).await
+        rows: Vec<(RepoName, RepoRecord)>,
+    ) -> Result<Vec<RepoSummary>> {
+        self.meta(move |r| {
+            let mut out = Vec::with_capacity(rows.len());
+            for (repo, record) in rows {
+                match r.repo_summary_of(repo, record) {
+                    Ok(s) => out.push(s),
+                    Err(Error::RepoUnknown { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     fn repo_summary(&self, repo: &RepoName) -> Result<RepoSummary> {
