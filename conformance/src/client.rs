@@ -99,6 +99,12 @@ pub enum Payload {
 pub struct Ctx {
     client: Client,
     base: String,
+    /// Replicas of one registry: each request goes to the next one, so
+    /// that every workflow crosses them (empty: everything to `base`).
+    spread: Vec<String>,
+    /// Which replica the next request goes to. Why an atomic: `send`
+    /// takes `&self`.
+    turn: std::sync::atomic::AtomicUsize,
     run_id: String,
     /// `Authorization` header value sent with every request, if any.
     authorization: Option<String>,
@@ -124,9 +130,32 @@ impl Ctx {
         Ctx {
             client,
             base: base_url.trim_end_matches('/').to_string(),
+            spread: Vec::new(),
+            turn: std::sync::atomic::AtomicUsize::new(0),
             run_id,
             authorization: None,
         }
+    }
+
+    /// A context for a registry served by several replicas at `bases`:
+    /// request after request goes to the next replica, `Location` URLs
+    /// included, so an upload started on one continues on the others.
+    pub fn spread(bases: &[String]) -> Ctx {
+        let mut ctx = Ctx::new(bases.first().expect("at least one replica"));
+        ctx.spread = bases
+            .iter()
+            .map(|b| b.trim_end_matches('/').to_string())
+            .collect();
+        ctx
+    }
+
+    /// The base URL of the next request.
+    fn next_base(&self) -> &str {
+        if self.spread.is_empty() {
+            return &self.base;
+        }
+        let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.spread[i % self.spread.len()]
     }
 
     /// Sends `Authorization: <value>` with every request (a registry with
@@ -179,11 +208,15 @@ impl Ctx {
     /// the base URL.
     pub fn resolve(&self, target: &str) -> String {
         if target.starts_with("http://") || target.starts_with("https://") {
-            target.to_string()
+            // A replica's own URL goes to the next replica instead.
+            match self.spread.iter().find(|b| target.starts_with(b.as_str())) {
+                Some(b) => format!("{}{}", self.next_base(), &target[b.len()..]),
+                None => target.to_string(),
+            }
         } else if target.starts_with('/') {
-            format!("{}{}", self.base, target)
+            format!("{}{}", self.next_base(), target)
         } else {
-            format!("{}/{}", self.base, target)
+            format!("{}/{}", self.next_base(), target)
         }
     }
 

@@ -99,6 +99,12 @@ pub fn run_with_authorization(base_url: &str, authorization: &str) -> Report {
     run_ctx(Ctx::new(base_url).with_authorization(authorization))
 }
 
+/// [`run`] against several replicas of one registry, each request to the
+/// next one.
+pub fn run_spread(bases: &[String]) -> Report {
+    run_ctx(Ctx::spread(bases))
+}
+
 fn run_ctx(ctx: Ctx) -> Report {
     let mut suite = Suite {
         ctx,

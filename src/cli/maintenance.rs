@@ -52,8 +52,10 @@ async fn open(cfg: &Config, data_dir: Option<PathBuf>) -> anyhow::Result<Registr
             store.data_dir.display()
         );
     }
-    // Offline: no scheduler, nothing running in the background.
+    // Offline: no scheduler, nothing running in the background, and no
+    // server beside it on a shared database.
     store.gc_scheduler = false;
+    store.offline = true;
     let dir = store.data_dir.display().to_string();
     Registry::open(store)
         .await
@@ -138,23 +140,8 @@ pub fn migrate_schema(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The offline passes rely on nothing else writing. sled's lock on the
-/// data directory guarantees that; a shared database cannot tell whether
-/// replicas are serving, so the passes that write are refused there.
-fn refuse_shared(cfg: &Config, what: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        cfg.metadata.backend == crate::config::MetadataKind::Sled,
-        "{what} runs only on the embedded metadata (sled): with metadata.backend = \"postgres\" \
-         replicas may be serving; run online garbage collection instead (POST /api/v1/gc)"
-    );
-    Ok(())
-}
-
 pub fn gc(cfg: Config, args: GcArgs) -> anyhow::Result<()> {
     super::init_logging(cfg.log.format, "warn");
-    if !args.dry_run {
-        refuse_shared(&cfg, "offline `berth gc`")?;
-    }
     runtime()?.block_on(async {
         let reg = open(&cfg, args.data_dir).await?;
         let opts = GcOptions {
@@ -202,9 +189,6 @@ pub fn gc(cfg: Config, args: GcArgs) -> anyhow::Result<()> {
 
 pub fn fsck(cfg: Config, args: FsckArgs) -> anyhow::Result<()> {
     super::init_logging(cfg.log.format, "warn");
-    if args.repair {
-        refuse_shared(&cfg, "`berth fsck --repair`")?;
-    }
     let clean = runtime()?.block_on(async {
         let reg = open(&cfg, args.data_dir).await?;
         let display = ProgressDisplay::start(&reg, "fsck", "blobs checked");

@@ -224,10 +224,19 @@ async fn bootstrap_admin(registry: &Registry) -> anyhow::Result<()> {
         tracing::info!("BERTH_ADMIN_PASSWORD ignored: users exist already");
         return Ok(());
     }
-    registry
-        .user_create("admin", &pw, true)
-        .await
-        .context("creating user admin from BERTH_ADMIN_PASSWORD")?;
+    match registry.user_create("admin", &pw, true).await {
+        Ok(_) => {}
+        // Another replica starting at the same time created it first.
+        Err(berth_store::Error::Exists { .. }) => {
+            tracing::info!("BERTH_ADMIN_PASSWORD ignored: another replica created `admin`");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context("creating user admin from BERTH_ADMIN_PASSWORD")
+            )
+        }
+    }
     tracing::warn!(
         "created registry administrator `admin` from BERTH_ADMIN_PASSWORD; unset the variable now"
     );

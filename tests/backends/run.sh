@@ -8,6 +8,7 @@
 #     the conformance and OCI-client suites against `berth serve` with its
 #     metadata there;
 #   - the conformance and OCI-client suites on PostgreSQL and S3 together;
+#   - three replicas on one database and one bucket (tests/replicas.rs);
 #   - `berth serve` with the Kubernetes example's environment on both;
 #   - `berth migrate-schema` and the schema checks of `berth serve`.
 #
@@ -72,6 +73,20 @@ for with_s3 in no yes; do
         fi
     done
 done
+
+# Several replicas on one database and one bucket (tests/replicas.rs):
+# pushes through one pull through the others, uploads move between them,
+# changes reach every replica within 2 s, GC runs on one at a time under
+# pushes on all, a replica killed mid-upload loses nothing acknowledged,
+# and the conformance suite passes with each request sent to the next
+# replica. Each test takes a database and a bucket prefix of its own.
+echo "three replicas on one PostgreSQL database and one S3 bucket"
+mapfile -t vars < <(s3_serve_env replicas)
+before="$(pg_row_count)"
+env "${vars[@]}" BERTH_TEST_PG_URL="$pg_admin" cargo test --release --test replicas -- --ignored
+after="$(pg_row_count)"
+[ "$after" -gt "$((before + 100))" ] ||
+    { echo "the replica tests wrote $((after - before)) rows: they did not use PostgreSQL" >&2; exit 1; }
 
 # The Kubernetes example's environment, with the cluster's addresses
 # replaced by the test servers': Berth starts, is ready, and its first

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod authkit;
 pub mod bad_input;
 pub mod gc;
+pub mod gc_load;
 pub mod hardening;
 pub mod management;
 pub mod metrics;
@@ -29,7 +30,7 @@ pub mod media {
 }
 
 #[path = "../support/pg_database.rs"]
-mod pg_database;
+pub mod pg_database;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

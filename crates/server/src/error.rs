@@ -314,6 +314,9 @@ pub fn classify(e: &StoreError) -> (ErrorCode, Fault, MgmtKind) {
         StoreError::Exists { .. } => (C::Unknown, F::Misrouted, M::Conflict),
         StoreError::NotFound { .. } => (C::Unknown, F::Misrouted, M::NotFound),
         StoreError::GcBusy => (C::Unknown, F::Misrouted, M::Conflict),
+        // Only ever a run's recorded failure, never a response; listed so
+        // that the table stays exhaustive.
+        StoreError::GcLeaseLost => (C::Unknown, F::Misrouted, M::Conflict),
         StoreError::GcRunUnknown { .. } => (C::Unknown, F::Misrouted, M::NotFound),
         StoreError::InvalidInput { .. } => (C::Unknown, F::Misrouted, M::Invalid),
         StoreError::ManifestInvalid { .. } => (C::ManifestInvalid, F::No, M::Internal),

@@ -133,6 +133,12 @@ pub enum Error {
         "a garbage-collection run is in progress; wait for it to finish (GET /api/v1/gc/runs)"
     )]
     GcBusy,
+    /// A run's lease lapsed and another replica took it over.
+    #[error(
+        "this run lost the garbage-collection lease (the server paused longer than the lease \
+         lasts, and another replica took over); nothing is half-done, start a new run if needed"
+    )]
+    GcLeaseLost,
     /// No such garbage-collection run.
     #[error("garbage-collection run {id} does not exist")]
     GcRunUnknown {

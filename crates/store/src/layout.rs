@@ -58,6 +58,10 @@
 //! outbox      <seq, 16 hex digits>                 -> Event not yet fanned out to webhooks
 //! deliveries  <webhook uuid>\0<seq, 16 hex>        -> Delivery (event, state, attempts, lease)
 //! delivery_queue <webhook uuid>\0<seq, 16 hex>     -> QueueEntry of a pending delivery
+//! deleting    ns:<namespace> | repo:<repo>         -> (empty) names being deleted, for
+//!             every replica to hide (the flags in namespaces and repos decide)
+//!             indexed (in settings)                -> the index was built from the flags
+//! leases      gc                                   -> GcLease (run, holder, until, last slot)
 //! ```
 
 use berth_oci::Digest;
@@ -96,9 +100,14 @@ pub(crate) fn probe_path(id: &Uuid) -> Path {
     Path::from_iter([PROBE_DIR.to_string(), id.to_string()])
 }
 
-/// Object path of one chunk of an upload.
-pub(crate) fn upload_part_path(id: &Uuid, part: usize) -> Path {
-    Path::from_iter([UPLOADS_DIR.to_string(), format!("{id}.{part:06}")])
+/// Object path of one chunk of an upload; `tag` (0: none, as before
+/// tags) tells apart the objects two writers of the same chunk made.
+pub(crate) fn upload_part_path(id: &Uuid, part: usize, tag: u32) -> Path {
+    let name = match tag {
+        0 => format!("{id}.{part:06}"),
+        tag => format!("{id}.{part:06}.{tag:08x}"),
+    };
+    Path::from_iter([UPLOADS_DIR.to_string(), name])
 }
 
 /// The upload id of a chunk's object path, if it is one.
@@ -391,6 +400,44 @@ pub(crate) mod keys {
         ns.as_bytes().to_vec()
     }
 
+    // ----- deleting: `ns:<namespace>` or `repo:<repo>` -----
+
+    /// `deleting` key of a namespace being deleted.
+    pub(crate) fn deleting_namespace(ns: &str) -> Vec<u8> {
+        format!("ns:{ns}").into_bytes()
+    }
+
+    /// `deleting` key of a repository being deleted.
+    pub(crate) fn deleting_repo(repo: &str) -> Vec<u8> {
+        format!("repo:{repo}").into_bytes()
+    }
+
+    /// What a `deleting` key names.
+    pub(crate) enum BeingDeleted<'a> {
+        /// A namespace.
+        Namespace(&'a str),
+        /// A repository (not yet parsed).
+        Repo(&'a str),
+    }
+
+    /// The name of a `deleting` key.
+    pub(crate) fn parse_deleting(k: &str) -> Option<BeingDeleted<'_>> {
+        if let Some(ns) = k.strip_prefix("ns:") {
+            return Some(BeingDeleted::Namespace(ns));
+        }
+        k.strip_prefix("repo:").map(BeingDeleted::Repo)
+    }
+
+    /// `settings` key saying the `deleting` table was filled from the
+    /// flags of an older database (once).
+    pub(crate) const DELETING_INDEXED: &[u8] = b"deleting_indexed";
+
+    // ----- leases: `gc` -----
+
+    /// `leases` key of the garbage collector's: one run at a time across
+    /// every replica.
+    pub(crate) const GC_LEASE: &[u8] = b"gc";
+
     // ----- events -----
 
     /// `settings` key of the last event sequence number given out.
@@ -454,9 +501,12 @@ mod tests {
     #[test]
     fn upload_chunks_are_flat_files() {
         let id = Uuid::nil();
-        let p = upload_part_path(&id, 1);
+        let p = upload_part_path(&id, 1, 0);
         assert_eq!(p.as_ref(), format!("uploads/{id}.000001"));
         assert_eq!(upload_of_path(&p), Some(id));
+        let tagged = upload_part_path(&id, 1, 0xab);
+        assert_eq!(tagged.as_ref(), format!("uploads/{id}.000001.000000ab"));
+        assert_eq!(upload_of_path(&tagged), Some(id));
     }
 
     #[test]

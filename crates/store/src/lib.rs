@@ -98,6 +98,11 @@ pub struct StoreConfig {
     /// Bytes the embedded metadata engine may keep cached in memory: the
     /// largest part of the server's memory under load.
     pub metadata_cache_bytes: u64,
+    /// Offline maintenance (`berth gc`, `berth fsck`): its passes assume
+    /// no server writes meanwhile, so on a shared database it refuses to
+    /// open while servers run, and servers refuse to open while it runs.
+    /// Servers themselves share the database with each other.
+    pub offline: bool,
 }
 
 impl StoreConfig {
@@ -114,6 +119,7 @@ impl StoreConfig {
             gc_scheduler: true,
             max_open_uploads_per_repository: 1000,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE_BYTES,
+            offline: false,
         }
     }
 }
@@ -216,8 +222,8 @@ impl Registry {
                 (Box::new(db), existed, shown)
             }
             MetadataBackend::Postgres(p) => {
-                let db =
-                    meta::pg_db::PgDb::open(&p.url, p.max_connections, p.migrate, true).await?;
+                let db = meta::pg_db::PgDb::open(&p.url, p.max_connections, p.migrate, cfg.offline)
+                    .await?;
                 // A schema that exists was created with its marker in the
                 // same start; a missing marker is a fresh database.
                 (Box::new(db), false, meta::pg_db::redact(&p.url))
@@ -293,15 +299,14 @@ impl Registry {
         };
         // Namespace deletions interrupted by a stop resume now.
         // So do repository deletions.
-        let (namespaces, repos) = reg
-            .meta(|r| Ok((r.load_deleting()?, r.load_deleting_repos()?)))
-            .await?;
+        let (namespaces, repos) = reg.meta(|r| r.load_deleting()).await?;
         for ns in namespaces {
             reg.spawn_namespace_purge(ns);
         }
         for repo in repos {
             reg.spawn_repo_purge(repo);
         }
+        reg.spawn_deleting_refresh();
         reg.spawn_pull_flusher();
         if reg.inner.cfg.gc_scheduler {
             reg.meta(|r| r.mark_interrupted_gc_runs()).await?;

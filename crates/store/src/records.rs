@@ -246,6 +246,13 @@ pub struct UploadRecord {
     pub repo: String,
     /// Sizes of the chunks stored so far, in order.
     pub parts: Vec<u64>,
+    /// A random tag per chunk, part of its object's name, so that two
+    /// replicas writing the same chunk of one session (a client retrying
+    /// on another replica) never write the same object; the one whose
+    /// record loses the race deletes only its own. Empty in records
+    /// written before tags (their objects carry no tag); 0 is no tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_tags: Vec<u32>,
     /// When started.
     pub created_at: Millis,
     /// Last chunk.

@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// How long the signing keys read from the store are used before they are
+/// read again: the longest a rotation on another replica goes unnoticed.
+const KEYS_TTL: Duration = Duration::from_secs(1);
+/// How soon after a read a token with an unknown key id makes the keys be
+/// read again.
+const KEYS_RECHECK: Duration = Duration::from_millis(100);
+
 impl AuthState {
     /// Forgets remembered passwords (after a password change or a
     /// user's deletion the cache would notice anyway; this frees memory).
@@ -10,20 +17,44 @@ impl AuthState {
         self.logins.forget();
     }
 
-    /// The signing keys, loaded from the store on first use.
+    /// The signing keys, read from the store again once they are older
+    /// than [`KEYS_TTL`]: a rotation on another replica reaches this one
+    /// within that time.
     pub async fn keys(&self, reg: &Registry) -> Result<SigningKeys, StoreError> {
-        if let Some(k) = self.keys.read().expect("keys lock poisoned").clone() {
-            return Ok(k);
+        self.keys_younger_than(reg, KEYS_TTL).await
+    }
+
+    async fn keys_younger_than(
+        &self,
+        reg: &Registry,
+        age: Duration,
+    ) -> Result<SigningKeys, StoreError> {
+        if let Some((k, at)) = self.keys.read().expect("keys lock poisoned").clone() {
+            if at.elapsed() < age {
+                return Ok(k);
+            }
         }
         let k = reg.signing_keys().await?;
-        *self.keys.write().expect("keys lock poisoned") = Some(k.clone());
+        *self.keys.write().expect("keys lock poisoned") = Some((k.clone(), Instant::now()));
         Ok(k)
+    }
+
+    /// The keys to verify a token signed with `kid`: a key id this process
+    /// has not seen yet may come from a rotation on another replica, so the
+    /// keys are read again (unless they were just read: a stream of forged
+    /// ids costs one read per [`KEYS_RECHECK`], not one per request).
+    async fn keys_for(&self, reg: &Registry, kid: &str) -> Result<SigningKeys, StoreError> {
+        let k = self.keys(reg).await?;
+        if k.current.kid == kid {
+            return Ok(k);
+        }
+        self.keys_younger_than(reg, KEYS_RECHECK).await
     }
 
     /// Rotates the signing key.
     pub async fn rotate(&self, reg: &Registry) -> Result<SigningKeys, StoreError> {
         let k = reg.signing_key_rotate().await?;
-        *self.keys.write().expect("keys lock poisoned") = Some(k.clone());
+        *self.keys.write().expect("keys lock poisoned") = Some((k.clone(), Instant::now()));
         Ok(k)
     }
 }
@@ -192,14 +223,14 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Claims, AuthFailure
     if header.alg != jsonwebtoken::Algorithm::HS256 {
         return Err(bad());
     }
+    let kid = header.kid.unwrap_or_default();
     let keys = state
         .auth
-        .keys(&state.registry)
+        .keys_for(&state.registry, &kid)
         .await
         .map_err(store_failure)?;
     // Only the current key verifies: rotating the key (after a leak, say)
     // ends every token signed before, and clients fetch new ones.
-    let kid = header.kid.unwrap_or_default();
     let key = Some(&keys.current)
         .filter(|k| k.kid == kid)
         .ok_or_else(|| {

@@ -26,7 +26,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use berth_oci::{Digest, ErrorCode, RepoName};
@@ -89,9 +89,10 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// Runtime authentication state shared by all requests.
 #[derive(Default)]
 pub struct AuthState {
-    // Why a RwLock: read on every bearer-token verification, written only
-    // on first use and on rotation.
-    keys: RwLock<Option<SigningKeys>>,
+    // Why a RwLock: read on every bearer-token verification, written when
+    // the keys are read again from the store (at most every KEYS_TTL, as
+    // another replica may have rotated them) and on rotation.
+    keys: RwLock<Option<(SigningKeys, std::time::Instant)>>,
     /// Failed-login counters, remembered logins, the hashing pool.
     pub(crate) logins: crate::login::Logins,
 }

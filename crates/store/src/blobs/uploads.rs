@@ -44,12 +44,27 @@ pub(crate) struct Sessions {
 }
 
 /// Open sessions: which repository each belongs to, and how many each
-/// repository has.
-#[derive(Default)]
+/// repository has. Exact for one process; with several replicas, each
+/// counts what it saw plus what the rows held when it last counted.
 struct OpenIndex {
     repo_of: HashMap<Uuid, String>,
     count: HashMap<String, usize>,
+    /// When the rows were last counted.
+    counted: std::time::Instant,
 }
+
+impl Default for OpenIndex {
+    fn default() -> Self {
+        OpenIndex {
+            repo_of: HashMap::new(),
+            count: HashMap::new(),
+            counted: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Shortest time between two counts of the session rows.
+const RECOUNT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl OpenIndex {
     fn insert(&mut self, id: Uuid, repo: &str) {
@@ -120,6 +135,7 @@ impl Registry {
                 let rec = UploadRecord {
                     repo: repo.to_string(),
                     parts: Vec::new(),
+                    part_tags: Vec::new(),
                     created_at: now,
                     updated_at: now,
                 };
@@ -155,9 +171,21 @@ impl Registry {
             .open
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if open.is_none() {
-            // Once per process: count the sessions recorded in metadata.
-            let mut ix = OpenIndex::default();
+        let full = |ix: &OpenIndex| ix.count.get(repo.as_str()).copied().unwrap_or(0) >= limit;
+        // Counted from the session rows in metadata on first use, and again
+        // before a refusal: sessions that other replicas finished are gone
+        // from the rows but not from this process's count (at most once a
+        // second, so that a client hammering a full repository costs one
+        // scan a second, not one a request).
+        let stale = match open.as_ref() {
+            None => true,
+            Some(ix) => full(ix) && ix.counted.elapsed() >= RECOUNT_AFTER,
+        };
+        if stale {
+            let mut ix = OpenIndex {
+                counted: std::time::Instant::now(),
+                ..OpenIndex::default()
+            };
             for (k, v) in self.db().scan(Table::Uploads, b"", None, usize::MAX)? {
                 let rec: UploadRecord = meta::decode(Table::Uploads, &v)?;
                 if let Some(uuid) = keys::parse_upload(&k) {
@@ -167,7 +195,7 @@ impl Registry {
             *open = Some(ix);
         }
         let ix = open.get_or_insert_with(OpenIndex::default);
-        if ix.count.get(repo.as_str()).copied().unwrap_or(0) >= limit {
+        if full(ix) {
             return Err(Error::TooManyUploads {
                 repo: repo.to_string(),
                 limit,
@@ -178,7 +206,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Loads a session for `repo`, holding its lock for the caller.
+    /// Loads a session for `repo`, holding its lock for the caller. The
+    /// stored record is read every time, not only on first use: another
+    /// replica may have taken chunks of this session since (a client's
+    /// next PATCH, or its retry, lands on whichever replica it reaches).
     async fn session(
         &self,
         repo: &RepoName,
@@ -189,31 +220,33 @@ impl Registry {
         // Held for the whole operation: chunks of one session must apply one
         // at a time and in order.
         let mut guard = live.lock_owned().await;
-        if guard.record.is_none() {
-            match self
-                .meta(move |r| {
-                    r.db()
-                        .get_json::<UploadRecord>(Table::Uploads, &keys::upload(&uuid))
-                })
-                .await?
-            {
-                Some(rec) => {
-                    // First use in this process: a crash between writing a
-                    // chunk and recording it leaves bytes after the last
-                    // recorded one in the session's file; they were never
-                    // acknowledged.
-                    if let Some(&len) = rec.parts.last() {
-                        let path = layout::upload_part_path(&uuid, rec.parts.len() - 1);
-                        self.inner.objects.truncate_local(&path, len).await?;
-                    }
-                    guard.record = Some(rec)
-                }
-                None => {
-                    drop(guard);
-                    self.inner.uploads.remove(&uuid);
-                    return Err(Error::UploadUnknown { id: id.to_string() });
-                }
+        let stored = self
+            .meta_point(move |r| {
+                r.db()
+                    .get_json::<UploadRecord>(Table::Uploads, &keys::upload(&uuid))
+            })
+            .await?;
+        let Some(rec) = stored else {
+            drop(guard);
+            self.inner.uploads.remove(&uuid);
+            return Err(Error::UploadUnknown { id: id.to_string() });
+        };
+        let current = guard
+            .record
+            .as_ref()
+            .is_some_and(|c| c.parts == rec.parts && c.part_tags == rec.part_tags);
+        if !current {
+            // First use in this process, or chunks taken elsewhere: the
+            // running hash is rebuilt from the stored chunks when needed.
+            // On the local disk, a crash between writing a chunk and
+            // recording it leaves bytes after the last recorded one in the
+            // session's file; they were never acknowledged.
+            if let Some(&len) = rec.parts.last() {
+                let path = part_paths(uuid, &rec).pop().expect("one per part");
+                self.inner.objects.truncate_local(&path, len).await?;
             }
+            guard.record = Some(rec);
+            guard.hasher = None;
         }
         if guard.record.as_ref().map(|r| r.repo.as_str()) != Some(repo.as_str()) {
             return Err(Error::UploadUnknown { id: id.to_string() });
@@ -283,10 +316,11 @@ impl Registry {
         // On the local disk every chunk is appended to the session's one
         // file, so that the commit is a rename, not a second copy of every
         // byte; elsewhere each chunk is an object of its own.
+        let tag = new_part_tag();
         let (path, at) = match (objects.appends(), paths.last(), rec.parts.last()) {
             (true, Some(last), Some(&len)) => (last.clone(), len),
-            (true, _, _) => (layout::upload_part_path(&uuid, 0), 0),
-            (false, _, _) => (layout::upload_part_path(&uuid, paths.len()), 0),
+            (true, _, _) => (layout::upload_part_path(&uuid, 0, tag), 0),
+            (false, _, _) => (layout::upload_part_path(&uuid, paths.len(), tag), 0),
         };
         let undo = || async {
             if objects.appends() {
@@ -323,10 +357,17 @@ impl Registry {
             }
             return Ok(());
         }
+        let base = rec.clone();
         let mut rec = rec.clone();
         match rec.parts.last_mut() {
             Some(last) if objects.appends() => *last += n,
-            _ => rec.parts.push(n),
+            _ => {
+                // A record from before tags keeps untagged names for the
+                // chunks it has; its new chunks are tagged.
+                rec.part_tags.resize(rec.parts.len(), 0);
+                rec.parts.push(n);
+                rec.part_tags.push(tag);
+            }
         }
         rec.updated_at = now_millis();
         if record == Record::ByCommit {
@@ -338,12 +379,24 @@ impl Registry {
             .meta(move |r| {
                 let key = keys::upload(&uuid);
                 r.db().transact(|tx| {
-                    // The session may have been cancelled concurrently by a
-                    // DELETE that did not take our lock (after a restart); do
-                    // not revive it.
-                    if tx.get(Table::Uploads, &key)?.is_none() {
+                    // The session may have been cancelled or finished
+                    // meanwhile by a request that did not take our lock
+                    // (on another replica); do not revive it.
+                    let Some(now) = meta::tx_get::<UploadRecord>(tx, Table::Uploads, &key)? else {
                         return Err(Error::UploadUnknown {
                             id: uuid.to_string(),
+                        }
+                        .into());
+                    };
+                    // Or another replica took a chunk since this one read
+                    // the record: the client sent two chunks for one
+                    // offset, and the first recorded wins; this one is
+                    // refused with the session's size, as an out-of-order
+                    // chunk is.
+                    if now.parts != base.parts || now.part_tags != base.part_tags {
+                        return Err(Error::UploadOffset {
+                            expected: now.size(),
+                            got: base.size(),
                         }
                         .into());
                     }
@@ -456,7 +509,7 @@ impl Registry {
         // A private staging id that is never recorded: a crash leaves only
         // an orphan chunk for `berth gc` to sweep.
         let uuid = Uuid::new_v4();
-        let path = layout::upload_part_path(&uuid, 0);
+        let path = layout::upload_part_path(&uuid, 0, 0);
         let mut hasher = Sha256::new();
         let objects = &self.inner.objects;
         // On the local disk, written straight to its file: no multipart
@@ -564,8 +617,15 @@ enum Record {
     ByCommit,
 }
 
-fn part_paths(uuid: Uuid, rec: &UploadRecord) -> Vec<object_store::path::Path> {
+/// The object of each chunk of a session, in order.
+pub(crate) fn part_paths(uuid: Uuid, rec: &UploadRecord) -> Vec<object_store::path::Path> {
     (0..rec.parts.len())
-        .map(|i| layout::upload_part_path(&uuid, i))
+        .map(|i| layout::upload_part_path(&uuid, i, rec.part_tags.get(i).copied().unwrap_or(0)))
         .collect()
+}
+
+/// A fresh, non-zero tag for a new chunk's object.
+fn new_part_tag() -> u32 {
+    let bits = Uuid::new_v4().as_u128() as u32;
+    bits.max(1)
 }

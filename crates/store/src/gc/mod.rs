@@ -449,22 +449,28 @@ impl Registry {
         // before the expiry (and the session is kept) or finds it gone.
         let live = self.inner.uploads.entry(uuid);
         let _guard = live.lock().await;
-        let k = key.clone();
-        let rec: Option<UploadRecord> = self
-            .meta(move |r| r.db().get_json(Table::Uploads, &k))
+        // Decided inside the transaction: a chunk recorded meanwhile on
+        // another replica (which does not take this process's lock) makes
+        // the session fresh again, and it stays.
+        let cutoff = now_millis() - ttl.as_millis() as i64;
+        let expired: Option<UploadRecord> = self
+            .meta(move |r| {
+                r.db().transact(|tx| {
+                    let rec = meta::tx_get::<UploadRecord>(tx, Table::Uploads, &key)?;
+                    match rec {
+                        Some(rec) if rec.updated_at <= cutoff => {
+                            tx.delete(Table::Uploads, &key)?;
+                            Ok(Some(rec))
+                        }
+                        _ => Ok(None),
+                    }
+                })
+            })
             .await?;
-        let Some(rec) = rec else {
-            self.inner.uploads.remove(&uuid);
+        let Some(rec) = expired else {
             return Ok(());
         };
-        if rec.updated_at > now_millis() - ttl.as_millis() as i64 {
-            return Ok(());
-        }
-        let paths: Vec<_> = (0..rec.parts.len())
-            .map(|i| layout::upload_part_path(&uuid, i))
-            .collect();
-        self.meta(move |r| r.db().transact(|tx| tx.delete(Table::Uploads, &key)))
-            .await?;
+        let paths = crate::blobs::uploads::part_paths(uuid, &rec);
         self.durable().await?;
         self.inner.objects.delete_all(&paths).await;
         // Forget the in-memory state too, so the session answers 404.

@@ -72,11 +72,21 @@ impl Registry {
         } else {
             e
         };
-        let seq = AUDIT_SEQ.fetch_add(1, Ordering::Relaxed);
-        // Newest first in key order (see the key's layout).
-        let key = keys::audit(e.at, seq);
-        self.db()
-            .transact(|tx| meta::tx_put(tx, Table::Audit, &key, e))
+        let first = AUDIT_SEQ.fetch_add(1, Ordering::Relaxed);
+        self.db().transact(|tx| {
+            // Newest first in key order (see the key's layout). Another
+            // replica counts its own sequence and may have written the same
+            // millisecond and number: the next free number is taken (the
+            // database serialises two writers of one key).
+            let mut seq = first;
+            loop {
+                let key = keys::audit(e.at, seq);
+                if tx.get(Table::Audit, &key)?.is_none() {
+                    return meta::tx_put(tx, Table::Audit, &key, e);
+                }
+                seq = seq.wrapping_add(1);
+            }
+        })
     }
 
     /// Deletes audit entries written before `before` (milliseconds since

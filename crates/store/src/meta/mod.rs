@@ -40,10 +40,12 @@ pub(crate) enum Table {
     Outbox,
     Deliveries,
     DeliveryQueue,
+    Deleting,
+    Leases,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 22] = [
+    pub(crate) const ALL: [Table; 24] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -66,6 +68,8 @@ impl Table {
         Table::Outbox,
         Table::Deliveries,
         Table::DeliveryQueue,
+        Table::Deleting,
+        Table::Leases,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -92,6 +96,8 @@ impl Table {
             Table::Outbox => "outbox",
             Table::Deliveries => "deliveries",
             Table::DeliveryQueue => "delivery_queue",
+            Table::Deleting => "deleting",
+            Table::Leases => "leases",
         }
     }
 

@@ -30,13 +30,14 @@ const MAX_ATTEMPTS: usize = 64;
 pub(crate) struct PgDb {
     pool: Pool,
     rt: Handle,
-    /// The connection holding the lock that makes this process the only
-    /// one serving from the database (see [`PgDb::open`]); dropped with it.
-    _owner: Option<tokio_postgres::Client>,
+    /// The connection holding this process's share of the owner lock (see
+    /// [`PgDb::open`]); dropped with it.
+    _owner: tokio_postgres::Client,
 }
 
-/// Key of the session advisory lock held by the process that owns the
-/// database, and of the transaction lock schema migrations take.
+/// Key of the session advisory lock: servers hold it shared (any number of
+/// replicas serve one database), offline maintenance holds it exclusive;
+/// and key of the transaction lock schema migrations take.
 const OWNER_LOCK: i64 = 7_380_916;
 const MIGRATION_LOCK: i64 = 7_380_917;
 
@@ -64,12 +65,11 @@ pub fn redact(url: &str) -> String {
 impl PgDb {
     /// Connects a pool of at most `max_connections` to `url` and brings
     /// the schema up to this binary's version (with `migrate`; otherwise
-    /// a database without the schema is refused). With `exclusive`, also
-    /// takes a session lock that one process at a time can hold: this
-    /// process keeps state in memory (upload hashes, the manifest cache,
-    /// the collector's lock) that a second one would not see, so a second
-    /// `berth serve` on the same database is refused, as a second one on
-    /// the same sled directory is.
+    /// a database without the schema is refused). Also takes the owner
+    /// lock: shared by servers, so several replicas serve one database;
+    /// `exclusive` for offline maintenance (`berth gc`, `berth fsck`),
+    /// whose passes assume nothing else writes, so that it is refused
+    /// while a server runs and a server is refused while it runs.
     pub(crate) async fn open(
         url: &str,
         max_connections: usize,
@@ -90,11 +90,7 @@ impl PgDb {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let owner = if exclusive {
-            Some(take_owner_lock(&cfg, url).await?)
-        } else {
-            None
-        };
+        let owner = take_owner_lock(&cfg, url, exclusive).await?;
         let pool = Pool::builder(mgr)
             .max_size(max_connections.max(1))
             .build()
@@ -128,11 +124,12 @@ impl PgDb {
     }
 }
 
-/// A connection of its own holding [`OWNER_LOCK`], or the error saying
-/// another process holds it.
+/// A connection of its own holding [`OWNER_LOCK`] (exclusive or shared),
+/// or the error saying which kind of process holds it the other way.
 async fn take_owner_lock(
     cfg: &tokio_postgres::Config,
     url: &str,
+    exclusive: bool,
 ) -> Result<tokio_postgres::Client> {
     let (client, conn) = cfg.connect(NoTls).await.map_err(|e| Error::Config {
         what: format!(
@@ -148,15 +145,27 @@ async fn take_owner_lock(
             tracing::error!(error = %e, "the PostgreSQL connection holding the owner lock failed");
         }
     });
+    let (sql, held_by) = if exclusive {
+        (
+            "SELECT pg_try_advisory_lock($1)",
+            "Berth servers are running on this database; stop every `berth serve` first",
+        )
+    } else {
+        (
+            "SELECT pg_try_advisory_lock_shared($1)",
+            "an offline Berth command (`berth gc`, `berth fsck`) is running on this database; \
+             wait for it to finish",
+        )
+    };
     let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&OWNER_LOCK])
+        .query_one(sql, &[&OWNER_LOCK])
         .await
         .map_err(pg)?
         .get(0);
     if !got {
         return Err(Error::Locked {
             path: redact(url),
-            source: "the PostgreSQL advisory lock is held by another Berth process".into(),
+            source: held_by.into(),
         });
     }
     Ok(client)

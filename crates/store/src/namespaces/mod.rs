@@ -90,17 +90,52 @@ fn repo_records_of_namespace(db: &dyn MetaDb, ns: &str) -> Result<Vec<(RepoName,
 }
 
 impl Registry {
-    pub(crate) fn load_deleting(&self) -> Result<Vec<String>> {
+    /// Deletions a stop interrupted (here or on another replica), now
+    /// hidden again: the namespaces, and the repositories outside them, to
+    /// purge. Purging the same names as another replica is safe: every
+    /// step reads its rows again in its transaction. On a blocking thread
+    /// (inside [`Registry::meta`]).
+    pub(crate) fn load_deleting(&self) -> Result<(Vec<String>, Vec<RepoName>)> {
+        deleting::index_flags_once(self.db())?;
+        self.inner.deleting.refresh(self.db())?;
+        let hidden = self.inner.deleting.snapshot();
         let mut namespaces = Vec::new();
-        for (k, v) in self.db().scan(Table::Namespaces, b"", None, usize::MAX)? {
-            let rec: NamespaceRecord = meta::decode(Table::Namespaces, &v)?;
-            if rec.status == NamespaceStatus::Deleting {
-                let name = keys::parse_namespace(&k);
-                self.inner.deleting.insert(Deleting::ns_key(&name));
-                namespaces.push(name);
+        let mut repos = Vec::new();
+        for name in hidden.names() {
+            let bad = || meta::bad_key(Table::Deleting, name.as_bytes());
+            match keys::parse_deleting(name).ok_or_else(bad)? {
+                keys::BeingDeleted::Namespace(ns) => namespaces.push(ns.to_string()),
+                keys::BeingDeleted::Repo(repo) => {
+                    let r: RepoName = repo.parse().map_err(|_| bad())?;
+                    if !hidden.names().contains(&Deleting::ns_key(r.namespace())) {
+                        repos.push(r);
+                    }
+                }
             }
         }
-        Ok(namespaces)
+        Ok((namespaces, repos))
+    }
+
+    /// Reads, once a second, the names other replicas are deleting, for
+    /// as long as the registry is open. Only where several processes can
+    /// share the metadata (a database server): on sled this process is the
+    /// only writer and its set is always current.
+    pub(crate) fn spawn_deleting_refresh(&self) {
+        if !self.inner.meta.remote() {
+            return;
+        }
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(deleting::REFRESH);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let reg = Registry { inner };
+                if let Err(e) = reg.meta(|r| r.inner.deleting.refresh(r.db())).await {
+                    tracing::warn!(error = %e, "could not read the names being deleted");
+                }
+            }
+        });
     }
 
     /// Every namespace's stored record, without the figures: one scan of
@@ -289,6 +324,7 @@ impl Registry {
                 rec.status_message = "deletion in progress".into();
                 rec.updated_at = now_millis();
                 meta::tx_put(tx, Table::Namespaces, &keys::namespace(name), &rec)?;
+                tx.put(Table::Deleting, &keys::deleting_namespace(name), b"")?;
                 let e = Event::new(EventKind::NamespaceDeleted, name, &ctx);
                 events::write_in_tx(tx, &e)
             })?;
@@ -341,8 +377,10 @@ impl Registry {
             // Before the record goes: webhook creation refuses a namespace
             // being deleted, so none can be added after this.
             r.purge_namespace_webhooks(&owned)?;
-            r.db()
-                .transact(|tx| tx.delete(Table::Namespaces, &keys::namespace(&owned)))?;
+            r.db().transact(|tx| {
+                tx.delete(Table::Namespaces, &keys::namespace(&owned))?;
+                tx.delete(Table::Deleting, &keys::deleting_namespace(&owned))
+            })?;
             // In the same gate call as the delete, no await between the
             // record going and the name becoming usable again: a push right
             // after the namespace reads as gone succeeds.

@@ -59,14 +59,16 @@ impl Registry {
             for (repo, t) in &by_repo {
                 let key = keys::repo(repo);
                 if let Some(mut r) = meta::tx_get::<RepoRecord>(tx, Table::Repos, &key)? {
-                    r.last_pull = Some(*t);
+                    // The latest wins: another replica may have written a
+                    // later pull of the same repository first.
+                    r.last_pull = r.last_pull.max(Some(*t));
                     meta::tx_put(tx, Table::Repos, &key, &r)?;
                 }
             }
             for ((repo, d), t) in &pending {
                 let key = keys::manifest(repo, d);
                 if let Some(mut m) = meta::tx_get::<ManifestRecord>(tx, Table::Manifests, &key)? {
-                    m.last_pull = Some(*t);
+                    m.last_pull = m.last_pull.max(Some(*t));
                     meta::tx_put(tx, Table::Manifests, &key, &m)?;
                     if report {
                         let mut e = manifest_event(

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event, EventContext, EventKind};
 use crate::layout::keys;
 use crate::meta::{self, MetaDbExt, Table};
-use crate::records::{ManifestRecord, NamespaceRecord, NamespaceStatus, RepoRecord};
+use crate::records::{ManifestRecord, RepoRecord};
 use crate::Registry;
 
 impl Registry {
@@ -53,6 +53,7 @@ impl Registry {
             }
             rec.deleting = true;
             meta::tx_put(tx, Table::Repos, &key, &rec)?;
+            tx.put(Table::Deleting, &keys::deleting_repo(repo.as_str()), b"")?;
             let e = Event::new(EventKind::RepositoryDeleted, repo.namespace(), ctx).in_repo(repo);
             events::write_in_tx(tx, &e)
         })?;
@@ -77,33 +78,6 @@ impl Registry {
         self.durable().await?;
         tracing::info!(repository = %repo, "repository deleted");
         Ok(())
-    }
-
-    /// Repositories whose deletion a stop interrupted, now hidden again;
-    /// those of namespaces being deleted are left to the namespace's purge.
-    /// On a blocking thread (inside [`Registry::meta`]).
-    pub(crate) fn load_deleting_repos(&self) -> Result<Vec<RepoName>> {
-        let mut out = Vec::new();
-        for (k, v) in self.db().scan(Table::Repos, b"", None, usize::MAX)? {
-            let rec: RepoRecord = meta::decode(Table::Repos, &v)?;
-            if !rec.deleting {
-                continue;
-            }
-            let Some(name) = keys::parse_repo(&k) else {
-                continue;
-            };
-            self.inner
-                .deleting
-                .insert(Deleting::repo_key(name.as_str()));
-            let ns_deleting = self
-                .db()
-                .get_json::<NamespaceRecord>(Table::Namespaces, &keys::namespace(name.namespace()))?
-                .is_some_and(|n| n.status == NamespaceStatus::Deleting);
-            if !ns_deleting {
-                out.push(name);
-            }
-        }
-        Ok(out)
     }
 
     pub(crate) fn spawn_repo_purge(&self, repo: RepoName) {
@@ -167,8 +141,10 @@ impl Registry {
                 })?;
             }
         }
-        self.db()
-            .transact(|tx| tx.delete(Table::Repos, &keys::repo(repo)))?;
+        self.db().transact(|tx| {
+            tx.delete(Table::Repos, &keys::repo(repo))?;
+            tx.delete(Table::Deleting, &keys::deleting_repo(repo.as_str()))
+        })?;
         Ok(())
     }
 }
