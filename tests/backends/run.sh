@@ -144,11 +144,16 @@ expect_refusal "serve on an empty database" "run \`berth migrate-schema\`" \
 serve_pid=$!
 trap 'stop_pid "$serve_pid"; stop_servers' EXIT
 wait_ready berth "$serve_pid" "$schema_dir/serve.log" curl -sf "http://127.0.0.1:$port/readyz"
+# Offline maintenance takes the database's lock exclusively: refused while
+# a server holds it shared, and it works once the server is gone.
+expect_refusal "offline fsck beside a server" "stop every \`berth serve\` first" \
+    "$berth" fsck --data-dir "$schema_dir/fsck"
 stop_pid "$serve_pid"
+"$berth" fsck --data-dir "$schema_dir/fsck" >/dev/null
 psql "$(pg_url migrated)" -q -c 'UPDATE berth_schema SET version = 99'
 expect_refusal "serve on a newer schema" "written by a newer Berth" \
     timeout 30 "$berth" serve --addr "127.0.0.1:$port" --data-dir "$schema_dir/data"
 expect_refusal "migrate-schema on a newer schema" "written by a newer Berth" "$berth" migrate-schema
 unset BERTH_METADATA__BACKEND BERTH_METADATA__URL BERTH_METADATA__MIGRATE
 rm -rf "$schema_dir"
-echo "migrate-schema: schema created once, serve refuses a missing and a newer schema"
+echo "migrate-schema: schema created once, serve refuses a missing and a newer schema; fsck refused beside a server"

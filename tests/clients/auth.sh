@@ -16,14 +16,8 @@ step_token_registry() {
     BERTH_ADMIN_PASSWORD=$TOKEN_ADMIN_PW "$BERTH_BIN" serve --config "$T/berth-token.toml" \
         --addr 127.0.0.1:0 --data-dir "$T/berth-token" >"$T/token-registry.out" 2>"$T/token-registry.log" &
     TREG_PID=$!
-    for ((i = 0; i < 300; i++)); do
-        if [[ $(wc -l <"$T/token-registry.out") -ge 1 ]]; then
-            line=$(head -n1 "$T/token-registry.out")
-            break
-        fi
-        kill -0 "$TREG_PID" 2>/dev/null || why "berth (token) exited: $(tail -n 5 "$T/token-registry.log" | tr '\n' ' ')" || return
-        sleep 0.1
-    done
+    first_line "$TREG_PID" "$T/token-registry.out" "$T/token-registry.log" "berth (token)" || return
+    line=$LINE
     [[ $line =~ ^berth\ listening\ on\ http://(127\.0\.0\.1:[0-9]+)$ ]] || why "unexpected first stdout line: '$line'" || return
     TREG=${BASH_REMATCH[1]}
     code=$(http GET "http://$TREG/v2/" "$T/t.body" "$T/t.hdr")
@@ -107,14 +101,8 @@ step_token_tls() {
     BERTH_ADMIN_PASSWORD=$TOKEN_ADMIN_PW "$BERTH_BIN" serve --config "$T/berth-token.toml" --addr 127.0.0.1:0 \
         --data-dir "$d/data" --tls-cert "$d/tls.crt" --tls-key "$d/tls.key" >"$T/tls-registry.out" 2>"$T/tls-registry.log" &
     TLSREG_PID=$!
-    for ((i = 0; i < 300; i++)); do
-        if [[ $(wc -l <"$T/tls-registry.out") -ge 1 ]]; then
-            line=$(head -n1 "$T/tls-registry.out")
-            break
-        fi
-        kill -0 "$TLSREG_PID" 2>/dev/null || why "berth (TLS) exited: $(tail -n 5 "$T/tls-registry.log" | tr '\n' ' ')" || return
-        sleep 0.1
-    done
+    first_line "$TLSREG_PID" "$T/tls-registry.out" "$T/tls-registry.log" "berth (TLS)" || return
+    line=$LINE
     [[ $line =~ ^berth\ listening\ on\ https://127\.0\.0\.1:([0-9]+)$ ]] || why "unexpected first stdout line: '$line'" || return
     reg=localhost:${BASH_REMATCH[1]}
     code=$(http GET "https://$reg/v2/" "$T/tls.body" "$T/tls.hdr" --cacert "$d/ca.crt")

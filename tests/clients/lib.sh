@@ -31,6 +31,7 @@ cleanup() {
     kill_pid "$REG_PID" 15
     kill_pid "$TREG_PID" 15
     kill_pid "$TLSREG_PID" 15
+    stop_replicas
     # Unmount whatever dockerd left mounted under our temp dir (deepest first).
     for m in $(awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount -l "$m" 2>/dev/null
@@ -281,24 +282,34 @@ wait_v2() { # wait until GET /v2/ answers 200
     why "GET http://$REG/v2/ did not answer 200 within 20 s (last: $code)"
 }
 
+# first_line PID OUT LOG WHAT: waits up to 30 s for the first complete line
+# that the berth started as PID writes to OUT (its "listening" line) and
+# sets LINE to it; fails if the process exits first (LOG says why).
+first_line() {
+    local pid=$1 out=$2 log=$3 what=$4 i
+    LINE=""
+    for ((i = 0; i < 300; i++)); do
+        # only a complete first line counts
+        if [[ $(wc -l <"$out") -ge 1 ]]; then
+            LINE=$(head -n1 "$out")
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || why "$what exited before listening: $(tail -n 5 "$log" | tr '\n' ' ')" || return
+        sleep 0.1
+    done
+    why "$what printed no line on stdout within 30 s"
+}
+
 start_berth() {
-    local i line=""
+    local line=""
     [[ -x $BERTH_BIN ]] || why "berth binary $BERTH_BIN not found (cargo build --release)" || return
     mkdir -p "$T/berth-data"
     local env=()
     [[ -n ${BERTH_LOG:-} ]] && env=(RUST_LOG="$BERTH_LOG")
     env "${env[@]}" "$BERTH_BIN" serve --addr 127.0.0.1:0 --data-dir "$T/berth-data" >"$T/registry.out" 2>"$T/registry.log" &
     REG_PID=$!
-    for ((i = 0; i < 300; i++)); do
-        # only a complete first line counts
-        if [[ $(wc -l <"$T/registry.out") -ge 1 ]]; then
-            line=$(head -n1 "$T/registry.out")
-            break
-        fi
-        kill -0 "$REG_PID" 2>/dev/null || why "berth exited before listening: $(tail -n 5 "$T/registry.log" | tr '\n' ' ')" || return
-        sleep 0.1
-    done
-    [[ -n $line ]] || why "berth printed no line on stdout within 30 s" || return
+    first_line "$REG_PID" "$T/registry.out" "$T/registry.log" berth || return
+    line=$LINE
     [[ $line =~ ^berth\ listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] ||
         why "unexpected first stdout line: '$line'" || return
     PORT=${BASH_REMATCH[1]}
@@ -306,14 +317,7 @@ start_berth() {
     wait_v2
 }
 
-free_port() { # a port nobody answers on
-    local p i
-    for ((i = 0; i < 50; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# free_port comes from tests/support/servers.sh (sourced by run.sh).
 
 start_distribution() {
     command -v docker-registry >/dev/null || why "docker-registry not installed" || return

@@ -4,7 +4,8 @@
 #   docker (dockerd + classic builder; push, pull, run, cross-repo mount, a two-platform
 #   manifest list), skopeo, podman, buildah, containerd's ctr, oras (PyPI oras-py:
 #   artifacts, empty config, artifactType, referrers) and helm (helm v4's Go library
-#   through the PyPI package helm-sdkpy: package, push, pull). The Rust oci-client
+#   through the PyPI package helm-sdkpy: package, push, pull); then docker through two
+#   replicas on PostgreSQL and S3 (push through one, pull through the other). The Rust oci-client
 #   crate is tested by tests/oci_client.rs (cargo test).
 #
 #   bash tests/clients/run.sh            # against target/release/berth
@@ -73,6 +74,12 @@ source "$HERE/helm.sh"
 source "$HERE/auth.sh"
 # shellcheck source=tests/clients/webhooks.sh
 source "$HERE/webhooks.sh"
+# shellcheck source=tests/support/servers.sh
+source "$ROOT/tests/support/servers.sh"
+# shellcheck source=tests/clients/replicas.sh
+source "$HERE/replicas.sh"
+# servers.sh set its own exit trap; this suite's cleanup stops its servers.
+trap cleanup EXIT
 
 # ---------------------------------------------------------------- main
 if [[ $REGISTRY == berth ]]; then echo "registry: berth ($BERTH_BIN)" >&2; else echo "registry: $REGISTRY" >&2; fi
@@ -154,6 +161,8 @@ if [[ $REGISTRY == berth ]]; then
     run token_mount_follows_challenge "token_docker_login_push_pull" step_token_mount_challenge
     run token_skopeo_creds "token_registry_start oci_layout" step_token_skopeo
     run token_skopeo_https "token_registry_start oci_layout" step_token_tls
+    run replicas_start "tools_base" step_replicas_start
+    run replicas_docker_push_pull "replicas_start docker_push" step_replicas_docker
 fi
 
 if ((FAILED)); then

@@ -100,8 +100,11 @@ def check(berth):
 
     # One process per database today: a rolling update would start the new
     # pod while the old one holds the database.
-    if spec["replicas"] != 1 or spec.get("strategy", {}).get("type") != "Recreate":
-        problem("the Deployment must run 1 replica with the Recreate strategy")
+    strategy = spec.get("strategy", {})
+    if spec["replicas"] < 2 or strategy.get("type") != "RollingUpdate":
+        problem("the Deployment must run several replicas with the RollingUpdate strategy")
+    if strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
+        problem("a rolling update must keep every replica serving (maxUnavailable: 0)")
     if c["readinessProbe"]["httpGet"]["path"] != "/readyz":
         problem("readiness must probe /readyz (database and bucket reachable)")
     if c["livenessProbe"]["httpGet"]["path"] != "/healthz":

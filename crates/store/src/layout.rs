@@ -42,7 +42,7 @@
 //! manifests   <repo>\0<digest>                     -> ManifestRecord
 //! tags        <repo>\0<tag>                        -> TagRecord (digest); key order = lexical order
 //! referrers   <repo>\0<subject>\0<referrer>        -> Descriptor of the referrer
-//! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes)
+//! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes and tags)
 //! settings    registry                             -> RegistrySettings
 //!             format                               -> {"format": 1}, written at creation
 //! users       <user>                               -> UserRecord (argon2id hash, admin flag)
