@@ -264,6 +264,9 @@ pub struct StorageSection {
     pub allow_http: bool,
     /// S3: virtual-hosted-style addressing (`bucket.endpoint`).
     pub virtual_hosted_style: bool,
+    /// S3: answer blob pulls with a redirect to a presigned URL (valid
+    /// 10 minutes) instead of streaming the bytes through Berth.
+    pub redirect: bool,
 }
 
 /// `storage.backend`.
@@ -293,6 +296,7 @@ impl Default for StorageSection {
             secret_access_key: String::new(),
             allow_http: false,
             virtual_hosted_style: false,
+            redirect: false,
         }
     }
 }
@@ -408,6 +412,17 @@ pub enum LogFormat {
 impl Config {
     /// Loads defaults, the optional file, then environment overrides.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Config::load_with(file, true)
+    }
+
+    /// Loads defaults and `file` only: for a command that reads two
+    /// configurations (`berth migrate`), where one set of environment
+    /// overrides would apply to both.
+    pub fn load_file(file: &Path) -> anyhow::Result<Config> {
+        Config::load_with(Some(file), false)
+    }
+
+    fn load_with(file: Option<&Path>, env: bool) -> anyhow::Result<Config> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
@@ -415,11 +430,13 @@ impl Config {
         }
         // Only sectioned variables (BERTH_SERVER__ADDR): other BERTH_*
         // variables belong to tools and tests, not to this file.
-        fig = fig.merge(
-            Env::prefixed("BERTH_")
-                .filter(|k| k.as_str().contains("__"))
-                .split("__"),
-        );
+        if env {
+            fig = fig.merge(
+                Env::prefixed("BERTH_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            );
+        }
         let cfg: Config = fig
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -523,6 +540,11 @@ impl Config {
                     "storage.bucket, storage.endpoint and storage.prefix apply only with \
                      storage.backend = \"s3\""
                 );
+                anyhow::ensure!(
+                    !st.redirect,
+                    "storage.redirect needs storage.backend = \"s3\" (files on the local disk \
+                     have no URL to redirect clients to)"
+                );
             }
         }
         let md = &self.metadata;
@@ -606,6 +628,7 @@ impl Config {
                 secret_access_key: st.secret_access_key.clone(),
                 allow_http: st.allow_http,
                 virtual_hosted_style: st.virtual_hosted_style,
+                redirect: st.redirect,
             }),
         };
         c.gc_grace = std::time::Duration::from_secs(self.gc.grace_period_secs);

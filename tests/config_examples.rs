@@ -151,19 +151,73 @@ fn an_unreachable_object_store_stops_the_start_with_what_to_check() {
 }
 
 #[test]
-fn offline_passes_that_write_are_refused_on_a_shared_database() {
+fn a_redirect_without_s3_is_refused_with_what_it_needs() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["gc"][..], &["fsck", "--repair"][..]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("BERTH_METADATA__BACKEND", "postgres")
-            .env("BERTH_METADATA__URL", "postgres://berth@127.0.0.1:1/berth")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} ran: {err}");
-        assert!(err.contains("POST /api/v1/gc"), "{args:?}: {err}");
-    }
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("BERTH_STORAGE__REDIRECT", "true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    assert!(
+        err.contains("storage.redirect needs storage.backend = \"s3\""),
+        "{err}"
+    );
+}
+
+/// `berth migrate` reads only its two files: `BERTH_*` variables would
+/// apply to both sides at once, so they are ignored, and a missing file
+/// is named.
+#[test]
+fn migrate_names_a_missing_file_and_ignores_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("from.toml");
+    std::fs::write(
+        &from,
+        format!(
+            "[storage]\ndata_dir = \"{}\"\n",
+            dir.path().join("a").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["migrate", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("missing.toml does not exist"), "{err}");
+    // An empty registry copied to another one, with the environment
+    // pointing at a database that does not exist: it is not used.
+    let to = dir.path().join("to.toml");
+    std::fs::write(
+        &to,
+        format!(
+            "[storage]\ndata_dir = \"{}\"\n",
+            dir.path().join("b").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["migrate", "--json", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(&to)
+        .env("BERTH_METADATA__BACKEND", "postgres")
+        .env("BERTH_METADATA__URL", "postgres://berth@127.0.0.1:1/berth")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["blobs_copied"], 0, "{report}");
+    assert!(
+        dir.path().join("b/meta").exists(),
+        "the copy is not on sled"
+    );
 }

@@ -226,3 +226,59 @@ pub fn fsck(cfg: Config, args: FsckArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// Configuration of the registry to copy (its [storage] and
+    /// [metadata]); environment variables do not apply to it.
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// Configuration of the backends to copy it to, empty or holding an
+    /// earlier copy; environment variables do not apply to it.
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Opens the registry of `file` for an offline pass.
+async fn open_file(file: &std::path::Path) -> anyhow::Result<Registry> {
+    let cfg = Config::load_file(file)?;
+    let mut store = cfg.store();
+    store.gc_scheduler = false;
+    store.offline = true;
+    let opening = super::opening(&store);
+    Registry::open(store)
+        .await
+        .with_context(|| format!("{opening} (from {})", file.display()))
+}
+
+/// `berth migrate`: both registries opened offline (no server may run on
+/// either), blobs copied and verified, then every row.
+pub fn migrate(log: crate::config::LogFormat, args: MigrateArgs) -> anyhow::Result<()> {
+    super::init_logging(log, "warn");
+    runtime()?.block_on(async {
+        let from = open_file(&args.from).await?;
+        let to = open_file(&args.to).await?;
+        let display = ProgressDisplay::start(&from, "migrate", "items");
+        let report = from.copy_to(&to).await;
+        drop(display);
+        let report = report?;
+        to.flush().await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "copied {} blobs ({} bytes; {} already there) and {} metadata rows from {} to {}",
+                report.blobs_copied,
+                report.bytes_copied,
+                report.blobs_present,
+                report.rows,
+                args.from.display(),
+                args.to.display()
+            );
+        }
+        Ok(())
+    })
+}

@@ -53,6 +53,11 @@ enum Command {
     /// exit (for operators who set metadata.migrate = false); nothing to do
     /// with sled.
     MigrateSchema,
+    /// Copy the whole registry to other backends (sled and the disk,
+    /// PostgreSQL and S3, in any direction): every blob, verified against
+    /// its digest, then every metadata row. Both stopped; run it again to
+    /// resume an interrupted copy (blobs already copied are kept).
+    Migrate(maintenance::MigrateArgs),
     /// Namespaces: list, show, create, update, delete (management API client).
     #[command(subcommand)]
     Namespace(admin::NamespaceCmd),
@@ -134,6 +139,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MigrateSchema => {
             maintenance::migrate_schema(&Config::load(cli.config.as_deref())?)
         }
+        Command::Migrate(args) => maintenance::migrate(
+            cli.log_format.unwrap_or(crate::config::LogFormat::Text),
+            args,
+        ),
         Command::Gc(args) => maintenance::gc(Config::load(cli.config.as_deref())?, args),
         Command::Fsck(args) => maintenance::fsck(Config::load(cli.config.as_deref())?, args),
         Command::Namespace(c) => admin::namespace(&cli.api, c),

@@ -9,6 +9,7 @@
 #     metadata there;
 #   - the conformance and OCI-client suites on PostgreSQL and S3 together;
 #   - three replicas on one database and one bucket (tests/replicas.rs);
+#   - `berth migrate` from sled to PostgreSQL and S3 and back (tests/migrate.rs);
 #   - `berth serve` with the Kubernetes example's environment on both;
 #   - `berth migrate-schema` and the schema checks of `berth serve`.
 #
@@ -87,6 +88,14 @@ env "${vars[@]}" BERTH_TEST_PG_URL="$pg_admin" cargo test --release --test repli
 after="$(pg_row_count)"
 [ "$after" -gt "$((before + 100))" ] ||
     { echo "the replica tests wrote $((after - before)) rows: they did not use PostgreSQL" >&2; exit 1; }
+
+# `berth migrate` between the two backend pairs, there and back
+# (tests/migrate.rs), and blob pulls redirected to presigned URLs
+# (tests/s3_redirect.rs); the backends are in the tests' config files.
+echo "berth migrate: sled and the disk -> PostgreSQL and S3 -> sled and the disk; storage.redirect"
+BERTH_TEST_PG_URL="$pg_admin" BERTH_TEST_S3_ENDPOINT="$s3_endpoint" BERTH_TEST_S3_BUCKET="$s3_bucket" \
+    BERTH_TEST_S3_ACCESS_KEY="$s3_key" BERTH_TEST_S3_SECRET_KEY="$s3_secret" \
+    cargo test --release --test migrate --test s3_redirect -- --ignored
 
 # The Kubernetes example's environment, with the cluster's addresses
 # replaced by the test servers': Berth starts, is ready, and its first

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Berth as a replica set (Berth only): two `berth serve` processes on one
 # PostgreSQL database and one S3 bucket (the servers of tests/support/servers.sh,
-# started here); docker pushes through one and pulls through the other.
+# started here); docker pushes through one and pulls through the other, whose
+# blob GETs redirect to presigned URLs of the bucket (storage.redirect).
 REPLICA_URLS=()
 REPLICA_PIDS=()
 
@@ -18,6 +19,9 @@ step_replicas_start() {
     env+=(BERTH_METADATA__BACKEND=postgres "BERTH_METADATA__URL=$(pg_url replicas)")
     for i in 0 1; do
         mkdir -p "$T/replica$i"
+        # The pulling replica redirects blob GETs to presigned URLs of the
+        # bucket: docker follows them to s3s-fs.
+        ((i == 1)) && env+=(BERTH_STORAGE__REDIRECT=true)
         env "${env[@]}" "$BERTH_BIN" serve --addr 127.0.0.1:0 --data-dir "$T/replica$i" \
             >"$T/replica$i.out" 2>"$T/replica$i.log" &
         REPLICA_PIDS+=($!)
@@ -29,7 +33,8 @@ step_replicas_start() {
 }
 
 # The image docker built, pushed through replica 0 and pulled through
-# replica 1: the same digest and image ID, and its blobs are in the bucket.
+# replica 1 (its layers from the bucket, by redirect): the same digest and
+# image ID, and its blobs are in the bucket.
 step_replicas_docker() {
     local a=${REPLICA_URLS[0]}/team/app:1 b=${REPLICA_URLS[1]}/team/app:1 n
     timeout 300 docker pull "$IMG" >"$T/r-pull0.out" 2>&1 || why "docker pull $IMG: $(oneline "$T/r-pull0.out")" || return

@@ -254,6 +254,20 @@ async fn get_blob(
         },
     };
     let len = range.map(|r| r.len()).unwrap_or(size);
+    if !head && len > 0 {
+        if let Some(url) = reg.blob_redirect(digest).await? {
+            // The client fetches the bytes from the bucket (its Range
+            // header goes along); what Berth answered for, it checked.
+            return build(
+                Response::builder()
+                    .status(StatusCode::TEMPORARY_REDIRECT)
+                    .header(LOCATION, url)
+                    .header(DOCKER_CONTENT_DIGEST, digest.to_string())
+                    .header(CONTENT_LENGTH, 0),
+                full(Bytes::new()),
+            );
+        }
+    }
     let mut b = Response::builder()
         .header(CONTENT_LENGTH, len)
         .header(CONTENT_TYPE, "application/octet-stream")

@@ -119,6 +119,9 @@ pub struct S3Config {
     /// Address the bucket as `https://<bucket>.<endpoint>` instead of
     /// `https://<endpoint>/<bucket>`.
     pub virtual_hosted_style: bool,
+    /// Answer blob pulls with a redirect to a presigned URL of the object
+    /// (clients then fetch the bytes from the bucket, not through Berth).
+    pub redirect: bool,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -140,6 +143,7 @@ impl std::fmt::Debug for S3Config {
             )
             .field("allow_http", &self.allow_http)
             .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("redirect", &self.redirect)
             .finish()
     }
 }
@@ -160,6 +164,37 @@ impl ObjectBackend {
 pub(crate) struct Built {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) local_root: Option<PathBuf>,
+    /// Signs URLs for blob pulls answered with a redirect
+    /// (`storage.redirect`).
+    pub(crate) signer: Option<UrlSigner>,
+}
+
+/// Presigns GETs of objects in an S3 bucket under the store's prefix.
+#[derive(Clone)]
+pub(crate) struct UrlSigner {
+    s3: Arc<object_store::aws::AmazonS3>,
+    prefix: Option<object_store::path::Path>,
+}
+
+/// How long a presigned URL is valid: long enough for a client to start
+/// its download after the redirect, short enough that a URL that leaks
+/// (a log, a proxy) soon stops working.
+const SIGNED_URL_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl UrlSigner {
+    /// A presigned GET of the object `path`.
+    pub(crate) async fn get_url(&self, path: &object_store::path::Path) -> Result<String> {
+        use object_store::signer::Signer;
+        let full = match &self.prefix {
+            Some(p) => p.parts().chain(path.parts()).collect(),
+            None => path.clone(),
+        };
+        let url = self
+            .s3
+            .signed_url(object_store::signer::Method::GET, &full, SIGNED_URL_TTL)
+            .await?;
+        Ok(url.to_string())
+    }
 }
 
 /// Builds the object store of `backend` (`data_dir` for the filesystem).
@@ -175,20 +210,26 @@ pub(crate) fn build(backend: &ObjectBackend, data_dir: &std::path::Path) -> Resu
             Built {
                 store: Arc::new(fs),
                 local_root: Some(data_dir.to_path_buf()),
+                signer: None,
             }
         }
         ObjectBackend::Memory(m) => Built {
             store: m.0.clone(),
             local_root: None,
+            signer: None,
         },
-        ObjectBackend::S3(c) => Built {
-            store: s3(c)?,
-            local_root: None,
-        },
+        ObjectBackend::S3(c) => {
+            let (store, signer) = s3(c)?;
+            Built {
+                store,
+                local_root: None,
+                signer: c.redirect.then_some(signer),
+            }
+        }
     })
 }
 
-fn s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>> {
+fn s3(c: &S3Config) -> Result<(Arc<dyn ObjectStore>, UrlSigner)> {
     if c.bucket.is_empty() {
         return Err(Error::Config {
             what: "storage.bucket must name the S3 bucket when storage.backend is s3".into(),
@@ -224,10 +265,19 @@ fn s3(c: &S3Config) -> Result<Arc<dyn ObjectStore>> {
     let s3 = b.build().map_err(|e| Error::Config {
         what: format!("the S3 storage configuration is not usable: {e}"),
     })?;
+    let s3 = Arc::new(s3);
     let prefix = c.prefix.trim_matches('/');
     Ok(if prefix.is_empty() {
-        Arc::new(s3)
+        let signer = UrlSigner {
+            s3: s3.clone(),
+            prefix: None,
+        };
+        (s3 as Arc<dyn ObjectStore>, signer)
     } else {
-        Arc::new(PrefixStore::new(s3, prefix))
+        let signer = UrlSigner {
+            s3: s3.clone(),
+            prefix: Some(object_store::path::Path::from(prefix)),
+        };
+        (Arc::new(PrefixStore::new(s3, prefix)), signer)
     })
 }

@@ -45,6 +45,7 @@
 //! uploads     <upload uuid>                        -> UploadRecord (repo, chunk sizes and tags)
 //! settings    registry                             -> RegistrySettings
 //!             format                               -> {"format": 1}, written at creation
+//!             copied_from                          -> CopyMarker of a `berth migrate` into it
 //! users       <user>                               -> UserRecord (argon2id hash, admin flag)
 //! grants      <user>\0<namespace>                  -> GrantRecord (role)
 //! tokens      <token id>                           -> TokenRecord (secret's sha256, scopes)
@@ -323,6 +324,10 @@ pub(crate) mod keys {
 
     /// `settings` key of the database format marker.
     pub(crate) const FORMAT: &[u8] = b"format";
+
+    /// `settings` key recording that `berth migrate` copied a registry here
+    /// (and whether it finished), so that a second run may resume it.
+    pub(crate) const COPIED_FROM: &[u8] = b"copied_from";
 
     // ----- users: `<user>` -----
 

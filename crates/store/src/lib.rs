@@ -33,6 +33,7 @@ mod identity;
 mod layout;
 mod manifests;
 mod meta;
+mod migrate;
 mod namespaces;
 mod objects;
 #[cfg(test)]
@@ -64,6 +65,7 @@ pub use identity::{
 };
 pub use manifests::{ManifestContent, PutManifest, TagInfo};
 pub use meta::pg_db::redact as redact_url;
+pub use migrate::CopyReport;
 pub use namespaces::{
     validate_namespace_name, ArtifactInfo, Features, GcSchedule, NamespaceInfo, RegistrySettings,
     RepoDetail, RepoSummary, Toggle,
@@ -284,7 +286,12 @@ impl Registry {
             inner: Arc::new(Inner {
                 cfg,
                 meta,
-                objects: objects::Objects::new(built.store, built.local_root, native_create),
+                objects: objects::Objects::new(
+                    built.store,
+                    built.local_root,
+                    native_create,
+                    built.signer,
+                ),
                 uploads: blobs::uploads::Sessions::default(),
                 manifest_cache: manifests::Cache::default(),
                 deleting: namespaces::Deleting::default(),

@@ -55,6 +55,9 @@ pub(crate) struct Objects {
     /// is its content's digest (or a fresh upload id), so a write over an
     /// existing object puts the same bytes there.
     native_create: bool,
+    /// Presigns blob pulls answered with a redirect (S3 with
+    /// `storage.redirect`).
+    signer: Option<crate::backend::UrlSigner>,
 }
 
 impl Objects {
@@ -64,11 +67,22 @@ impl Objects {
         os: Arc<dyn ObjectStore>,
         local_root: Option<std::path::PathBuf>,
         native_create: bool,
+        signer: Option<crate::backend::UrlSigner>,
     ) -> Objects {
         Objects {
             os,
             local_root: local_root.map(Arc::new),
             native_create,
+            signer,
+        }
+    }
+
+    /// A presigned URL of the object at `path` for clients to fetch it
+    /// from the bucket themselves; `None` unless redirects are on.
+    pub(crate) async fn signed_get(&self, path: &Path) -> Result<Option<String>> {
+        match &self.signer {
+            Some(s) => Ok(Some(s.get_url(path).await?)),
+            None => Ok(None),
         }
     }
 
@@ -297,6 +311,15 @@ impl Objects {
         }
         deleted?;
         Ok(())
+    }
+
+    /// The size of the object at `path`, `None` when there is none.
+    pub(crate) async fn size(&self, path: &Path) -> Result<Option<u64>> {
+        match self.os.head(path).await {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(crate) async fn exists(&self, path: &Path) -> Result<bool> {
@@ -608,7 +631,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_native_create_an_existing_object_is_kept_and_a_missing_one_written() {
-        let o = Objects::new(Arc::new(InMemory::new()), None, false);
+        let o = Objects::new(Arc::new(InMemory::new()), None, false, None);
         let p = Path::from("blobs/a");
         o.put_if_absent(&p, Bytes::from_static(b"first"))
             .await
@@ -621,7 +644,7 @@ mod tests {
 
     #[tokio::test]
     async fn parts_become_one_object_and_an_existing_destination_is_not_touched() {
-        let o = Objects::new(Arc::new(InMemory::new()), None, true);
+        let o = Objects::new(Arc::new(InMemory::new()), None, true, None);
         let mut h = Sha256::new();
         let parts: Vec<Path> = (0..3)
             .map(|i| Path::from(format!("uploads/u.{i}")))

@@ -74,6 +74,17 @@ impl Registry {
             .await
     }
 
+    /// Where a client may fetch the blob itself: a presigned URL of its
+    /// object when the store answers pulls with redirects
+    /// (`storage.redirect`), `None` otherwise. The caller checked that
+    /// the blob is in the repository ([`Registry::blob_size`]).
+    pub async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>> {
+        self.inner
+            .objects
+            .signed_get(&layout::blob_path(digest))
+            .await
+    }
+
     /// Removes the repository's link to a blob (the bytes are reclaimed by
     /// garbage collection once nothing links them).
     pub async fn blob_unlink(&self, repo: &RepoName, digest: &Digest) -> Result<()> {

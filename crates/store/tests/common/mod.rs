@@ -112,6 +112,7 @@ pub fn objects(dir: &Path) -> ObjectBackend {
             secret_access_key: var("BERTH_TEST_S3_SECRET_KEY"),
             allow_http: true,
             virtual_hosted_style: false,
+            redirect: false,
         }),
         Ok(other) => panic!("BERTH_TEST_OBJECTS={other}: expected filesystem, memory or s3"),
     }
