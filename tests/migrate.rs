@@ -73,23 +73,12 @@ fn serve(dir: &Path) -> Proc {
 
 /// `berth migrate --from --to --json`: exit code, report, output.
 fn migrate(from: &Path, to: &Path) -> (Option<i32>, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["migrate", "--json", "--from"])
-        .arg(from)
-        .arg("--to")
-        .arg(to)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run berth migrate");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let raw = format!(
-        "stdout {stdout}; stderr {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.code(),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        raw,
+    common::run_json(
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["migrate", "--json", "--from"])
+            .arg(from)
+            .arg("--to")
+            .arg(to),
     )
 }
 

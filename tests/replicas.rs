@@ -87,22 +87,11 @@ impl Set {
         for p in &mut self.replicas {
             p.stop();
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["fsck", "--json", "--data-dir"])
-            .arg(self.dir.path().join("fsck"))
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run berth fsck");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let raw = format!(
-            "stdout {stdout}; stderr {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            out.status.code(),
-            serde_json::from_str(&stdout).unwrap_or(Value::Null),
-            raw,
+        common::run_json(
+            Command::new(env!("CARGO_BIN_EXE_berth"))
+                .args(["fsck", "--json", "--data-dir"])
+                .arg(self.dir.path().join("fsck"))
+                .envs(self.env.iter().map(|(k, v)| (k, v))),
         )
     }
 }

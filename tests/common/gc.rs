@@ -401,9 +401,7 @@ pub fn offline_gc(reg: &Reg, extra: &[&str]) -> Value {
 pub fn fsck(data: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
     let mut args = vec!["fsck", "--data-dir", data.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
-    let (code, out, err) = berth(&args);
-    let v = serde_json::from_str(&out).unwrap_or(Value::Null);
-    (code, v, format!("stdout {out}; stderr {err}"))
+    super::run_json(Command::new(env!("CARGO_BIN_EXE_berth")).args(&args))
 }
 
 pub fn problems(v: &Value) -> Vec<String> {

@@ -466,6 +466,19 @@ pub fn berth_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_berth"))
 }
 
+/// Runs a `berth` command that prints JSON (`--json`): its exit code, the
+/// parsed stdout (`null` when it is not JSON) and both outputs for messages.
+pub fn run_json(cmd: &mut Command) -> (Option<i32>, serde_json::Value, String) {
+    let out = cmd.env("RUST_LOG", "warn").output().expect("run berth");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let raw = format!(
+        "stdout {stdout}; stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), json, raw)
+}
+
 /// Runs `cmd` to completion; it must exit 0. Returns its stdout.
 #[track_caller]
 pub fn run_ok(cmd: &mut Command) -> String {

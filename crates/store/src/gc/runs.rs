@@ -139,6 +139,28 @@ impl RunningFlag {
     /// Extends the lease of run `id`; false when the run no longer holds
     /// it (it lapsed and another replica took it over).
     async fn renew(&self, id: &str) -> Result<bool> {
+        self.update_own_lease(id, |l| {
+            l.until = now_millis() + LEASE_FOR.as_millis() as i64
+        })
+        .await
+    }
+
+    /// Gives the lease of run `id` back, if it still holds it.
+    async fn release(&self, id: &str) -> Result<()> {
+        self.update_own_lease(id, |l| {
+            l.run = None;
+            l.until = 0;
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Applies `change` to the lease if run `id` holds it; whether it did.
+    async fn update_own_lease(
+        &self,
+        id: &str,
+        change: impl Fn(&mut GcLease) + Send + 'static,
+    ) -> Result<bool> {
         let id = id.to_owned();
         self.reg
             .meta(move |r| {
@@ -148,28 +170,9 @@ impl RunningFlag {
                     if lease.run.as_deref() != Some(id.as_str()) {
                         return Ok(false);
                     }
-                    lease.until = now_millis() + LEASE_FOR.as_millis() as i64;
+                    change(&mut lease);
                     meta::tx_put(tx, Table::Leases, keys::GC_LEASE, &lease)?;
                     Ok(true)
-                })
-            })
-            .await
-    }
-
-    /// Gives the lease of run `id` back, if it still holds it.
-    async fn release(&self, id: &str) -> Result<()> {
-        let id = id.to_owned();
-        self.reg
-            .meta(move |r| {
-                r.db().transact(|tx| {
-                    let mut lease: GcLease =
-                        meta::tx_get(tx, Table::Leases, keys::GC_LEASE)?.unwrap_or_default();
-                    if lease.run.as_deref() == Some(id.as_str()) {
-                        lease.run = None;
-                        lease.until = 0;
-                        meta::tx_put(tx, Table::Leases, keys::GC_LEASE, &lease)?;
-                    }
-                    Ok(())
                 })
             })
             .await
