@@ -517,12 +517,16 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let db = rt.block_on(PgDb::open(&url, 4, true, true)).unwrap();
-        // A second owner is refused while the first holds the database.
-        let second = rt.block_on(PgDb::open(&url, 1, true, true));
+        // Servers share the database; offline maintenance is refused
+        // beside one.
+        let db = rt.block_on(PgDb::open(&url, 4, true, false)).unwrap();
+        let second = rt.block_on(PgDb::open(&url, 1, true, false));
+        assert!(second.is_ok(), "a second server was refused");
+        drop(second);
+        let offline = rt.block_on(PgDb::open(&url, 1, true, true));
         assert!(
-            matches!(second, Err(Error::Locked { .. })),
-            "a second process opened the database"
+            matches!(offline, Err(Error::Locked { .. })),
+            "offline maintenance opened beside a server"
         );
         rt.block_on(async {
             let c = db.pool.get().await.unwrap();
@@ -561,5 +565,25 @@ mod tests {
             crate::meta::tests::conflicts(&*d);
         }))
         .unwrap();
+        // And the other way round: with the servers gone (their lock goes
+        // with their connection, which the server closes shortly after),
+        // maintenance opens, and then a server is refused.
+        drop(db);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let offline = loop {
+            match rt.block_on(PgDb::open(&url, 1, true, true)) {
+                Ok(o) => break o,
+                Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => panic!("offline maintenance with no server: {e}"),
+            }
+        };
+        let server = rt.block_on(PgDb::open(&url, 1, true, false));
+        assert!(
+            matches!(server, Err(Error::Locked { .. })),
+            "a server opened beside offline maintenance"
+        );
+        drop(offline);
     }
 }
