@@ -26,6 +26,12 @@ const SCHEMA_VERSION: i32 = 1;
 /// Conflicting transactions are run again this many times before the
 /// conflict is reported.
 const MAX_ATTEMPTS: usize = 64;
+/// After this many conflicts in a row, a transaction runs alone: it takes
+/// [`CONTENDED_LOCK`] exclusively, where every other transaction holds it
+/// shared. A transaction that keeps losing a hot row (the event sequence,
+/// one repository's record under parallel pushes) then commits instead of
+/// being aborted by fresh ones again and again.
+const QUEUE_AFTER: usize = 8;
 
 pub(crate) struct PgDb {
     pool: Pool,
@@ -40,10 +46,23 @@ pub(crate) struct PgDb {
 /// and key of the transaction lock schema migrations take.
 const OWNER_LOCK: i64 = 7_380_916;
 const MIGRATION_LOCK: i64 = 7_380_917;
+/// Transaction lock that every transaction holds shared and one that
+/// conflicted repeatedly holds exclusive (see [`QUEUE_AFTER`]).
+const CONTENDED_LOCK: i64 = 7_380_918;
 
 fn pg(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    // tokio-postgres says only "db error" and keeps what the server said
+    // (its SQLSTATE and message) as the error's source: the message
+    // carries the whole chain, so that a log line says what happened.
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
     Error::Metadata {
-        source: Box::new(e),
+        source: text.into(),
     }
 }
 
@@ -385,6 +404,13 @@ impl MetaDb for PgDb {
                         .start(),
                 )
                 .map_err(pg)?;
+            let lock = if attempt > QUEUE_AFTER {
+                "SELECT pg_advisory_xact_lock($1)"
+            } else {
+                "SELECT pg_advisory_xact_lock_shared($1)"
+            };
+            self.block_on(tx.execute(lock, &[&CONTENDED_LOCK]))
+                .map_err(pg)?;
             let txn = PgTxn { tx: &tx, db: self };
             let outcome = match body(&txn) {
                 Ok(()) => self.block_on(tx.commit()).map_err(TxError::from_pg),
@@ -413,10 +439,12 @@ impl MetaDb for PgDb {
                     if !retry || attempt >= MAX_ATTEMPTS {
                         return Err(pg(e));
                     }
-                    // Back off a little, more with each conflict, so that
-                    // the transactions that collided do not collide again.
+                    // Back off, twice as long with each conflict (up to
+                    // 25 ms) and by a random part of that, so that the
+                    // transactions that collided do not collide again.
+                    let cap = (500u64 << attempt.min(6)).min(25_000);
                     std::thread::sleep(std::time::Duration::from_micros(
-                        (attempt as u64) * 200 + u64::from(fastrand_u8()) * 10,
+                        cap * u64::from(fastrand_u8()) / 255 + 100,
                     ));
                 }
             }
