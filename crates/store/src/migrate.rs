@@ -161,24 +161,10 @@ impl Registry {
             .read(&layout::blob_path(digest), None)
             .await?
             .body;
-        let staging = layout::upload_part_path(&uuid::Uuid::new_v4(), 0, 0);
         let objects = &self.inner.objects;
         let mut hasher = sha2::Sha256::new();
-        let written = if objects.appends() {
-            objects
-                .append_local(&staging, 0, false, body, &mut hasher)
-                .await
-        } else {
-            objects.write_stream(&staging, body, &mut hasher).await
-        };
+        let (staging, n) = objects.write_staging(body, &mut hasher).await?;
         let parts = [staging];
-        let n = match written {
-            Ok(n) => n,
-            Err(e) => {
-                objects.delete_all(&parts).await;
-                return Err(e);
-            }
-        };
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => berth_oci::Digest::from_raw(Algorithm::Sha256, &hasher.finalize()),
             alg => objects.hash(&parts, alg).await?.0,

@@ -313,6 +313,31 @@ impl Objects {
         Ok(())
     }
 
+    /// Writes `body` to a fresh staging object under `uploads/` that no
+    /// metadata names (a crash leaves an orphan for `berth gc`), feeding
+    /// `hasher`: straight to its file on the local disk (no multipart
+    /// buffers), streamed elsewhere. Returns the object and the byte count;
+    /// on error nothing is left.
+    pub(crate) async fn write_staging(
+        &self,
+        body: impl Stream<Item = Result<Bytes>> + Unpin,
+        hasher: &mut Sha256,
+    ) -> Result<(Path, u64)> {
+        let path = crate::layout::upload_part_path(&uuid::Uuid::new_v4(), 0, 0);
+        let written = if self.appends() {
+            self.append_local(&path, 0, false, body, hasher).await
+        } else {
+            self.write_stream(&path, body, hasher).await
+        };
+        match written {
+            Ok(n) => Ok((path, n)),
+            Err(e) => {
+                self.delete_all(std::slice::from_ref(&path)).await;
+                Err(e)
+            }
+        }
+    }
+
     /// The size of the object at `path`, `None` when there is none.
     pub(crate) async fn size(&self, path: &Path) -> Result<Option<u64>> {
         match self.os.head(path).await {

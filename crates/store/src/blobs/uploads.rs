@@ -506,28 +506,8 @@ impl Registry {
         declared_len: Option<u64>,
     ) -> Result<()> {
         self.check_writable(repo)?;
-        // A private staging id that is never recorded: a crash leaves only
-        // an orphan chunk for `berth gc` to sweep.
-        let uuid = Uuid::new_v4();
-        let path = layout::upload_part_path(&uuid, 0, 0);
         let mut hasher = Sha256::new();
-        let objects = &self.inner.objects;
-        // On the local disk, written straight to its file: no multipart
-        // buffers per upload.
-        let n = if objects.appends() {
-            objects
-                .append_local(&path, 0, false, body, &mut hasher)
-                .await
-        } else {
-            objects.write_stream(&path, body, &mut hasher).await
-        };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                objects.delete_all(std::slice::from_ref(&path)).await;
-                return Err(e);
-            }
-        };
+        let (path, n) = self.inner.objects.write_staging(body, &mut hasher).await?;
         let paths = [path];
         if let Some(d) = declared_len {
             if d != n {
