@@ -46,8 +46,9 @@ pub(crate) struct PgDb {
 /// and key of the transaction lock schema migrations take.
 const OWNER_LOCK: i64 = 7_380_916;
 const MIGRATION_LOCK: i64 = 7_380_917;
-/// Transaction lock that every transaction holds shared and one that
-/// conflicted repeatedly holds exclusive (see [`QUEUE_AFTER`]).
+/// Lock that every transaction holds shared (a transaction lock) and one
+/// that conflicted repeatedly holds exclusive (a session lock around its
+/// transaction, see [`PgDb::attempts`]).
 const CONTENDED_LOCK: i64 = 7_380_918;
 
 fn pg(e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -136,6 +137,83 @@ impl PgDb {
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// Runs `body` in a serializable transaction until it commits, is
+    /// aborted, or conflicted [`MAX_ATTEMPTS`] times. From the
+    /// [`QUEUE_AFTER`]th conflict on it holds [`CONTENDED_LOCK`]
+    /// exclusively, as a session lock taken *before* `BEGIN` (and
+    /// `queued` says so, for the caller to release it): a serializable
+    /// transaction's snapshot is taken by its first statement, so a lock
+    /// waited for inside the transaction would leave it with a snapshot
+    /// older than the commits it waited for, and it would conflict anyway.
+    fn attempts(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        body: &dyn Fn(&dyn Txn) -> TxResult<()>,
+        queued: &mut bool,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if attempt > QUEUE_AFTER && !*queued {
+                self.block_on(client.execute("SELECT pg_advisory_lock($1)", &[&CONTENDED_LOCK]))
+                    .map_err(pg)?;
+                *queued = true;
+            }
+            let tx = self
+                .block_on(
+                    client
+                        .build_transaction()
+                        .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                        .start(),
+                )
+                .map_err(pg)?;
+            if !*queued {
+                self.block_on(tx.execute(
+                    "SELECT pg_advisory_xact_lock_shared($1)",
+                    &[&CONTENDED_LOCK],
+                ))
+                .map_err(pg)?;
+            }
+            let txn = PgTxn { tx: &tx, db: self };
+            let outcome = match body(&txn) {
+                Ok(()) => self.block_on(tx.commit()).map_err(TxError::from_pg),
+                Err(e) => {
+                    let _ = self.block_on(tx.rollback());
+                    Err(e)
+                }
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(TxError::Abort(e)) => return Err(e),
+                Err(TxError::Engine(any)) => {
+                    let e = match any.downcast::<tokio_postgres::Error>() {
+                        Ok(e) => *e,
+                        Err(_) => {
+                            return Err(Error::Metadata {
+                                source: "foreign engine error in a PostgreSQL transaction".into(),
+                            })
+                        }
+                    };
+                    let retry = matches!(
+                        e.code(),
+                        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                            || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    );
+                    if !retry || attempt >= MAX_ATTEMPTS {
+                        return Err(pg(e));
+                    }
+                    // Back off, twice as long with each conflict (up to
+                    // 25 ms) and by a random part of that, so that the
+                    // transactions that collided do not collide again.
+                    let cap = (500u64 << attempt.min(6)).min(25_000);
+                    std::thread::sleep(std::time::Duration::from_micros(
+                        cap * u64::from(fastrand_u8()) / 255 + 100,
+                    ));
+                }
+            }
+        }
     }
 
     fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -393,62 +471,19 @@ impl MetaDb for PgDb {
 
     fn transact_dyn(&self, body: &dyn Fn(&dyn Txn) -> TxResult<()>) -> Result<()> {
         let mut client = self.client()?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let tx = self
-                .block_on(
-                    client
-                        .build_transaction()
-                        .isolation_level(tokio_postgres::IsolationLevel::Serializable)
-                        .start(),
-                )
-                .map_err(pg)?;
-            let lock = if attempt > QUEUE_AFTER {
-                "SELECT pg_advisory_xact_lock($1)"
-            } else {
-                "SELECT pg_advisory_xact_lock_shared($1)"
-            };
-            self.block_on(tx.execute(lock, &[&CONTENDED_LOCK]))
-                .map_err(pg)?;
-            let txn = PgTxn { tx: &tx, db: self };
-            let outcome = match body(&txn) {
-                Ok(()) => self.block_on(tx.commit()).map_err(TxError::from_pg),
-                Err(e) => {
-                    let _ = self.block_on(tx.rollback());
-                    Err(e)
-                }
-            };
-            match outcome {
-                Ok(()) => return Ok(()),
-                Err(TxError::Abort(e)) => return Err(e),
-                Err(TxError::Engine(any)) => {
-                    let e = match any.downcast::<tokio_postgres::Error>() {
-                        Ok(e) => *e,
-                        Err(_) => {
-                            return Err(Error::Metadata {
-                                source: "foreign engine error in a PostgreSQL transaction".into(),
-                            })
-                        }
-                    };
-                    let retry = matches!(
-                        e.code(),
-                        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
-                            || *c == SqlState::T_R_DEADLOCK_DETECTED
-                    );
-                    if !retry || attempt >= MAX_ATTEMPTS {
-                        return Err(pg(e));
-                    }
-                    // Back off, twice as long with each conflict (up to
-                    // 25 ms) and by a random part of that, so that the
-                    // transactions that collided do not collide again.
-                    let cap = (500u64 << attempt.min(6)).min(25_000);
-                    std::thread::sleep(std::time::Duration::from_micros(
-                        cap * u64::from(fastrand_u8()) / 255 + 100,
-                    ));
-                }
+        let mut queued = false;
+        let outcome = self.attempts(&mut client, body, &mut queued);
+        if queued {
+            let unlocked =
+                self.block_on(client.execute("SELECT pg_advisory_unlock($1)", &[&CONTENDED_LOCK]));
+            if unlocked.is_err() {
+                // A connection that may still hold the lock must not go
+                // back to the pool: every transaction of every replica
+                // would wait on it. Taken out, it is closed.
+                drop(deadpool_postgres::Object::take(client));
             }
         }
+        outcome
     }
 
     fn flush(&self) -> Result<()> {
