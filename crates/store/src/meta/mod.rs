@@ -309,20 +309,20 @@ pub(crate) mod tests {
         );
     }
 
-    /// Transactions on several threads that read and write one key: none
-    /// of the increments is lost (the engine reruns conflicting bodies).
-    pub(crate) fn conflicts(db: &dyn MetaDb) {
-        const THREADS: usize = 4;
-        const EACH: usize = 25;
+    /// Transactions on `threads` threads that read and write one key, `each`
+    /// per thread: every one commits (the engine reruns conflicting bodies,
+    /// however hot the key) and none of the increments is lost.
+    pub(crate) fn conflicts(db: &dyn MetaDb, threads: usize, each: usize) {
         std::thread::scope(|s| {
-            for _ in 0..THREADS {
+            for _ in 0..threads {
                 s.spawn(|| {
-                    for _ in 0..EACH {
+                    for _ in 0..each {
                         db.transact_dyn(&|tx| {
                             let n = tx
                                 .get(Table::Settings, b"counter")?
                                 .map(|v| String::from_utf8(v).unwrap().parse::<usize>().unwrap())
                                 .unwrap_or(0);
+                            std::thread::sleep(std::time::Duration::from_millis(2));
                             tx.put(Table::Settings, b"counter", (n + 1).to_string().as_bytes())
                         })
                         .unwrap();
@@ -331,6 +331,6 @@ pub(crate) mod tests {
             }
         });
         let n = db.get(Table::Settings, b"counter").unwrap().unwrap();
-        assert_eq!(String::from_utf8(n).unwrap(), (THREADS * EACH).to_string());
+        assert_eq!(String::from_utf8(n).unwrap(), (threads * each).to_string());
     }
 }

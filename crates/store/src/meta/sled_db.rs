@@ -199,6 +199,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = super::SledDb::open(&dir.path().join("meta"), 8 << 20).unwrap();
         crate::meta::tests::suite(&db);
-        crate::meta::tests::conflicts(&db);
+        crate::meta::tests::conflicts(&db, 4, 25);
     }
 }
