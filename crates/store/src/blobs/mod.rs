@@ -170,7 +170,7 @@ impl Registry {
                 // Unknown, or being deleted: the client uploads instead.
                 _ => return Ok(false),
             }
-            self.link_in_tx(tx, repo, digest, &ref_rows)?;
+            self.link_in_tx(tx, repo, digest, &ref_rows, false)?;
             Ok(true)
         })
     }
@@ -194,15 +194,17 @@ impl Registry {
     /// Inside a transaction: the repository (and its namespace) exist, and
     /// may serve `digest`.
     /// `ref_rows`: [`Registry::blob_ref_rows`] of `repo` and `digest`, read
-    /// before the transaction.
+    /// before the transaction. `manifest`: the digest is a manifest's (its
+    /// push time is recorded exactly; see [`Registry::ensure_repo_in_tx`]).
     pub(crate) fn link_in_tx(
         &self,
         tx: &dyn meta::Txn,
         repo: &RepoName,
         digest: &Digest,
         ref_rows: &[Vec<u8>],
+        manifest: bool,
     ) -> meta::TxResult<()> {
-        self.ensure_repo_in_tx(tx, repo)?;
+        self.ensure_repo_in_tx(tx, repo, manifest)?;
         let key = keys::link(repo, digest);
         if let Some(mut link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &key)? {
             // Pushed again: the grace period for unreferenced links starts

@@ -569,7 +569,7 @@ impl Registry {
                     if tx.get(Table::Blobs, &key)?.is_none() {
                         meta::tx_put(tx, Table::Blobs, &key, &BlobRecord::new(size))?;
                     }
-                    r.link_in_tx(tx, &repo, &digest, &ref_rows)?;
+                    r.link_in_tx(tx, &repo, &digest, &ref_rows, false)?;
                     if let Some(id) = session {
                         tx.delete(Table::Uploads, &keys::upload(&id))?;
                     }

@@ -206,7 +206,7 @@ impl Registry {
                             &BlobRecord::new(bytes.len() as u64),
                         )?;
                     }
-                    r.link_in_tx(tx, repo, &digest, &ref_rows)?;
+                    r.link_in_tx(tx, repo, &digest, &ref_rows, true)?;
                     let record = own_references(tx, repo, &record)?;
                     for target in record.references() {
                         counters::add_ref_in_tx(tx, &target, repo, &digest)?;

@@ -89,6 +89,10 @@ fn repo_records_of_namespace(db: &dyn MetaDb, ns: &str) -> Result<Vec<(RepoName,
     Ok(out)
 }
 
+/// How stale a repository's push time may be left by blob pushes
+/// (milliseconds); manifest pushes record theirs exactly.
+const BLOB_PUSH_RESOLUTION_MS: crate::records::Millis = 1_000;
+
 impl Registry {
     /// Deletions a stop interrupted (here or on another replica), now
     /// hidden again: the namespaces, and the repositories outside them, to
@@ -417,8 +421,17 @@ impl Registry {
     }
 
     /// Inside a transaction: creates the repository and its namespace on
-    /// first push, and records the push time.
-    pub(crate) fn ensure_repo_in_tx(&self, tx: &dyn Txn, repo: &RepoName) -> TxResult<()> {
+    /// first push, and records the push time. A blob's push (not a
+    /// manifest's, `exact`) leaves a push time less than
+    /// [`BLOB_PUSH_RESOLUTION_MS`] old as it is: every layer of every
+    /// parallel push would otherwise rewrite the repository's record, and
+    /// on PostgreSQL each such write conflicts with all the others.
+    pub(crate) fn ensure_repo_in_tx(
+        &self,
+        tx: &dyn Txn,
+        repo: &RepoName,
+        exact: bool,
+    ) -> TxResult<()> {
         let now = now_millis();
         let ns = repo.namespace();
         if let Some(rec) =
@@ -460,6 +473,12 @@ impl Registry {
                 what: format!("repository {repo}"),
             }
             .into());
+        }
+        let recent = rec
+            .last_push
+            .is_some_and(|t| now.saturating_sub(t) < BLOB_PUSH_RESOLUTION_MS);
+        if recent && !exact {
+            return Ok(());
         }
         rec.last_push = Some(now);
         meta::tx_put(tx, Table::Repos, &key, &rec)
