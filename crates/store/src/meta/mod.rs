@@ -7,9 +7,7 @@
 //! be added by implementing [`MetaDb`] and running the same test suite
 //! (as in garage's `db` crate).
 
-mod pg_cache;
 pub(crate) mod pg_db;
-mod pg_txn;
 pub(crate) mod sled_db;
 
 use std::cell::RefCell;

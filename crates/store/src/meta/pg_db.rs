@@ -11,19 +11,27 @@
 //! blocking), and wait for the asynchronous driver with
 //! `Handle::block_on`, whose connections the runtime drives.
 
-use std::sync::Arc;
-
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::runtime::Handle;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use super::pg_cache::{self, Lookup, ReadCache};
-use super::{MetaDb, Table, TxResult, Txn};
+use super::{MetaDb, Table, TxError, TxResult, Txn};
 use crate::error::{Error, Result};
 
 /// The schema this binary creates and reads. A database whose recorded
 /// version is newer is refused (written by a newer Berth).
 const SCHEMA_VERSION: i32 = 1;
+
+/// Conflicting transactions are run again this many times before the
+/// conflict is reported.
+const MAX_ATTEMPTS: usize = 64;
+/// After this many conflicts in a row, a transaction runs alone: it takes
+/// [`CONTENDED_LOCK`] exclusively, where every other transaction holds it
+/// shared. A transaction that keeps losing a hot row (the event sequence,
+/// one repository's record under parallel pushes) then commits instead of
+/// being aborted by fresh ones again and again.
+const QUEUE_AFTER: usize = 8;
 
 pub(crate) struct PgDb {
     pool: Pool,
@@ -31,19 +39,6 @@ pub(crate) struct PgDb {
     /// The connection holding this process's share of the owner lock (see
     /// [`PgDb::open`]); dropped with it.
     _owner: tokio_postgres::Client,
-    /// Point reads kept in memory (see [`super::pg_cache`]).
-    pub(super) cache: Arc<ReadCache>,
-    /// The task listening for other processes' writes; stopped with the
-    /// engine.
-    listener: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Some(l) = &self.listener {
-            l.abort();
-        }
-    }
 }
 
 /// Key of the session advisory lock: servers hold it shared (any number of
@@ -51,8 +46,12 @@ impl Drop for PgDb {
 /// and key of the transaction lock schema migrations take.
 const OWNER_LOCK: i64 = 7_380_916;
 const MIGRATION_LOCK: i64 = 7_380_917;
+/// Lock that every transaction holds shared (a transaction lock) and one
+/// that conflicted repeatedly holds exclusive (a session lock around its
+/// transaction, see [`PgDb::attempts`]).
+const CONTENDED_LOCK: i64 = 7_380_918;
 
-pub(super) fn pg(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+fn pg(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     // tokio-postgres says only "db error" and keeps what the server said
     // (its SQLSTATE and message) as the error's source: the message
     // carries the whole chain, so that a log line says what happened.
@@ -116,17 +115,10 @@ impl PgDb {
             .max_size(max_connections.max(1))
             .build()
             .map_err(pg)?;
-        let cache = Arc::new(ReadCache::default());
-        // Offline maintenance runs alone: nothing to listen for, and
-        // nothing is cached.
-        let listener =
-            (!exclusive).then(|| tokio::spawn(pg_cache::listen(cfg.clone(), cache.clone())));
         let db = PgDb {
             pool,
             rt: Handle::current(),
             _owner: owner,
-            cache,
-            listener,
         };
         let client = db.pool.get().await.map_err(|e| Error::Config {
             what: format!(
@@ -143,11 +135,88 @@ impl PgDb {
         Ok(db)
     }
 
-    pub(super) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
 
-    pub(super) fn client(&self) -> Result<deadpool_postgres::Object> {
+    /// Runs `body` in a serializable transaction until it commits, is
+    /// aborted, or conflicted [`MAX_ATTEMPTS`] times. From the
+    /// [`QUEUE_AFTER`]th conflict on it holds [`CONTENDED_LOCK`]
+    /// exclusively, as a session lock taken *before* `BEGIN` (and
+    /// `queued` says so, for the caller to release it): a serializable
+    /// transaction's snapshot is taken by its first statement, so a lock
+    /// waited for inside the transaction would leave it with a snapshot
+    /// older than the commits it waited for, and it would conflict anyway.
+    fn attempts(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        body: &dyn Fn(&dyn Txn) -> TxResult<()>,
+        queued: &mut bool,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if attempt > QUEUE_AFTER && !*queued {
+                self.block_on(client.execute("SELECT pg_advisory_lock($1)", &[&CONTENDED_LOCK]))
+                    .map_err(pg)?;
+                *queued = true;
+            }
+            let tx = self
+                .block_on(
+                    client
+                        .build_transaction()
+                        .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                        .start(),
+                )
+                .map_err(pg)?;
+            if !*queued {
+                self.block_on(tx.execute(
+                    "SELECT pg_advisory_xact_lock_shared($1)",
+                    &[&CONTENDED_LOCK],
+                ))
+                .map_err(pg)?;
+            }
+            let txn = PgTxn { tx: &tx, db: self };
+            let outcome = match body(&txn) {
+                Ok(()) => self.block_on(tx.commit()).map_err(TxError::from_pg),
+                Err(e) => {
+                    let _ = self.block_on(tx.rollback());
+                    Err(e)
+                }
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(TxError::Abort(e)) => return Err(e),
+                Err(TxError::Engine(any)) => {
+                    let e = match any.downcast::<tokio_postgres::Error>() {
+                        Ok(e) => *e,
+                        Err(_) => {
+                            return Err(Error::Metadata {
+                                source: "foreign engine error in a PostgreSQL transaction".into(),
+                            })
+                        }
+                    };
+                    let retry = matches!(
+                        e.code(),
+                        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                            || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    );
+                    if !retry || attempt >= MAX_ATTEMPTS {
+                        return Err(pg(e));
+                    }
+                    // Back off, twice as long with each conflict (up to
+                    // 25 ms) and by a random part of that, so that the
+                    // transactions that collided do not collide again.
+                    let cap = (500u64 << attempt.min(6)).min(25_000);
+                    std::thread::sleep(std::time::Duration::from_micros(
+                        cap * u64::from(fastrand_u8()) / 255 + 100,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn client(&self) -> Result<deadpool_postgres::Object> {
         self.block_on(self.pool.get()).map_err(pg)
     }
 }
@@ -294,14 +363,12 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-pub(super) fn tbl(t: Table) -> i16 {
+fn tbl(t: Table) -> i16 {
     t.index() as i16
 }
 
 /// Rows of a table under `prefix` strictly after `after`, in key order:
-/// the statement, its lower bound and its upper bound (`$2`, `$3`). The
-/// limit is the last parameter: statements are prepared once per
-/// connection and shape, not once per page size.
+/// the statement, its lower bound and its upper bound (`$2`, `$3`).
 fn range_query(
     what: &str,
     prefix: &[u8],
@@ -324,12 +391,8 @@ fn range_query(
     if what != "count(*)" {
         sql.push_str(" ORDER BY k");
     }
-    if limit.is_some() {
-        sql.push_str(if end.is_some() {
-            " LIMIT $4"
-        } else {
-            " LIMIT $3"
-        });
+    if let Some(n) = limit {
+        sql.push_str(&format!(" LIMIT {n}"));
     }
     (sql, lower, end)
 }
@@ -350,18 +413,12 @@ impl PgDb {
         let limit = limit.filter(|n| *n < i64::MAX as usize);
         let (sql, lower, end) = range_query(what, prefix, after, limit);
         let t = tbl(table);
-        let n = limit.map(|n| n as i64);
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&t, &lower];
-        if let Some(e) = &end {
-            params.push(e);
-        }
-        if let Some(n) = &n {
-            params.push(n);
-        }
         let client = self.client()?;
         self.block_on(async {
-            let st = client.prepare_cached(&sql).await?;
-            client.query(&st, &params).await
+            match &end {
+                Some(e) => client.query(&sql, &[&t, &lower, e]).await,
+                None => client.query(&sql, &[&t, &lower]).await,
+            }
         })
         .map_err(pg)
     }
@@ -369,24 +426,14 @@ impl PgDb {
 
 impl MetaDb for PgDb {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let t = tbl(table);
-        let epoch = match pg_cache::cached(table).then(|| self.cache.lookup(t, key)) {
-            Some(Lookup::Hit(v)) => return Ok(v),
-            Some(Lookup::Miss(epoch)) => Some(epoch),
-            Some(Lookup::Off) | None => None,
-        };
         let client = self.client()?;
         let row = self
-            .block_on(async {
-                let st = client.prepare_cached(super::pg_txn::GET).await?;
-                client.query_opt(&st, &[&t, &key]).await
-            })
+            .block_on(client.query_opt(
+                "SELECT v FROM berth_kv WHERE tbl = $1 AND k = $2",
+                &[&tbl(table), &key],
+            ))
             .map_err(pg)?;
-        let value: Option<Vec<u8>> = row.map(|r| r.get(0));
-        if let Some(epoch) = epoch {
-            self.cache.fill(epoch, t, key, value.as_deref());
-        }
-        Ok(value)
+        Ok(row.map(|r| r.get(0)))
     }
 
     fn scan(
@@ -423,7 +470,20 @@ impl MetaDb for PgDb {
     }
 
     fn transact_dyn(&self, body: &dyn Fn(&dyn Txn) -> TxResult<()>) -> Result<()> {
-        self.run_transaction(body)
+        let mut client = self.client()?;
+        let mut queued = false;
+        let outcome = self.attempts(&mut client, body, &mut queued);
+        if queued {
+            let unlocked =
+                self.block_on(client.execute("SELECT pg_advisory_unlock($1)", &[&CONTENDED_LOCK]));
+            if unlocked.is_err() {
+                // A connection that may still hold the lock must not go
+                // back to the pool: every transaction of every replica
+                // would wait on it. Taken out, it is closed.
+                drop(deadpool_postgres::Object::take(client));
+            }
+        }
+        outcome
     }
 
     fn flush(&self) -> Result<()> {
@@ -433,6 +493,58 @@ impl MetaDb for PgDb {
 
     fn remote(&self) -> bool {
         true
+    }
+}
+
+/// A few random bits for backoff jitter.
+fn fastrand_u8() -> u8 {
+    let mut b = [0u8; 1];
+    let _ = getrandom::fill(&mut b);
+    b[0]
+}
+
+impl TxError {
+    fn from_pg(e: tokio_postgres::Error) -> TxError {
+        TxError::Engine(Box::new(e))
+    }
+}
+
+struct PgTxn<'t, 'c> {
+    tx: &'t deadpool_postgres::Transaction<'c>,
+    db: &'t PgDb,
+}
+
+impl Txn for PgTxn<'_, '_> {
+    fn get(&self, table: Table, key: &[u8]) -> TxResult<Option<Vec<u8>>> {
+        let row = self
+            .db
+            .block_on(self.tx.query_opt(
+                "SELECT v FROM berth_kv WHERE tbl = $1 AND k = $2",
+                &[&tbl(table), &key],
+            ))
+            .map_err(TxError::from_pg)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.db
+            .block_on(self.tx.execute(
+                "INSERT INTO berth_kv (tbl, k, v) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v",
+                &[&tbl(table), &key, &value],
+            ))
+            .map_err(TxError::from_pg)?;
+        Ok(())
+    }
+
+    fn delete(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        self.db
+            .block_on(self.tx.execute(
+                "DELETE FROM berth_kv WHERE tbl = $1 AND k = $2",
+                &[&tbl(table), &key],
+            ))
+            .map_err(TxError::from_pg)?;
+        Ok(())
     }
 }
 
@@ -520,13 +632,6 @@ mod tests {
             crate::meta::tests::conflicts(&*d, 8, 40);
         }))
         .unwrap();
-        // A second server on the database: what one writes, the other's
-        // cache stops serving within a notice's delivery.
-        let other = std::sync::Arc::new(rt.block_on(PgDb::open(&url, 2, true, false)).unwrap());
-        let (d, o) = (db.clone(), other.clone());
-        rt.block_on(rt.spawn_blocking(move || super::pg_cache::tests::across_processes(&d, &o)))
-            .unwrap();
-        drop(other);
         // And the other way round: with the servers gone (their lock goes
         // with their connection, which the server closes shortly after),
         // maintenance opens, and then a server is refused.
