@@ -63,6 +63,13 @@
 //!             every replica to hide (the flags in namespaces and repos decide)
 //!             indexed (in settings)                -> the index was built from the flags
 //! leases      gc                                   -> GcLease (run, holder, until, last slot)
+//! gc_queue    b\0<millis, 16 hex>\0<digest>         -> (empty) review a blob whose counters fell
+//!                                                     to zero at that time
+//!             l\0<millis, 16 hex>\0<repo>\0<digest> -> (empty) review a link no manifest of its
+//!                                                     repository references since that time
+//!             (key order within a kind = oldest first)
+//!             gc_queue_seeded (in settings)        -> the queue was filled from a full scan of an
+//!                                                     older database (once)
 //! ```
 
 use berth_oci::Digest;
@@ -443,6 +450,57 @@ pub(crate) mod keys {
     /// every replica.
     pub(crate) const GC_LEASE: &[u8] = b"gc";
 
+    // ----- gc_queue: `b\0<millis>\0<digest>`, `l\0<millis>\0<repo>\0<digest>` -----
+
+    /// Prefix of the `gc_queue` keys of blob reviews.
+    pub(crate) const REVIEW_BLOBS: &[u8] = b"b\0";
+
+    /// Prefix of the `gc_queue` keys of link reviews.
+    pub(crate) const REVIEW_LINKS: &[u8] = b"l\0";
+
+    /// Fixed-width hex, so that key order is time order.
+    fn review_time(at: Millis) -> String {
+        format!("{:016x}", at.max(0))
+    }
+
+    /// `gc_queue` key: review the blob `d`, unneeded since `at`.
+    pub(crate) fn review_blob(at: Millis, d: &Digest) -> Vec<u8> {
+        joined(&["b", &review_time(at), &d.to_string()])
+    }
+
+    /// `gc_queue` key: review the link of `d` in `repo`, unreferenced
+    /// since `at`.
+    pub(crate) fn review_link(at: Millis, repo: &RepoName, d: &Digest) -> Vec<u8> {
+        joined(&["l", &review_time(at), repo.as_str(), &d.to_string()])
+    }
+
+    /// The time and the rest (`<digest>` or `<repo>\0<digest>`) of a
+    /// `gc_queue` key under `kind` ([`REVIEW_BLOBS`] or [`REVIEW_LINKS`]).
+    fn parse_review<'k>(kind: &[u8], k: &'k [u8]) -> Option<(Millis, &'k [u8])> {
+        let rest = k.strip_prefix(kind)?;
+        let (time, rest) = (rest.get(..16)?, rest.get(16..)?.strip_prefix(&[SEP])?);
+        let at = i64::from_str_radix(std::str::from_utf8(time).ok()?, 16).ok()?;
+        Some((at, rest))
+    }
+
+    /// The time and blob of a blob review key.
+    pub(crate) fn parse_review_blob(k: &[u8]) -> Option<(Millis, Digest)> {
+        let (at, rest) = parse_review(REVIEW_BLOBS, k)?;
+        Some((at, std::str::from_utf8(rest).ok()?.parse().ok()?))
+    }
+
+    /// The time, repository and blob of a link review key.
+    pub(crate) fn parse_review_link(k: &[u8]) -> Option<(Millis, RepoName, Digest)> {
+        let (at, rest) = parse_review(REVIEW_LINKS, k)?;
+        let (repo, d) = parse_repo_digest(rest)?;
+        Some((at, repo, d))
+    }
+
+    /// `settings` key saying the `gc_queue` holds every item that may be
+    /// unneeded: written at creation, or after the one full scan that
+    /// filled the queue of a database from before it.
+    pub(crate) const GC_QUEUE_SEEDED: &[u8] = b"gc_queue_seeded";
+
     // ----- events -----
 
     /// `settings` key of the last event sequence number given out.
@@ -522,6 +580,38 @@ mod tests {
         assert_eq!(keys::tag_of(&repo, &keys::tag(&other, "v1")), None);
         assert_eq!(keys::repo_name(b"acme/web"), Some("acme/web"));
         assert_eq!(keys::repo_name(&[0xff]), None);
+    }
+
+    /// Review keys: the worker reads the oldest first.
+    #[test]
+    fn review_keys_sort_by_time_within_their_kind_and_parse_back() {
+        let repo: RepoName = "acme/web".parse().unwrap();
+        let (a, b) = (digest('a'), digest('b'));
+        let sa = a.to_string();
+        assert_eq!(
+            keys::review_blob(0x1234, &a),
+            format!("b\0{:016x}\0{sa}", 0x1234).into_bytes()
+        );
+        assert_eq!(
+            keys::parse_review_blob(&keys::review_blob(7, &a)),
+            Some((7, a.clone()))
+        );
+        assert_eq!(
+            keys::parse_review_link(&keys::review_link(9, &repo, &b)),
+            Some((9, repo.clone(), b.clone()))
+        );
+        // Older first, whatever the digest; kinds apart by prefix.
+        assert!(keys::review_blob(99, &b) < keys::review_blob(100, &a));
+        assert!(keys::review_blob(1 << 40, &a) > keys::review_blob(1 << 39, &b));
+        assert!(keys::review_blob(5, &a).starts_with(keys::REVIEW_BLOBS));
+        assert!(keys::review_link(5, &repo, &a).starts_with(keys::REVIEW_LINKS));
+        // One kind's key is not the other's; nonsense is no key.
+        assert_eq!(keys::parse_review_link(&keys::review_blob(5, &a)), None);
+        assert_eq!(
+            keys::parse_review_blob(&keys::review_link(5, &repo, &a)),
+            None
+        );
+        assert_eq!(keys::parse_review_blob(b"b\0zz"), None);
     }
 
     /// The stored format: these bytes are what databases on disk hold.

@@ -253,7 +253,10 @@ impl Registry {
                             Table::Settings,
                             layout::keys::FORMAT,
                             format!("{{\"format\":{FORMAT}}}").as_bytes(),
-                        )
+                        )?;
+                        // A new database queues every review from its first
+                        // write on: garbage collection never scans it whole.
+                        tx.put(Table::Settings, layout::keys::GC_QUEUE_SEEDED, b"{}")
                     })?;
                     meta.flush()?;
                 }

@@ -232,6 +232,20 @@ impl Registry {
                     .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        // The destination's garbage-collection queue is the source's copy:
+        // a source that never filled one (a database from before it) leaves
+        // the destination to fill its own from a full scan, once.
+        let seeded = self
+            .meta(|r| r.db().get(Table::Settings, keys::GC_QUEUE_SEEDED))
+            .await?
+            .is_some();
+        if !seeded {
+            dest.meta(|r| {
+                r.db()
+                    .transact(|tx| tx.delete(Table::Settings, keys::GC_QUEUE_SEEDED))
+            })
+            .await?;
+        }
         dest.meta(|r| r.db().flush()).await
     }
 }

@@ -58,13 +58,13 @@ impl Hooks {
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn sha(b: &[u8]) -> Digest {
+pub(crate) fn sha(b: &[u8]) -> Digest {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
         .parse()
         .expect("valid digest")
 }
 
-async fn open(dir: &std::path::Path) -> Registry {
+pub(crate) async fn open(dir: &std::path::Path) -> Registry {
     // A reopen right after the previous handles were dropped can find the
     // database still locked for a moment: sled's background flusher lets
     // go of the file lock on its own thread. A real restart is a new
@@ -84,10 +84,16 @@ async fn open(dir: &std::path::Path) -> Registry {
     }
 }
 
-async fn put_blob(reg: &Registry, repo: &RepoName, bytes: &'static [u8]) -> Digest {
-    let d = sha(bytes);
-    let body = futures::stream::iter([Ok(Bytes::from_static(bytes))]).boxed();
-    reg.blob_put(repo, &d, body, Some(bytes.len() as u64))
+pub(crate) async fn put_blob(reg: &Registry, repo: &RepoName, bytes: &'static [u8]) -> Digest {
+    put_bytes(reg, repo, Bytes::from_static(bytes)).await
+}
+
+/// A monolithic blob push of `bytes` into `repo`; returns its digest.
+pub(crate) async fn put_bytes(reg: &Registry, repo: &RepoName, bytes: Bytes) -> Digest {
+    let d = sha(&bytes);
+    let len = bytes.len() as u64;
+    let body = futures::stream::iter([Ok(bytes)]).boxed();
+    reg.blob_put(repo, &d, body, Some(len))
         .await
         .expect("blob put");
     d
@@ -95,7 +101,7 @@ async fn put_blob(reg: &Registry, repo: &RepoName, bytes: &'static [u8]) -> Dige
 
 /// Pushes a one-layer image under `tag` and returns the manifest digest
 /// and the layer digest.
-async fn push_image(reg: &Registry, repo: &RepoName, tag: &str) -> (Digest, Digest) {
+pub(crate) async fn push_image(reg: &Registry, repo: &RepoName, tag: &str) -> (Digest, Digest) {
     let config = put_blob(reg, repo, br#"{"architecture":"amd64","os":"linux"}"#).await;
     let layer = put_blob(reg, repo, b"layer bytes for the race tests").await;
     let m = serde_json::json!({
@@ -117,7 +123,7 @@ async fn push_image(reg: &Registry, repo: &RepoName, tag: &str) -> (Digest, Dige
     (put.digest, layer)
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -40,9 +40,15 @@ pub(crate) fn count_in_tx(tx: &dyn Txn, digest: &Digest, links: i64, refs: i64) 
     if (links > 0 || refs > 0) && rec.state == BlobState::Deleting {
         return Err(gone(digest).into());
     }
+    let needed = rec.links > 0 || rec.refs > 0;
     rec.links = (rec.links as i64 + links).max(0) as u64;
     rec.refs = (rec.refs as i64 + refs).max(0) as u64;
     rec.updated_at = now_millis();
+    if needed && rec.links == 0 && rec.refs == 0 {
+        // Needed by nothing from now on: garbage collection reviews it once
+        // the grace period has passed.
+        crate::gc::queue::review_blob_in_tx(tx, rec.updated_at, digest)?;
+    }
     meta::tx_put(tx, Table::Blobs, &key, &rec)
 }
 
@@ -71,8 +77,14 @@ pub(crate) fn add_ref_in_tx(
 fn link_refs_in_tx(tx: &dyn Txn, target: &Digest, repo: &RepoName, delta: i64) -> TxResult<()> {
     let key = keys::link(repo, target);
     if let Some(mut link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &key)? {
+        let referenced = link.refs > 0;
         link.refs = (link.refs as i64 + delta).max(0) as u64;
         link.touched_at = now_millis();
+        if referenced && link.refs == 0 {
+            // The last manifest of the repository that referenced the blob
+            // went: the link may be garbage once the grace period passed.
+            crate::gc::queue::review_link_in_tx(tx, link.touched_at, repo, target)?;
+        }
         meta::tx_put(tx, Table::Links, &key, &link)?;
     }
     Ok(())

@@ -238,6 +238,11 @@ impl Registry {
             )?;
             tx.put(Table::BlobLinks, &keys::blob_link(digest, repo), b"")?;
             counters::count_in_tx(tx, digest, 1, 0)?;
+            if refs == 0 {
+                // Uploaded, not yet used: unless a manifest references it
+                // within the grace period, garbage collection removes it.
+                crate::gc::queue::review_link_in_tx(tx, now, repo, digest)?;
+            }
         }
         Ok(())
     }

@@ -17,12 +17,16 @@
 //! the blob before step 1 (and step 1 sees the counter), or it sees
 //! `Deleting` and waits for step 3, then writes the bytes again.
 //!
+//! A run does not look at every blob: the transactions that may make
+//! something garbage queue it for review ([`queue`]), and a run reviews
+//! only what is due, in batches.
+//!
 //! The offline pass (`berth gc`, [`offline`]) is a full mark-and-sweep over
 //! the metadata that also recomputes the counters and removes orphan
 //! objects; it is the backstop after crashes and restores.
 //!
-//! Tables owned (keys in `crate::layout::keys`): `gc_runs` ([`runs`]) and
-//! `retention` ([`retention`]). The counters live in the blob part's tables
+//! Tables owned (keys in `crate::layout::keys`): `gc_runs` ([`runs`]),
+//! `gc_queue` ([`queue`]) and `retention` ([`retention`]). The counters live in the blob part's tables
 //! and change only through `crate::blobs::counters`; [`fsck`] reads every
 //! table.
 
@@ -34,16 +38,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::layout::{self, keys};
+use crate::layout::keys;
 use crate::meta::{self, MetaDbExt, Table};
-use crate::records::{
-    now_millis, BlobRecord, BlobState, LinkRecord, ManifestRecord, TagRecord, UploadRecord,
-};
+use crate::records::{now_millis, ManifestRecord, TagRecord, UploadRecord};
 use crate::Registry;
 
 mod dry_run;
 mod fsck;
 mod offline;
+pub(crate) mod queue;
+#[cfg(test)]
+mod queue_tests;
 mod retention;
 mod runs;
 
@@ -150,62 +155,6 @@ impl Progress {
 }
 
 impl Registry {
-    /// Deletes one unneeded blob with the three-step protocol. Returns the
-    /// bytes freed, or `None` if the blob turned out to be needed, too
-    /// young, or already gone.
-    async fn delete_blob_if_unneeded(
-        &self,
-        digest: &Digest,
-        grace: Duration,
-        dry_run: bool,
-    ) -> Result<Option<u64>> {
-        let key = keys::blob(digest);
-        let cutoff = now_millis() - grace.as_millis() as i64;
-        let k = key.clone();
-        let marked = self
-            .meta(move |r| {
-                r.db().transact(|tx| {
-                    let Some(mut rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, &k)? else {
-                        return Ok(None);
-                    };
-                    let deletable = rec.state == BlobState::Deleting
-                        || (rec.links == 0 && rec.refs == 0 && rec.updated_at <= cutoff);
-                    if !deletable {
-                        return Ok(None);
-                    }
-                    if !dry_run && rec.state != BlobState::Deleting {
-                        rec.state = BlobState::Deleting;
-                        meta::tx_put(tx, Table::Blobs, &k, &rec)?;
-                    }
-                    Ok(Some(rec.size))
-                })
-            })
-            .await?;
-        let Some(size) = marked else { return Ok(None) };
-        if dry_run {
-            return Ok(Some(size));
-        }
-        self.durable().await?;
-        self.inner
-            .objects
-            .delete_all(&[layout::blob_path(digest)])
-            .await;
-        self.inner.manifest_cache.forget(digest);
-        self.meta(move |r| {
-            r.db().transact(|tx| {
-                if let Some(rec) = meta::tx_get::<BlobRecord>(tx, Table::Blobs, &key)? {
-                    if rec.state == BlobState::Deleting {
-                        tx.delete(Table::Blobs, &key)?;
-                    }
-                }
-                Ok(())
-            })
-        })
-        .await?;
-        self.durable().await?;
-        Ok(Some(size))
-    }
-
     /// Manifests that no tag reaches, per repository: roots are tagged
     /// manifests; an index keeps its children; a kept manifest keeps its
     /// referrers. Manifests pushed within the grace period are kept too
@@ -299,8 +248,9 @@ impl Registry {
     }
 
     /// One garbage-collection run while serving: untagged manifests (if
-    /// asked), expired uploads, then every blob nothing needs and that left
-    /// the grace period.
+    /// asked), expired uploads, then what the review queue ([`queue`])
+    /// holds from before the grace period: unused links, then blobs nothing
+    /// needs.
     pub async fn gc_run(
         &self,
         opts: &GcOptions,
@@ -354,93 +304,14 @@ impl Registry {
         for (id, _) in self.meta(move |r| r.expired_uploads(upload_ttl)).await? {
             self.expire_upload(id, upload_ttl).await?;
         }
-        self.sweep_unreferenced_links(grace).await?;
-        let candidates: Vec<Digest> = self
-            .meta(|reg| {
-                Ok(reg
-                    .db()
-                    .scan(Table::Blobs, b"", None, usize::MAX)?
-                    .into_iter()
-                    .filter_map(|(k, v)| {
-                        let d = keys::parse_blob(&k)?;
-                        let r: BlobRecord = meta::decode(Table::Blobs, &v).ok()?;
-                        (r.state == BlobState::Deleting || (r.links == 0 && r.refs == 0))
-                            .then_some(d)
-                    })
-                    .collect())
-            })
-            .await?;
-        self.inner.progress.start(candidates.len() as u64);
-        for d in candidates {
-            match self.delete_blob_if_unneeded(&d, grace, false).await? {
-                Some(size) => {
-                    report.blobs_deleted += 1;
-                    report.bytes_freed += size;
-                    report.blobs.push(GcBlob {
-                        digest: d.to_string(),
-                        size,
-                    });
-                    self.inner.progress.step(size);
-                }
-                None => {
-                    report.blobs_in_grace += 1;
-                    self.inner.progress.step(0);
-                }
-            }
-        }
+        self.seed_review_queue().await?;
+        self.inner.progress.start(0);
+        self.review_links(grace).await?;
+        self.review_blobs(grace, &mut report).await?;
+        report.blobs_in_grace = self.blob_reviews_waiting().await?;
         report.duration_ms = start.elapsed().as_millis() as u64;
         tracing::info!(?report, "garbage collection finished");
         Ok(report)
-    }
-
-    /// Links that no manifest of their repository references and that no
-    /// push touched within the grace period: layers of deleted images,
-    /// blobs uploaded and never used. Removing them is what lets the bytes
-    /// go. A push that relied on such a link between its upload and its
-    /// manifest gets `MANIFEST_BLOB_UNKNOWN` and uploads again.
-    async fn sweep_unreferenced_links(&self, grace: Duration) -> Result<u64> {
-        let removed = self
-            .meta(move |r| r.remove_unreferenced_links(grace))
-            .await?;
-        if removed > 0 {
-            self.durable().await?;
-        }
-        Ok(removed)
-    }
-
-    /// The metadata part of [`Registry::sweep_unreferenced_links`], on a
-    /// blocking thread (inside [`Registry::meta`]).
-    fn remove_unreferenced_links(&self, grace: Duration) -> Result<u64> {
-        let cutoff = now_millis() - grace.as_millis() as i64;
-        let mut removed = 0;
-        for (k, v) in self.db().scan(Table::Links, b"", None, usize::MAX)? {
-            let link: LinkRecord = meta::decode(Table::Links, &v)?;
-            if link.refs > 0 || link.touched_at.max(link.created_at) > cutoff {
-                continue;
-            }
-            let Some((repo, d)) = keys::parse_link(&k) else {
-                continue;
-            };
-            let manifest = keys::manifest(&repo, &d);
-            let gone = self.db().transact(|tx| {
-                let Some(link) = meta::tx_get::<LinkRecord>(tx, Table::Links, &k)? else {
-                    return Ok(false);
-                };
-                // A manifest's own link stays while the manifest does.
-                if link.refs > 0
-                    || link.touched_at.max(link.created_at) > cutoff
-                    || tx.get(Table::Manifests, &manifest)?.is_some()
-                {
-                    return Ok(false);
-                }
-                tx.delete(Table::Links, &k)?;
-                tx.delete(Table::BlobLinks, &keys::blob_link(&d, &repo))?;
-                crate::blobs::counters::count_in_tx(tx, &d, -1, 0)?;
-                Ok(true)
-            })?;
-            removed += gone as u64;
-        }
-        Ok(removed)
     }
 
     async fn expire_upload(&self, uuid: Uuid, ttl: Duration) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The offline pass of garbage collection (`berth gc`, the registry not
-//! serving): counters recomputed from the source of truth, then a run with
-//! no grace period, then objects without metadata.
+//! serving): counters recomputed from the source of truth, the review queue
+//! filled from a full scan, then a run with no grace period, then objects
+//! without metadata.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,7 +24,19 @@ impl Registry {
     /// metadata at all.
     pub async fn gc_offline(&self, opts: &GcOptions, upload_ttl: Duration) -> Result<GcReport> {
         let start = Instant::now();
-        self.meta(|r| r.recount()).await?;
+        let dry_run = opts.dry_run;
+        self.meta(move |r| {
+            r.recount()?;
+            if !dry_run {
+                // Mark and sweep, not the review queue alone: the run below
+                // queues every unneeded link and blob from a full scan
+                // first, whatever the counters just recomputed made so.
+                r.db()
+                    .transact(|tx| tx.delete(Table::Settings, keys::GC_QUEUE_SEEDED))?;
+            }
+            Ok(())
+        })
+        .await?;
         let mut report = self.gc_run(opts, Duration::ZERO, upload_ttl).await?;
         report.orphans_removed = self.sweep_orphans(opts.dry_run).await?;
         report.duration_ms = start.elapsed().as_millis() as u64;

@@ -42,10 +42,11 @@ pub(crate) enum Table {
     DeliveryQueue,
     Deleting,
     Leases,
+    GcQueue,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 24] = [
+    pub(crate) const ALL: [Table; 25] = [
         Table::Namespaces,
         Table::Repos,
         Table::Blobs,
@@ -70,6 +71,7 @@ impl Table {
         Table::DeliveryQueue,
         Table::Deleting,
         Table::Leases,
+        Table::GcQueue,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -98,6 +100,7 @@ impl Table {
             Table::DeliveryQueue => "delivery_queue",
             Table::Deleting => "deleting",
             Table::Leases => "leases",
+            Table::GcQueue => "gc_queue",
         }
     }
 
