@@ -64,6 +64,10 @@ pub(crate) fn review_link_in_tx(
     tx.put(Table::GcQueue, &keys::review_link(at, repo, d), b"")
 }
 
+/// A review row's key, and what it names (`None`: a key that does not
+/// parse).
+pub(super) type Row<T> = (Vec<u8>, Option<T>);
+
 /// The rows of one kind that are due (stamped at or before `cutoff`), at
 /// most a batch, oldest first, each with what it names (`None`: a key that
 /// does not parse, dropped by the caller).
@@ -72,7 +76,7 @@ fn due<T>(
     kind: &[u8],
     cutoff: Millis,
     parse: impl Fn(&[u8]) -> Option<(Millis, T)>,
-) -> Result<Vec<(Vec<u8>, Option<T>)>> {
+) -> Result<Vec<Row<T>>> {
     let rows = reg.db().scan_keys(Table::GcQueue, kind, None, BATCH)?;
     let mut out = Vec::with_capacity(rows.len());
     for k in rows {
@@ -261,7 +265,7 @@ impl Registry {
 /// The link reviews `rows`, in one transaction; returns how many links went.
 fn review_links_in_tx(
     tx: &dyn Txn,
-    rows: &[(Vec<u8>, Option<(RepoName, Digest)>)],
+    rows: &[Row<(RepoName, Digest)>],
     cutoff: Millis,
 ) -> TxResult<u64> {
     let mut gone = 0;
@@ -309,7 +313,7 @@ pub(super) struct Doomed {
 /// drops or re-stamps the other rows.
 pub(super) fn mark_blobs_in_tx(
     tx: &dyn Txn,
-    rows: &[(Vec<u8>, Option<Digest>)],
+    rows: &[Row<Digest>],
     cutoff: Millis,
 ) -> TxResult<Vec<Doomed>> {
     let mut doomed = Vec::new();
