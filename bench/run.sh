@@ -44,3 +44,15 @@ BENCH_SMOKE="$smoke" target/release/berth-bench run \
   --registry /usr/bin/docker-registry \
   --work "$work" \
   --out "$out"
+
+if [ "$smoke" != "0" ]; then
+  # The scale scenarios at tiny sizes, so that the loader and the
+  # measurements keep working; the real run is bash bench/scale.sh.
+  echo "==> scale scenarios, smoke sizes" >&2
+  target/release/berth-bench scale \
+    --berth target/release/berth \
+    --work "$work" \
+    --small 200 \
+    --large 400 \
+    --reps 1
+fi

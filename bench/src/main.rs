@@ -10,6 +10,7 @@ mod client;
 mod limits;
 mod report;
 mod rows;
+mod scale;
 mod scenarios;
 mod servers;
 
@@ -74,6 +75,38 @@ enum Cmd {
         #[arg(long)]
         smoke: bool,
     },
+    /// Writes a registry through the store's API for the scale scenarios
+    /// (the data directory must not be in use).
+    Load {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Tags in the repository scale/tags.
+        #[arg(long, default_value_t = 100_000)]
+        tags: usize,
+        /// Repositories of one tagged image, ten per namespace.
+        #[arg(long, default_value_t = 100_000)]
+        repos: usize,
+    },
+    /// The scale scenarios: page latency and time to first answer with
+    /// `small` vs `large` tags and repositories (Berth only).
+    Scale {
+        /// The berth binary (release build).
+        #[arg(long)]
+        berth: PathBuf,
+        /// Scratch directory for the data directories and logs.
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long, default_value_t = 1_000)]
+        small: usize,
+        #[arg(long, default_value_t = 100_000)]
+        large: usize,
+        /// Rounds (median taken).
+        #[arg(long, env = "BENCH_REPS", default_value_t = 3)]
+        reps: usize,
+        /// Also write the table to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Only the machine's limits.
     Limits {
         #[arg(long)]
@@ -137,6 +170,34 @@ async fn real_main() -> Result<()> {
                 sizes.gc_manifests = n;
             }
             one(&url, &scenario, &sizes).await
+        }
+        Cmd::Load {
+            data_dir,
+            tags,
+            repos,
+        } => scale::load(&data_dir, tags, repos).await,
+        Cmd::Scale {
+            berth,
+            work,
+            small,
+            large,
+            reps,
+            out,
+        } => {
+            ensure!(
+                small > 0 && large > small,
+                "--large must exceed --small (> 0)"
+            );
+            let progs = Programs {
+                berth,
+                registry: PathBuf::new(),
+            };
+            let table = scale::run(&progs, &work, small, large, reps.max(1)).await?;
+            print!("{table}");
+            if let Some(out) = out {
+                std::fs::write(out, &table)?;
+            }
+            Ok(())
         }
         Cmd::Limits { dir, smoke } => {
             let l = limits::measure(
